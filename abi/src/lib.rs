@@ -1,0 +1,227 @@
+//! The entry ABI shared by the harness and the freestanding workload image: memory layout,
+//! the control block, workload ids and the hostcall request format.
+//!
+//! This file is compiled twice: as the `isobench-abi` crate for the harness, and textually
+//! included (`#[path]`) into the image. It must stay `no_std`, dependency-free, and only
+//! contain plain data and constants. A layout test in the harness pins every offset.
+#![no_std]
+
+/// Bumped whenever any struct or constant in this file changes meaning.
+pub const ABI_VERSION: u32 = 1;
+
+/// `ControlBlock::magic`: "ISOBENCH" in little-endian ASCII.
+pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");
+
+// ---------------------------------------------------------------------------------------
+// Memory layout. The same virtual addresses are used natively (fixed mappings in the
+// runner process) and in the guest (identity-mapped guest-physical memory).
+//
+//   0x0000_0000 .. 0x0040_0000   reserved: never mapped natively; VMM tables in the guest
+//   0x0040_0000 .. 0x0080_0000   the image (text, rodata, data, bss)
+//   0x0080_0000 .. 0x0080_1000   the control block
+//   0x0080_1000 .. 0x0080_2000   the hostcall request
+//   0x0090_0000 .. 0x00a0_0000   the guest stack (the native runner uses its own stack)
+//   0x0100_0000 .. 0x0200_0000   the record buffer (per-op latencies, per-size results)
+//   0x0200_0000 .. 0x0400_0000   reserved: guest page tables
+//   0x4000_0000 .. +work size    working memory
+// ---------------------------------------------------------------------------------------
+
+/// Where the image is linked and loaded.
+pub const IMAGE_BASE: u64 = 0x0040_0000;
+/// Largest image (including bss) the layout leaves room for.
+pub const IMAGE_MAX_SIZE: u64 = 0x0040_0000;
+/// Address of the [`ControlBlock`].
+pub const CONTROL_ADDR: u64 = 0x0080_0000;
+/// Address of the [`HostcallRequest`] the image fills before a hostcall.
+pub const HOSTCALL_ADDR: u64 = 0x0080_1000;
+/// Lowest address of the guest stack.
+pub const STACK_BASE: u64 = 0x0090_0000;
+/// One past the highest address of the guest stack.
+pub const STACK_TOP: u64 = 0x00a0_0000;
+/// Address of the record buffer (array of `u64`).
+pub const RECORD_ADDR: u64 = 0x0100_0000;
+/// Size of the record buffer in bytes.
+pub const RECORD_SIZE: u64 = 0x0100_0000;
+/// Number of `u64` records that fit in the record buffer.
+pub const RECORD_CAPACITY: u64 = RECORD_SIZE / 8;
+/// Start of the region the VMM may use for guest page tables.
+pub const PAGE_TABLE_BASE: u64 = 0x0200_0000;
+/// End of the low region: everything below is "low memory" (guest memslot 0).
+pub const LOW_END: u64 = 0x0400_0000;
+/// Where the working memory starts.
+pub const WORK_BASE: u64 = 0x4000_0000;
+/// Largest working memory the layout supports (64 GiB).
+pub const WORK_MAX_SIZE: u64 = 64 << 30;
+
+/// I/O port the image writes the hostcall request address to in vm mode.
+pub const HOSTCALL_PORT: u16 = 0x0510;
+
+// ---------------------------------------------------------------------------------------
+// Modes: how a hostcall leaves the image.
+// ---------------------------------------------------------------------------------------
+
+/// Native and container: a hostcall is a raw Linux `syscall`.
+pub const MODE_SYSCALL: u32 = 1;
+/// vm: a hostcall is `out HOSTCALL_PORT, eax` with eax = address of the request.
+pub const MODE_PORTIO: u32 = 2;
+
+// ---------------------------------------------------------------------------------------
+// Workload ids. Stable numbers; names live in the harness (`workload.rs`).
+// ---------------------------------------------------------------------------------------
+
+pub const WL_CPU_INT: u32 = 1;
+pub const WL_CPU_FP: u32 = 2;
+pub const WL_MEM_STREAM: u32 = 3;
+pub const WL_MEM_RANDOM: u32 = 4;
+pub const WL_MEM_LATENCY: u32 = 5;
+pub const WL_IO_SEQ: u32 = 6;
+pub const WL_IO_RAND: u32 = 7;
+pub const WL_SYS_CALL: u32 = 8;
+/// Discard the working memory, then time the first touch of every page.
+pub const WL_MEM_TOUCH: u32 = 9;
+/// Record the TSC at the first instruction (`results[0]`) and return: the `start` metric.
+pub const WL_START: u32 = 10;
+/// Test only: touch an unmapped address (a fault).
+pub const WL_TEST_FAULT: u32 = 100;
+/// Test only: spin forever (a runaway guest).
+pub const WL_TEST_SPIN: u32 = 101;
+/// Test only: issue one hostcall whose request is taken verbatim from `params`
+/// (`params[0]` = op, `params[1..5]` = args), result in `results[0]`.
+pub const WL_TEST_HOSTCALL: u32 = 102;
+
+/// `ControlBlock::flags` bit: flip the checksum's lowest bit (tests the harness's check).
+pub const FLAG_CORRUPT_CHECKSUM: u64 = 1 << 0;
+
+// ---------------------------------------------------------------------------------------
+// Status codes the image leaves in `ControlBlock::status`.
+// ---------------------------------------------------------------------------------------
+
+pub const STATUS_RUNNING: u32 = 0xffff_ffff;
+pub const STATUS_OK: u32 = 0;
+pub const STATUS_BAD_MAGIC: u32 = 1;
+pub const STATUS_BAD_VERSION: u32 = 2;
+pub const STATUS_UNKNOWN_WORKLOAD: u32 = 3;
+pub const STATUS_BAD_PARAMS: u32 = 4;
+/// A hostcall returned an error; `results[15]` holds the negative errno / status.
+pub const STATUS_HOSTCALL_FAILED: u32 = 5;
+
+/// Number of workload parameters.
+pub const PARAM_COUNT: usize = 8;
+/// Number of result words.
+pub const RESULT_COUNT: usize = 16;
+
+/// The control block: the only interface between the harness and one image invocation.
+///
+/// The harness fills the inputs, enters the image at `IMAGE_BASE` with the address of this
+/// block in `rdi` (System V), and reads the outputs when the image returns (native) or
+/// signals `HC_DONE` (vm). Meaning of `params`/`results` is per workload (`workload.rs`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlBlock {
+    // -- inputs --
+    pub magic: u64,
+    pub abi_version: u32,
+    /// `MODE_SYSCALL` or `MODE_PORTIO`.
+    pub mode: u32,
+    pub workload: u32,
+    /// Written by the image: `STATUS_*`. The harness sets `STATUS_RUNNING` before entry.
+    pub status: u32,
+    /// `FLAG_*` bits.
+    pub flags: u64,
+    pub params: [u64; PARAM_COUNT],
+    pub work_addr: u64,
+    pub work_size: u64,
+    pub record_addr: u64,
+    pub record_capacity: u64,
+    /// Native/container: the fd of the scratch disk file. vm: unused (the VMM owns the disk).
+    pub disk_fd: i64,
+    /// Usable size of the disk in bytes.
+    pub disk_size: u64,
+    // -- outputs --
+    pub checksum: u64,
+    /// Cycles (TSC) of the timed region.
+    pub cycles: u64,
+    pub results: [u64; RESULT_COUNT],
+    /// Number of `u64` records written to the record buffer.
+    pub records: u64,
+    /// Number of hostcalls the invocation issued.
+    pub hostcalls: u64,
+}
+
+impl ControlBlock {
+    /// A block for `workload` in `mode` with every other field zero.
+    pub const fn new(mode: u32, workload: u32) -> Self {
+        ControlBlock {
+            magic: CONTROL_MAGIC,
+            abi_version: ABI_VERSION,
+            mode,
+            workload,
+            status: STATUS_RUNNING,
+            flags: 0,
+            params: [0; PARAM_COUNT],
+            work_addr: WORK_BASE,
+            work_size: 0,
+            record_addr: RECORD_ADDR,
+            record_capacity: RECORD_CAPACITY,
+            disk_fd: -1,
+            disk_size: 0,
+            checksum: 0,
+            cycles: 0,
+            results: [0; RESULT_COUNT],
+            records: 0,
+            hostcalls: 0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Hostcalls.
+// ---------------------------------------------------------------------------------------
+
+/// Version of the hostcall request format.
+pub const HOSTCALL_VERSION: u16 = 1;
+
+/// No operation: the round trip itself (`sys.call`). Native: `getppid`.
+pub const HC_NULL: u16 = 0;
+/// `args = [disk offset, buffer address, length, 0]`: read from the disk. Native: `pread64`.
+pub const HC_DISK_READ: u16 = 1;
+/// `args = [disk offset, buffer address, length, 0]`: write to the disk. Native: `pwrite64`.
+pub const HC_DISK_WRITE: u16 = 2;
+/// Make the disk's written data durable. Native: `fsync`.
+pub const HC_DISK_FLUSH: u16 = 3;
+/// Drop the disk's data from the host page cache. Native: `posix_fadvise(DONTNEED)`.
+pub const HC_DISK_DROP_CACHE: u16 = 4;
+/// `args = [address, length, 0, 0]`: give working memory back to the host, so that the next
+/// touch is a first touch. Native: `madvise(MADV_DONTNEED)`. Page-aligned, inside work memory.
+pub const HC_DISCARD: u16 = 5;
+/// vm only: the invocation is finished; the VMM stops the vCPU.
+pub const HC_DONE: u16 = 6;
+/// One past the highest op code.
+pub const HC_OP_COUNT: u16 = 7;
+
+/// A hostcall request, written by the image at `HOSTCALL_ADDR` before the call.
+///
+/// `status` is written by the host: `>= 0` success (bytes transferred for IO), `< 0` a
+/// negative errno (native) or a negative `HC_ERR_*` (vm validation failure).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HostcallRequest {
+    pub version: u16,
+    pub op: u16,
+    pub reserved: u32,
+    pub args: [u64; 4],
+    pub status: i64,
+}
+
+/// Size of [`HostcallRequest`] in bytes.
+pub const HOSTCALL_REQUEST_SIZE: usize = 48;
+
+/// vm validation failures, negated into `HostcallRequest::status`.
+pub const HC_ERR_VERSION: i64 = 1001;
+pub const HC_ERR_OP: i64 = 1002;
+pub const HC_ERR_ADDRESS: i64 = 1003;
+pub const HC_ERR_OFFSET: i64 = 1004;
+pub const HC_ERR_IO: i64 = 1005;
+
+/// Size of a disk block used by the IO workloads.
+pub const DISK_BLOCK: u64 = 4096;

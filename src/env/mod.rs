@@ -1,0 +1,177 @@
+//! Environments: where the workload image runs. One trait, one implementation per
+//! environment; the plan, the statistics and the reports never know which one produced a
+//! sample (DESIGN §3).
+
+pub mod fake;
+pub mod native;
+pub mod process;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use isobench_abi::{PARAM_COUNT, RESULT_COUNT};
+
+/// The kinds of environment isobench knows.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum EnvKind {
+    Native,
+    Container,
+    Vm,
+}
+
+impl EnvKind {
+    pub const ALL: [EnvKind; 3] = [EnvKind::Native, EnvKind::Container, EnvKind::Vm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EnvKind::Native => "native",
+            EnvKind::Container => "container",
+            EnvKind::Vm => "vm",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<EnvKind> {
+        EnvKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// What one environment instance needs to provide, fixed for the whole run.
+#[derive(Clone, Debug)]
+pub struct InstanceSpec {
+    /// Bytes of working memory to map at `WORK_BASE` (the largest any selected workload needs).
+    pub work_size: u64,
+    /// Bytes of scratch disk the IO workloads may use (0: no disk).
+    pub disk_size: u64,
+    /// This run's host scratch directory; the environment creates its own entries under it
+    /// and removes them in `stop`.
+    pub scratch: PathBuf,
+    /// Longest one invocation may run before it is stopped as a runaway.
+    pub deadline: Duration,
+}
+
+/// One invocation of the image: which workload with which parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    /// Stable workload name (`cpu.int`), used in errors.
+    pub name: &'static str,
+    /// `WL_*` id from `isobench-abi`.
+    pub workload: u32,
+    pub params: [u64; PARAM_COUNT],
+    /// `FLAG_*` bits.
+    pub flags: u64,
+}
+
+/// What one invocation returned, before any interpretation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawRun {
+    /// `STATUS_*` left by the image (the environment has already turned a non-OK status into
+    /// an error, so this is `STATUS_OK` in every `RawRun` handed out).
+    pub status: u32,
+    pub checksum: u64,
+    /// TSC cycles of the timed region, measured inside the image.
+    pub cycles: u64,
+    pub results: [u64; RESULT_COUNT],
+    /// The records the image wrote (per-op latencies, per-size results).
+    pub records: Vec<u64>,
+    pub hostcalls: u64,
+    /// Host wall-clock time around the whole invocation, a cross-check for `cycles`.
+    pub wall_ns: u64,
+    /// Environment-specific accounting (VM exits by reason, cgroup CPU time, ...), stored as
+    /// `counter.<name>` rows with the samples.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Why an environment could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    /// The environment cannot run on this machine at all; the run skips it (or fails with
+    /// `--strict`).
+    #[error("the {env} environment is not available here: {reason}")]
+    Unavailable { env: String, reason: String },
+    /// Setting up or tearing down the environment failed.
+    #[error("{env}: {op} failed: {source}")]
+    Setup {
+        env: String,
+        op: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The workload died: a signal natively, a guest fault in the vm.
+    #[error("workload {workload} crashed in the {env} environment: {detail}")]
+    Crashed {
+        env: String,
+        workload: String,
+        detail: String,
+    },
+    /// The workload ran past its deadline and was stopped.
+    #[error("workload {workload} in the {env} environment ran longer than {deadline:?} and was stopped (a runaway loop, or raise --deadline)")]
+    Deadline {
+        env: String,
+        workload: String,
+        deadline: Duration,
+    },
+    /// The image returned an error status.
+    #[error("workload {workload} in the {env} environment returned status {status}: {meaning}")]
+    Status {
+        env: String,
+        workload: String,
+        status: u32,
+        meaning: String,
+    },
+}
+
+impl EnvError {
+    pub fn setup(
+        env: &str,
+        op: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        EnvError::Setup {
+            env: env.to_string(),
+            op: op.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// A human meaning for an image status code.
+pub fn status_meaning(status: u32) -> &'static str {
+    use isobench_abi::*;
+    match status {
+        STATUS_OK => "ok",
+        STATUS_BAD_MAGIC => "control block has a bad magic (harness/image mismatch)",
+        STATUS_BAD_VERSION => "control block ABI version differs from the image's",
+        STATUS_UNKNOWN_WORKLOAD => "the image does not know this workload",
+        STATUS_BAD_PARAMS => "the image rejected the workload parameters",
+        STATUS_HOSTCALL_FAILED => "a hostcall failed (results[15] holds the status)",
+        STATUS_RUNNING => "the image never finished (status still RUNNING)",
+        _ => "unknown status",
+    }
+}
+
+/// Where the workload image runs.
+///
+/// Lifecycle: `start` once per run (creates the persistent instance: process, container or
+/// VM, with its working memory), then any number of `invoke`s, then `stop` (also on error;
+/// implementations must undo everything they created in `stop` and in `Drop`).
+pub trait Environment {
+    /// The label in results: `native`, `native-b`, `container`, `vm`.
+    fn label(&self) -> &str;
+    fn kind(&self) -> EnvKind;
+    /// Create the persistent instance.
+    fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError>;
+    /// Run one invocation on the instance. A crash or deadline leaves the instance stopped;
+    /// the caller may `start` it again.
+    fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError>;
+    /// Launch a fresh, separate instance, run `WL_START` in it and return the time from launch
+    /// to the image's first instruction in TSC cycles, then tear it down.
+    fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError>;
+    /// Facts about this environment for `run.json` (limits, page sizes, cgroup version, ...).
+    fn facts(&self) -> BTreeMap<String, String>;
+    /// Tear the instance down, removing everything it created.
+    fn stop(&mut self) -> Result<(), EnvError>;
+}

@@ -1,0 +1,9 @@
+//! isobench: measures what isolation costs, by running one byte-identical workload image
+//! natively, in a container it builds itself and in a minimal KVM guest it boots itself.
+#![deny(unsafe_code)]
+
+pub mod env;
+pub mod image;
+pub mod results;
+pub mod tsc;
+pub mod workload;
