@@ -5,5 +5,6 @@
 pub mod env;
 pub mod image;
 pub mod results;
+pub mod stats;
 pub mod tsc;
 pub mod workload;

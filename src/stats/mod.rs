@@ -1,0 +1,3 @@
+//! Statistics over samples: pure functions, no IO, no plotting.
+
+pub mod summary;
