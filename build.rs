@@ -22,6 +22,7 @@ fn main() {
     println!("cargo:rerun-if-changed={}", image_dir.display());
     println!("cargo:rerun-if-changed={}", abi_src.display());
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rustc-env=ISOBENCH_GIT_COMMIT={}", git_commit(&root));
 
     let elf_path = out.join("isobench-image.elf");
     let linker_script = image_dir.join("link.ld");
@@ -90,7 +91,33 @@ fn main() {
         format!("/// Bytes the image occupies once loaded, including bss.\npub const IMAGE_MEM_SIZE: u64 = {mem_size};\n"),
     )
     .expect("write image_meta.rs");
-    let _ = Path::new(&elf_path);
+}
+
+/// The commit the binary is built from (with `-dirty` for uncommitted changes), or
+/// `unknown` outside a git checkout.
+fn git_commit(root: &Path) -> String {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(root)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    };
+    for p in [".git/HEAD", ".git/index"] {
+        if root.join(p).exists() {
+            println!("cargo:rerun-if-changed={}", root.join(p).display());
+        }
+    }
+    let Some(head) = git(&["rev-parse", "HEAD"]) else {
+        return "unknown".into();
+    };
+    let mut commit = String::from_utf8_lossy(&head.stdout).trim().to_string();
+    if git(&["diff", "--quiet", "HEAD"]).is_none() {
+        commit.push_str("-dirty");
+    }
+    commit
 }
 
 /// Flatten the PT_LOAD segments of a static ELF64 into one byte vector starting at

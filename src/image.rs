@@ -1,6 +1,84 @@
 //! The embedded workload image: its bytes, size, load address and SHA-256.
 
+use sha2::{Digest, Sha256};
+
 include!(concat!(env!("OUT_DIR"), "/image_meta.rs"));
 
 /// The flat image, loaded at [`isobench_abi::IMAGE_BASE`].
 pub static IMAGE: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/isobench-image.bin"));
+
+/// SHA-256 of `bytes` as lowercase hex.
+pub fn sha256_hex_of(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// SHA-256 of the embedded image.
+pub fn sha256_hex() -> String {
+    sha256_hex_of(IMAGE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use isobench_abi::*;
+
+    #[test]
+    fn image_fits_its_slot_and_hashes() {
+        assert!(!IMAGE.is_empty());
+        assert!(IMAGE.len() as u64 <= IMAGE_MEM_SIZE);
+        const {
+            assert!(
+                IMAGE_BASE + IMAGE_MEM_SIZE <= CONTROL_ADDR,
+                "image overlaps the control block"
+            )
+        };
+        assert_eq!(sha256_hex().len(), 64);
+        assert_eq!(
+            sha256_hex_of(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn layout_is_ordered() {
+        let regions = [
+            (IMAGE_BASE, IMAGE_BASE + IMAGE_MAX_SIZE),
+            (CONTROL_ADDR, CONTROL_ADDR + 4096),
+            (HOSTCALL_ADDR, HOSTCALL_ADDR + 4096),
+            (STACK_BASE, STACK_TOP),
+            (RECORD_ADDR, RECORD_ADDR + RECORD_SIZE),
+            (PAGE_TABLE_BASE, LOW_END),
+        ];
+        for w in regions.windows(2) {
+            assert!(w[0].1 <= w[1].0, "{:#x?} overlaps {:#x?}", w[0], w[1]);
+        }
+        const { assert!(LOW_END <= WORK_BASE) };
+    }
+
+    #[test]
+    fn control_block_layout_is_pinned() {
+        // The image and the harness share this struct; its layout is the ABI.
+        use std::mem::{offset_of, size_of};
+        assert_eq!(offset_of!(ControlBlock, magic), 0);
+        assert_eq!(offset_of!(ControlBlock, abi_version), 8);
+        assert_eq!(offset_of!(ControlBlock, mode), 12);
+        assert_eq!(offset_of!(ControlBlock, workload), 16);
+        assert_eq!(offset_of!(ControlBlock, status), 20);
+        assert_eq!(offset_of!(ControlBlock, flags), 24);
+        assert_eq!(offset_of!(ControlBlock, params), 32);
+        assert_eq!(offset_of!(ControlBlock, work_addr), 96);
+        assert_eq!(offset_of!(ControlBlock, disk_fd), 128);
+        assert_eq!(offset_of!(ControlBlock, checksum), 144);
+        assert_eq!(offset_of!(ControlBlock, results), 160);
+        assert_eq!(offset_of!(ControlBlock, records), 288);
+        assert_eq!(offset_of!(ControlBlock, hostcalls), 296);
+        assert_eq!(size_of::<ControlBlock>(), 304);
+        assert_eq!(size_of::<HostcallRequest>(), HOSTCALL_REQUEST_SIZE);
+        assert_eq!(offset_of!(HostcallRequest, op), 2);
+        assert_eq!(offset_of!(HostcallRequest, args), 8);
+        assert_eq!(offset_of!(HostcallRequest, status), 40);
+    }
+}

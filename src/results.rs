@@ -135,3 +135,207 @@ pub struct RunFile {
     /// Problems met during the run that did not stop it.
     pub warnings: Vec<String>,
 }
+
+// ---------------------------------------------------------------------------------------
+// Writing and reading.
+// ---------------------------------------------------------------------------------------
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+/// File names inside a run directory.
+pub const RUN_JSON: &str = "run.json";
+pub const SAMPLES_CSV: &str = "samples.csv";
+pub const SUMMARY_CSV: &str = "summary.csv";
+
+/// Errors reading stored results.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path} is not a valid isobench results file: {detail}")]
+    Malformed { path: PathBuf, detail: String },
+    #[error("{path} has schema_version {found}, this isobench ({version}) reads schema_version {expected}: use the isobench version that wrote it, or re-run")]
+    Schema {
+        path: PathBuf,
+        found: u64,
+        expected: u32,
+        version: &'static str,
+    },
+}
+
+/// Replace `path` with `bytes` atomically: write a temporary sibling, fsync, rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no file name"))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Appends samples to `samples.csv`, flushed to disk after every round.
+pub struct SamplesWriter {
+    file: File,
+}
+
+impl SamplesWriter {
+    /// Create `samples.csv` (failing if it exists: a run directory is never reused).
+    pub fn create(path: &Path) -> io::Result<SamplesWriter> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(b"round,env,workload,metric,value,unit,better,cycles,wall_ns\n")?;
+        Ok(SamplesWriter { file })
+    }
+}
+
+impl crate::measure::SampleSink for SamplesWriter {
+    fn round_done(&mut self, rows: &[SampleRow]) -> io::Result<()> {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for r in rows {
+            w.serialize(r).map_err(io::Error::other)?;
+        }
+        let bytes = w
+            .into_inner()
+            .map_err(|e| io::Error::other(e.to_string()))?;
+        self.file.write_all(&bytes)?;
+        self.file.sync_data()
+    }
+}
+
+/// `summary.csv` as bytes.
+pub fn summary_csv(rows: &[SummaryRow]) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        // Serialising plain rows into memory cannot fail.
+        let _ = w.serialize(r);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// Read `samples.csv`.
+pub fn read_samples(path: &Path) -> Result<Vec<SampleRow>, ReadError> {
+    let file = File::open(path).map_err(|source| ReadError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let mut rows = Vec::new();
+    for (i, rec) in csv::Reader::from_reader(file).deserialize().enumerate() {
+        let row: SampleRow = rec.map_err(|e| ReadError::Malformed {
+            path: path.into(),
+            detail: format!("data row {}: {e}", i + 1),
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Read `run.json`, refusing other schema versions with a clear message.
+pub fn read_run(path: &Path) -> Result<RunFile, ReadError> {
+    let text = fs::read_to_string(path).map_err(|source| ReadError::Io {
+        path: path.into(),
+        source,
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| ReadError::Malformed {
+            path: path.into(),
+            detail: e.to_string(),
+        })?;
+    let found = value
+        .get("schema_version")
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| ReadError::Malformed {
+            path: path.into(),
+            detail: "field `schema_version` is missing or not a number".into(),
+        })?;
+    if found != u64::from(SCHEMA_VERSION) {
+        return Err(ReadError::Schema {
+            path: path.into(),
+            found,
+            expected: SCHEMA_VERSION,
+            version: env!("CARGO_PKG_VERSION"),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| ReadError::Malformed {
+        path: path.into(),
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::measure::SampleSink;
+
+    fn row(round: u32, value: f64) -> SampleRow {
+        SampleRow {
+            round,
+            env: "native".into(),
+            workload: "cpu.int".into(),
+            metric: "hash".into(),
+            value,
+            unit: "MB/s".into(),
+            better: "higher".into(),
+            cycles: 10,
+            wall_ns: 20,
+        }
+    }
+
+    #[test]
+    fn samples_round_trip_and_never_overwrite() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(SAMPLES_CSV);
+        let mut w = SamplesWriter::create(&path).unwrap();
+        w.round_done(&[row(0, 1.5)]).unwrap();
+        w.round_done(&[row(1, 2.5)]).unwrap();
+        assert_eq!(read_samples(&path).unwrap(), vec![row(0, 1.5), row(1, 2.5)]);
+        assert!(
+            SamplesWriter::create(&path).is_err(),
+            "an existing samples.csv is never truncated"
+        );
+    }
+
+    #[test]
+    fn run_json_schema_is_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(RUN_JSON);
+        let run = RunFile {
+            schema_version: SCHEMA_VERSION,
+            run_id: "x".into(),
+            ..Default::default()
+        };
+        write_atomic(&path, &serde_json::to_vec(&run).unwrap()).unwrap();
+        assert_eq!(read_run(&path).unwrap(), run);
+        fs::write(&path, r#"{"schema_version": 99}"#).unwrap();
+        let err = read_run(&path).unwrap_err().to_string();
+        assert!(err.contains("schema_version 99"), "{err}");
+        fs::write(&path, "{").unwrap();
+        assert!(matches!(read_run(&path), Err(ReadError::Malformed { .. })));
+        fs::write(&path, r#"{"schema_version": 1, "run_id": 5}"#).unwrap();
+        let err = read_run(&path).unwrap_err().to_string();
+        assert!(err.contains("run.json"), "{err}");
+    }
+}

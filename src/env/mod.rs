@@ -175,3 +175,27 @@ pub trait Environment {
     /// Tear the instance down, removing everything it created.
     fn stop(&mut self) -> Result<(), EnvError>;
 }
+
+/// Why an environment kind cannot run on this machine, if it cannot.
+pub fn probe(kind: EnvKind) -> Result<(), String> {
+    match kind {
+        EnvKind::Native => Ok(()),
+        EnvKind::Container => Err("the container environment is not part of this build yet".into()),
+        EnvKind::Vm => Err("the vm environment is not part of this build yet".into()),
+    }
+}
+
+/// Build the environment `kind` labelled `label`, configured from the plan.
+pub fn build(
+    kind: EnvKind,
+    label: &str,
+    _plan: &crate::plan::Plan,
+) -> Result<Box<dyn Environment>, EnvError> {
+    match kind {
+        EnvKind::Native => Ok(Box::new(native::Native::new(label))),
+        EnvKind::Container | EnvKind::Vm => Err(EnvError::Unavailable {
+            env: label.into(),
+            reason: probe(kind).unwrap_err(),
+        }),
+    }
+}

@@ -71,6 +71,7 @@ pub enum Expected {
 }
 
 /// A workload definition in the catalogue.
+#[derive(Debug)]
 pub struct Workload {
     /// Stable name, the key in every result file.
     pub name: &'static str,

@@ -1,0 +1,177 @@
+//! Facts about the host a run happens on (CPU, memory, kernel, KVM flavour, nesting,
+//! cgroup layout, THP, clock source, TSC), read from /proc and /sys.
+
+use std::fs;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::results::HostFacts;
+use crate::tsc;
+
+fn read_trim(path: &str) -> Option<String> {
+    fs::read_to_string(path).ok().map(|s| s.trim().to_string())
+}
+
+/// The CPU model name from /proc/cpuinfo.
+pub fn cpu_model() -> String {
+    fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Total memory in bytes from /proc/meminfo.
+pub fn memory_bytes() -> u64 {
+    fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}
+
+/// Whether the CPU says it runs under a hypervisor (CPUID.1:ECX bit 31).
+pub fn virtualized() -> bool {
+    // CPUID leaf 1 exists on every x86-64 CPU and has no side effects.
+    let leaf1 = std::arch::x86_64::__cpuid(1);
+    leaf1.ecx & (1 << 31) != 0
+}
+
+/// Which KVM module serves /dev/kvm: `kvm_intel`, `kvm_amd`, `kvm_pvm`, or `none`.
+pub fn kvm_flavour() -> String {
+    kvm_flavour_in(Path::new("/sys/module"), Path::new("/dev/kvm"))
+}
+
+/// `kvm_flavour` with the roots as parameters, for tests.
+pub fn kvm_flavour_in(sys_module: &Path, dev_kvm: &Path) -> String {
+    if !dev_kvm.exists() {
+        return "none".into();
+    }
+    for flavour in ["kvm_pvm", "kvm_intel", "kvm_amd"] {
+        if sys_module.join(flavour).exists() {
+            return flavour.into();
+        }
+    }
+    "unknown".into()
+}
+
+/// `v2` (unified only), `v1` (legacy only) or `hybrid`, from a mountinfo text.
+pub fn cgroup_version_from_mountinfo(mountinfo: &str) -> String {
+    let mut v1 = false;
+    let mut v2 = false;
+    for line in mountinfo.lines() {
+        let Some((_, after)) = line.split_once(" - ") else {
+            continue;
+        };
+        match after.split_whitespace().next() {
+            Some("cgroup") => v1 = true,
+            Some("cgroup2") => v2 = true,
+            _ => {}
+        }
+    }
+    match (v1, v2) {
+        (true, true) => "hybrid",
+        (true, false) => "v1",
+        (false, true) => "v2",
+        (false, false) => "none",
+    }
+    .into()
+}
+
+/// The selected value of a sysfs multiple-choice file like `always [madvise] never`.
+pub fn selected_choice(text: &str) -> String {
+    text.split_whitespace()
+        .find(|w| w.starts_with('[') && w.ends_with(']'))
+        .map(|w| w.trim_matches(&['[', ']'][..]).to_string())
+        .unwrap_or_else(|| text.trim().to_string())
+}
+
+/// Gather the host facts. Calibrates the TSC (about half a second).
+pub fn facts() -> HostFacts {
+    let uname = nix::sys::utsname::uname().ok();
+    let kernel = uname
+        .as_ref()
+        .map(|u| {
+            format!(
+                "{} {}",
+                u.release().to_string_lossy(),
+                u.version().to_string_lossy()
+            )
+        })
+        .unwrap_or_else(|| "unknown".into());
+    let hostname = uname
+        .as_ref()
+        .map(|u| u.nodename().to_string_lossy().into_owned())
+        .unwrap_or_default();
+    HostFacts {
+        hostname,
+        cpu_model: cpu_model(),
+        cores: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        memory_bytes: memory_bytes(),
+        kernel,
+        kvm_flavour: kvm_flavour(),
+        virtualized: virtualized(),
+        cgroup_version: cgroup_version_from_mountinfo(
+            &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        ),
+        thp: read_trim("/sys/kernel/mm/transparent_hugepage/enabled")
+            .map(|s| selected_choice(&s))
+            .unwrap_or_else(|| "unavailable".into()),
+        clocksource: read_trim("/sys/devices/system/clocksource/clocksource0/current_clocksource")
+            .unwrap_or_else(|| "unknown".into()),
+        tsc_hz: tsc::calibrate(Duration::from_millis(100)),
+        tsc_source: "calibrated against CLOCK_MONOTONIC (median of 5 × 100 ms)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_layouts() {
+        let hybrid = "30 25 0:26 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw\n31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n";
+        assert_eq!(cgroup_version_from_mountinfo(hybrid), "hybrid");
+        assert_eq!(
+            cgroup_version_from_mountinfo("30 25 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n"),
+            "v2"
+        );
+        assert_eq!(
+            cgroup_version_from_mountinfo(
+                "31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"
+            ),
+            "v1"
+        );
+        assert_eq!(cgroup_version_from_mountinfo(""), "none");
+    }
+
+    #[test]
+    fn thp_choice() {
+        assert_eq!(selected_choice("always [madvise] never\n"), "madvise");
+        assert_eq!(selected_choice("[always] madvise never"), "always");
+    }
+
+    #[test]
+    fn kvm_flavours() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = dir.path().join("kvm");
+        assert_eq!(kvm_flavour_in(dir.path(), &dev), "none");
+        fs::write(&dev, "").unwrap();
+        assert_eq!(kvm_flavour_in(dir.path(), &dev), "unknown");
+        fs::create_dir(dir.path().join("kvm_amd")).unwrap();
+        assert_eq!(kvm_flavour_in(dir.path(), &dev), "kvm_amd");
+        fs::create_dir(dir.path().join("kvm_pvm")).unwrap();
+        assert_eq!(kvm_flavour_in(dir.path(), &dev), "kvm_pvm");
+    }
+}

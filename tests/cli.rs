@@ -1,0 +1,218 @@
+//! Black-box tests of the `isobench` binary: the files a run writes, bad input, and
+//! interruption.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use assert_cmd::prelude::*;
+use isobench::results::{read_run, read_samples, RUN_JSON, SAMPLES_CSV, SUMMARY_CSV};
+use predicates::prelude::*;
+
+fn isobench() -> Command {
+    Command::cargo_bin("isobench").expect("the isobench binary is built")
+}
+
+/// The single run directory inside `out`.
+fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "expected one run directory in {}: {dirs:?}",
+        out.display()
+    );
+    dirs[0].clone()
+}
+
+#[test]
+fn native_quick_run_writes_complete_results() {
+    let out = tempfile::tempdir().unwrap();
+    let families = "cpu.int,mem.stream,io.seq,sys.call,start";
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "native",
+            "--quick",
+            "--rounds",
+            "2",
+            "--warmup",
+            "1",
+            "--seed",
+            "42",
+            "--workload",
+            families,
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("results:"));
+    let dir = run_dir(out.path());
+    let run = read_run(&dir.join(RUN_JSON)).unwrap();
+    assert_eq!(run.outcome, "complete");
+    assert_eq!(run.config.seed, 42);
+    assert_eq!(run.image.sha256, isobench::image::sha256_hex());
+    assert!(
+        run.host.tsc_hz > 1e8,
+        "TSC frequency recorded: {}",
+        run.host.tsc_hz
+    );
+    let labels: Vec<&str> = run
+        .environments
+        .iter()
+        .filter(|e| e.status == "ran")
+        .map(|e| e.label.as_str())
+        .collect();
+    assert_eq!(labels, ["native", "native-b"]);
+    for e in run.environments.iter().filter(|e| e.status == "ran") {
+        assert_eq!(
+            e.image_sha256, run.image.sha256,
+            "every environment ran the same image"
+        );
+    }
+    let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
+    for env in ["native", "native-b"] {
+        for w in families.split(',') {
+            let n = samples
+                .iter()
+                .filter(|s| s.env == env && s.workload == w && !s.is_counter())
+                .count();
+            assert!(n >= 2, "{env}/{w}: {n} samples");
+        }
+    }
+    assert!(
+        samples.iter().all(|s| s.round < 2),
+        "warm-up rounds are not recorded"
+    );
+    assert!(samples
+        .iter()
+        .filter(|s| !s.is_counter())
+        .all(|s| s.value.is_finite() && s.value > 0.0));
+    let summary = std::fs::read_to_string(dir.join(SUMMARY_CSV)).unwrap();
+    assert!(
+        summary.starts_with("env,workload,metric,unit,better,n,median,mad,min,max,ratio_to_native"),
+        "{summary}"
+    );
+    assert!(!run.summaries.is_empty());
+    // The scratch directory of the run is gone.
+    let scratch = out.path().join(".scratch").join(dir.file_name().unwrap());
+    assert!(
+        !scratch.exists(),
+        "scratch {} left behind",
+        scratch.display()
+    );
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let out = tempfile::tempdir().unwrap();
+    for (args, needle) in [
+        (vec!["run", "--env", "qemu"], "unknown environment 'qemu'"),
+        (
+            vec!["run", "--workload", "nope.*"],
+            "no workload matches 'nope.*'",
+        ),
+        (vec!["run", "--rounds", "0"], "--rounds must be at least 1"),
+        (
+            vec!["run", "--memory", "lots"],
+            "--memory 'lots' is not a size",
+        ),
+        (vec!["run", "--cpus=-1"], "--cpus must be a positive number"),
+        (vec!["run", "--quick", "--full"], "cannot be used with"),
+    ] {
+        isobench()
+            .args(&args)
+            .arg("--out")
+            .arg(out.path())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle));
+    }
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "a rejected run writes nothing"
+    );
+}
+
+#[test]
+fn help_teaches() {
+    isobench()
+        .args(["run", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("--workload").and(predicate::str::contains("native-b")));
+    isobench()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Exit codes"));
+}
+
+#[test]
+fn info_names_image_and_host() {
+    isobench().arg("info").assert().success().stdout(
+        predicate::str::contains(isobench::image::sha256_hex())
+            .and(predicate::str::contains("kvm")),
+    );
+}
+
+#[test]
+fn ctrl_c_keeps_what_was_measured() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = isobench()
+        .args([
+            "run",
+            "--env",
+            "native",
+            "--workload",
+            "cpu.int",
+            "--rounds",
+            "100000",
+            "--warmup",
+            "0",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let samples = loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no samples written within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let Some(dir) = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        else {
+            continue;
+        };
+        let path = dir.join(SAMPLES_CSV);
+        if read_samples(&path).map(|s| s.len() >= 4).unwrap_or(false) {
+            break path;
+        }
+    };
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
+    let dir = samples.parent().unwrap();
+    let run = read_run(&dir.join(RUN_JSON)).unwrap();
+    assert_eq!(run.outcome, "interrupted");
+    assert!(read_samples(&samples).unwrap().len() >= 4, "samples kept");
+    assert!(dir.join(SUMMARY_CSV).exists());
+}
