@@ -41,6 +41,8 @@ pub enum Task {
 pub trait Progress {
     fn task_started(&mut self, round: u32, warmup: bool, env: &str, workload: &str);
     fn task_done(&mut self);
+    /// Round `round` (counting warm-up rounds, from 0) has ended.
+    fn round_done(&mut self, _round: u32) {}
 }
 
 /// A progress sink that ignores everything.
@@ -221,6 +223,7 @@ pub fn run_rounds(
         if !warmup {
             sink.round_done(&rows).map_err(MeasureError::Sink)?;
         }
+        progress.round_done(r);
     }
     Ok(Ended::Complete)
 }

@@ -25,23 +25,11 @@ struct Bar {
     bar: ProgressBar,
     rounds: u32,
     warmup: u32,
-    last_round: Option<u32>,
     t0: Instant,
 }
 
 impl Progress for Bar {
     fn task_started(&mut self, round: u32, warmup: bool, env: &str, workload: &str) {
-        if self.last_round != Some(round) {
-            if self.bar.is_hidden() && self.last_round.is_some() {
-                eprintln!(
-                    "  round {}/{} done ({:.0} s)",
-                    self.last_round.unwrap_or(0) + 1,
-                    self.rounds + self.warmup,
-                    self.t0.elapsed().as_secs_f64()
-                );
-            }
-            self.last_round = Some(round);
-        }
         let phase = if warmup {
             format!("warm-up {}/{}", round + 1, self.warmup)
         } else {
@@ -52,6 +40,25 @@ impl Progress for Bar {
     }
     fn task_done(&mut self) {
         self.bar.inc(1);
+    }
+    fn round_done(&mut self, round: u32) {
+        // Without a terminal the bar is hidden: say something per round instead.
+        if self.bar.is_hidden() {
+            let what = if round < self.warmup {
+                "warm-up round"
+            } else {
+                "round"
+            };
+            let (n, of) = if round < self.warmup {
+                (round + 1, self.warmup)
+            } else {
+                (round - self.warmup + 1, self.rounds)
+            };
+            eprintln!(
+                "  {what} {n}/{of} done ({:.0} s)",
+                self.t0.elapsed().as_secs_f64()
+            );
+        }
     }
 }
 
@@ -310,7 +317,6 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
             bar,
             rounds: plan.rounds,
             warmup: plan.warmup,
-            last_round: None,
             t0: Instant::now(),
         };
         let protocol = Protocol {
