@@ -470,3 +470,82 @@ impl Environment for Vm {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Exits the workload image never produces, provoked with hand-assembled guest code on
+    //! real KVM (needs read-write /dev/kvm, like tests/vm.rs).
+    use super::*;
+
+    fn run_code(code: &[u8], patch: impl Fn(&GuestMemory)) -> Result<(), RunFailure> {
+        let host = HostKvm::open().unwrap_or_else(|e| panic!("these tests need KVM: {e}"));
+        let mut m = Machine::new(&host, VmOptions::default(), 0, 0).unwrap();
+        m.mem.write(IMAGE_BASE, code).unwrap();
+        patch(&m.mem);
+        let dog = Watchdog::new().unwrap();
+        let cb = control_block(WL_START, [0; PARAM_COUNT], 0, (0, 0));
+        m.run(&cb, None, &dog, Duration::from_secs(10)).unwrap()
+    }
+
+    fn crash(code: &[u8], patch: impl Fn(&GuestMemory)) -> String {
+        match run_code(code, patch) {
+            Err(RunFailure::Crashed(d)) => d,
+            other => panic!("expected a crash, got {other:?}"),
+        }
+    }
+
+    const JMP_SELF: [u8; 2] = [0xeb, 0xfe];
+
+    #[test]
+    fn out_to_another_port_is_a_crash_naming_port_and_rip() {
+        // mov al, 1; out 0x80, al
+        let d = crash(&[&[0xb0, 1, 0xe6, 0x80][..], &JMP_SELF].concat(), |_| {});
+        assert!(d.contains("port 0x80"), "{d}");
+        assert!(d.contains("RIP 0x400004"), "{d}");
+    }
+
+    #[test]
+    fn a_one_byte_doorbell_is_a_crash() {
+        // mov dx, 0x510; mov al, 0; out dx, al
+        let code = [&[0x66, 0xba, 0x10, 0x05, 0xb0, 0, 0xee][..], &JMP_SELF].concat();
+        let d = crash(&code, |_| {});
+        assert!(d.contains("1-byte out"), "{d}");
+    }
+
+    #[test]
+    fn a_request_outside_low_user_memory_is_a_crash() {
+        for addr in [0x1000u32, PAGE_TABLE_BASE as u32, 0xffff_fff8] {
+            // mov dx, 0x510; mov eax, addr; out dx, eax
+            let mut code = vec![0x66, 0xba, 0x10, 0x05, 0xb8];
+            code.extend_from_slice(&addr.to_le_bytes());
+            code.push(0xef);
+            code.extend_from_slice(&JMP_SELF);
+            let d = crash(&code, |_| {});
+            assert!(d.contains("request address"), "{d}");
+            assert!(d.contains(&format!("{addr:#x}")), "{d}");
+        }
+    }
+
+    #[test]
+    fn hlt_at_ring3_is_a_general_protection_fault() {
+        let d = crash(&[0xf4], |_| {});
+        assert!(d.contains("#GP"), "{d}");
+        assert!(d.contains("RIP 0x400000"), "{d}");
+    }
+
+    #[test]
+    fn a_fault_with_no_usable_idt_is_a_triple_fault() {
+        // ud2, with every IDT gate cleared: #UD → #NP → #DF → shutdown.
+        let d = crash(&[0x0f, 0x0b], |m| {
+            m.write(layout::IDT_ADDR, &[0u8; 512]).unwrap()
+        });
+        assert!(d.contains("triple fault"), "{d}");
+        assert!(d.contains("RIP"), "{d}");
+    }
+
+    #[test]
+    fn the_environment_is_send() {
+        fn send<T: Send>() {}
+        send::<Vm>();
+    }
+}

@@ -213,9 +213,11 @@ impl Vcpu {
         self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))
     }
 
-    /// Fresh state for one entry at `IMAGE_BASE` with `rdi = CONTROL_ADDR`.
+    /// Fresh state for one entry at `IMAGE_BASE` with `rdi = CONTROL_ADDR`: general registers
+    /// and FPU/SSE state. The system registers (segments, GDT/IDT/TR, CR*, EFER) were set when
+    /// the vCPU was created and ring-3 code cannot change them; a fault, the only way into
+    /// ring 0, ends the VM.
     pub fn reset_for_entry(&mut self) -> Result<(), VcpuError> {
-        self.set_long_mode()?;
         let regs = kvm_regs {
             rip: IMAGE_BASE,
             rsp: STACK_TOP - 8,
