@@ -5,6 +5,7 @@
 pub mod fake;
 pub mod native;
 pub mod process;
+pub mod vm;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

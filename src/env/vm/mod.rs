@@ -1,0 +1,551 @@
+//! The vm environment: a minimal VMM on KVM that boots straight into the workload image at
+//! guest ring 3 (DESIGN §2, §3 "vm"): one VM, one vCPU, guest memory identity-mapped at the
+//! same addresses as natively, hostcalls over port IO served from a raw disk file.
+//!
+//! Files mirror KVM's objects: `kvm` (the system fd and host facts), `memory` (guest memory),
+//! `layout` (GDT/IDT/TSS and page tables), `vcpu` (registers, run loop, exits),
+//! `hostcall` (the device: validation and service), `watchdog` (deadlines).
+
+pub mod hostcall;
+pub mod kvm;
+pub mod layout;
+pub mod memory;
+pub mod vcpu;
+pub mod watchdog;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use isobench_abi::*;
+use kvm_ioctls::VmFd;
+
+use super::process::check_status;
+use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
+use crate::image;
+use hostcall::GuestBounds;
+use kvm::{HostKvm, KvmError};
+use layout::{PageTables, PAGE_TABLE_LIMIT};
+use memory::{GuestMemory, MemoryError};
+use vcpu::{RunFailure, Vcpu, VcpuError};
+use watchdog::Watchdog;
+
+pub use kvm::{detect_flavour, host_is_nested, tsc_khz, KvmFlavour};
+pub use layout::GuestPageSize;
+pub use memory::Thp;
+
+/// How the guest is built.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VmOptions {
+    /// Guest page size of the identity mapping.
+    pub guest_page: GuestPageSize,
+    /// Transparent huge pages for the host backing.
+    pub thp: Thp,
+}
+
+impl Default for VmOptions {
+    /// 2 MiB guest pages on THP-backed memory: the fewest TLB misses on both levels.
+    fn default() -> Self {
+        VmOptions {
+            guest_page: GuestPageSize::Size2M,
+            thp: Thp::On,
+        }
+    }
+}
+
+/// Why building or running the VM failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VmError {
+    #[error(transparent)]
+    Kvm(#[from] KvmError),
+    #[error("KVM_CREATE_VM failed: {0} (too many VMs, or the KVM module is unusable)")]
+    CreateVm(#[source] kvm_ioctls::Error),
+    #[error("working memory of {size} bytes exceeds the layout's maximum of {WORK_MAX_SIZE} bytes: lower the working-set size")]
+    WorkTooLarge { size: u64 },
+    #[error(
+        "the workload image needs {size} bytes, more than the {IMAGE_MAX_SIZE} the layout leaves"
+    )]
+    ImageTooLarge { size: u64 },
+    #[error("guest memory: {0}")]
+    Memory(#[from] MemoryError),
+    #[error("guest page tables: {0}")]
+    Layout(#[from] layout::LayoutError),
+    #[error("vCPU setup: {0}")]
+    Vcpu(#[from] VcpuError),
+    #[error("creating the scratch disk {path} failed: {source} (is the scratch directory writable, with {size} bytes free?)")]
+    Disk {
+        path: PathBuf,
+        size: u64,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting the watchdog thread failed: {0}")]
+    Watchdog(#[source] std::io::Error),
+}
+
+/// One VM with its memory and vCPU. Field order is drop order: the vCPU and VM fds close
+/// before the guest memory is unmapped.
+struct Machine {
+    vcpu: Vcpu,
+    _vm: VmFd,
+    mem: GuestMemory,
+    bounds: GuestBounds,
+}
+
+impl Machine {
+    /// KVM_CREATE_VM through the vCPU ready at the image's entry.
+    fn new(
+        host: &HostKvm,
+        opts: VmOptions,
+        work_size: u64,
+        disk_size: u64,
+    ) -> Result<Machine, VmError> {
+        if work_size > WORK_MAX_SIZE {
+            return Err(VmError::WorkTooLarge { size: work_size });
+        }
+        if image::IMAGE_MEM_SIZE > IMAGE_MAX_SIZE {
+            return Err(VmError::ImageTooLarge {
+                size: image::IMAGE_MEM_SIZE,
+            });
+        }
+        let tables = PageTables::build(
+            opts.guest_page,
+            &layout::standard_mappings(opts.guest_page, WORK_BASE, work_size),
+            PAGE_TABLE_BASE,
+            PAGE_TABLE_LIMIT,
+        )?;
+        let vm = host.kvm.create_vm().map_err(VmError::CreateVm)?;
+        let mut regions = vec![(0, LOW_END)];
+        if work_size > 0 {
+            regions.push((WORK_BASE, work_size));
+        }
+        let mem = GuestMemory::new(&regions, opts.thp)?;
+        mem.register(&vm)?;
+        mem.write(IMAGE_BASE, image::IMAGE)?;
+        let gdt: Vec<u8> = layout::gdt().iter().flat_map(|w| w.to_le_bytes()).collect();
+        mem.write(layout::GDT_ADDR, &gdt)?;
+        let idt: Vec<u8> = layout::idt().iter().flat_map(|w| w.to_le_bytes()).collect();
+        mem.write(layout::IDT_ADDR, &idt)?;
+        mem.write(layout::TSS_ADDR, &layout::tss())?;
+        mem.write(layout::FAULT_STUBS_ADDR, &layout::fault_stubs())?;
+        mem.write(PAGE_TABLE_BASE, &tables.to_bytes())?;
+        let vcpu = Vcpu::new(&vm, &host.cpuid)?;
+        Ok(Machine {
+            vcpu,
+            _vm: vm,
+            mem,
+            bounds: GuestBounds {
+                user_low: (layout::USER_LOW_START, layout::USER_LOW_END),
+                work: (WORK_BASE, WORK_BASE + work_size),
+                disk_size,
+            },
+        })
+    }
+
+    /// Write a fresh control block, reset the vCPU and run to `HC_DONE`.
+    fn run(
+        &mut self,
+        cb: &ControlBlock,
+        disk: Option<&File>,
+        dog: &Watchdog,
+        deadline: Duration,
+    ) -> Result<Result<(), RunFailure>, VmError> {
+        self.mem.write_control(CONTROL_ADDR, cb)?;
+        self.vcpu.reset_for_entry()?;
+        let _armed = dog.arm(deadline);
+        Ok(self.vcpu.run_until_done(&self.mem, &self.bounds, disk, dog))
+    }
+}
+
+/// The raw disk file in the scratch dir, removed when dropped.
+struct Disk {
+    file: File,
+    path: PathBuf,
+}
+
+impl Disk {
+    fn create(path: PathBuf, size: u64) -> Result<Disk, VmError> {
+        let err = |source| VmError::Disk {
+            path: path.clone(),
+            size,
+            source,
+        };
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .map_err(err)?;
+        let disk = Disk { file, path };
+        disk.file.set_len(size).map_err(|source| VmError::Disk {
+            path: disk.path.clone(),
+            size,
+            source,
+        })?;
+        Ok(disk)
+    }
+}
+
+impl Drop for Disk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A started VM. Field order: the machine goes before the disk file is removed.
+struct Instance {
+    machine: Machine,
+    disk: Option<Disk>,
+    spec: InstanceSpec,
+    watchdog: Watchdog,
+}
+
+/// The vm environment.
+pub struct Vm {
+    label: String,
+    options: VmOptions,
+    host: Option<HostKvm>,
+    instance: Option<Instance>,
+    tsc_khz: Option<u32>,
+}
+
+impl Vm {
+    /// A vm environment labelled `label` (normally `vm`), built with `options`.
+    pub fn new(label: &str, options: VmOptions) -> Vm {
+        Vm {
+            label: label.to_string(),
+            options,
+            host: None,
+            instance: None,
+            tsc_khz: None,
+        }
+    }
+
+    /// Why the vm environment cannot run on this host (`Err(reason)`), or `Ok(())`.
+    pub fn probe() -> Result<(), String> {
+        kvm::probe()
+    }
+
+    pub fn options(&self) -> VmOptions {
+        self.options
+    }
+
+    fn error(&self, op: &str, e: VmError) -> EnvError {
+        match e {
+            VmError::Kvm(
+                k @ (KvmError::Missing | KvmError::Permission | KvmError::ApiVersion { .. }),
+            ) => EnvError::Unavailable {
+                env: self.label.clone(),
+                reason: k.to_string(),
+            },
+            e => EnvError::setup(&self.label, op, e),
+        }
+    }
+
+    fn host(&mut self) -> Result<&HostKvm, EnvError> {
+        if self.host.is_none() {
+            let h = HostKvm::open().map_err(|e| self.error("opening KVM", e.into()))?;
+            self.host = Some(h);
+        }
+        self.host
+            .as_ref()
+            .ok_or_else(|| EnvError::setup(&self.label, "opening KVM", "no KVM handle"))
+    }
+
+    fn failure(&self, workload: &str, f: RunFailure, deadline: Duration) -> EnvError {
+        match f {
+            RunFailure::Crashed(detail) => EnvError::Crashed {
+                env: self.label.clone(),
+                workload: workload.to_string(),
+                detail,
+            },
+            RunFailure::Deadline => EnvError::Deadline {
+                env: self.label.clone(),
+                workload: workload.to_string(),
+                deadline,
+            },
+            RunFailure::Kvm(e) => EnvError::Crashed {
+                env: self.label.clone(),
+                workload: workload.to_string(),
+                detail: format!("KVM_RUN failed: {e}"),
+            },
+        }
+    }
+}
+
+fn control_block(
+    workload: u32,
+    params: [u64; PARAM_COUNT],
+    flags: u64,
+    spec: (u64, u64),
+) -> ControlBlock {
+    let mut cb = ControlBlock::new(MODE_PORTIO, workload);
+    cb.params = params;
+    cb.flags = flags;
+    cb.work_size = spec.0;
+    cb.disk_size = spec.1;
+    cb
+}
+
+impl Environment for Vm {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn kind(&self) -> EnvKind {
+        EnvKind::Vm
+    }
+
+    fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
+        self.stop()?;
+        let opts = self.options;
+        let label = self.label.clone();
+        let host = self.host()?;
+        let build = || -> Result<Instance, VmError> {
+            let machine = Machine::new(host, opts, spec.work_size, spec.disk_size)?;
+            let disk = if spec.disk_size > 0 {
+                Some(Disk::create(
+                    spec.scratch.join(format!("{label}.disk")),
+                    spec.disk_size,
+                )?)
+            } else {
+                None
+            };
+            let watchdog = Watchdog::new().map_err(VmError::Watchdog)?;
+            Ok(Instance {
+                machine,
+                disk,
+                spec: spec.clone(),
+                watchdog,
+            })
+        };
+        let inst = build().map_err(|e| self.error("starting the VM", e))?;
+        if self.tsc_khz.is_none() {
+            self.tsc_khz = inst.machine.vcpu.tsc_khz();
+        }
+        self.instance = Some(inst);
+        Ok(())
+    }
+
+    fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
+        let Some(inst) = self.instance.as_mut() else {
+            return Err(EnvError::setup(
+                &self.label,
+                "invoking a workload",
+                "the environment was not started",
+            ));
+        };
+        let cb = control_block(
+            inv.workload,
+            inv.params,
+            inv.flags,
+            (inst.spec.work_size, inst.spec.disk_size),
+        );
+        let deadline = inst.spec.deadline;
+        let t0 = Instant::now();
+        let ran = inst.machine.run(
+            &cb,
+            inst.disk.as_ref().map(|d| &d.file),
+            &inst.watchdog,
+            deadline,
+        );
+        let wall_ns = t0.elapsed().as_nanos() as u64;
+        let ran = match ran {
+            Ok(r) => r,
+            Err(e) => {
+                self.instance = None;
+                return Err(self.error("running an invocation", e));
+            }
+        };
+        if let Err(f) = ran {
+            // A crashed or runaway guest: tear it down; `start` builds a new one.
+            self.instance = None;
+            return Err(self.failure(inv.name, f, deadline));
+        }
+        let done = inst.machine.vcpu.complete_pending_io();
+        let out = inst.machine.mem.read_control(CONTROL_ADDR);
+        let (out, records) = match (done, out) {
+            (Ok(()), Ok(out)) => {
+                let n = out.records.min(RECORD_CAPACITY);
+                match inst.machine.mem.read_u64s(RECORD_ADDR, n) {
+                    Ok(r) => (out, r),
+                    Err(e) => {
+                        self.instance = None;
+                        return Err(self.error("reading the records", e.into()));
+                    }
+                }
+            }
+            (Err(e), _) => {
+                self.instance = None;
+                return Err(self.error("completing the invocation", e.into()));
+            }
+            (_, Err(e)) => {
+                self.instance = None;
+                return Err(self.error("reading the control block", e.into()));
+            }
+        };
+        if let Err(mut e) = check_status(&self.label, inv, &out) {
+            if let (EnvError::Status { meaning, .. }, Some(r)) =
+                (&mut e, &inst.machine.vcpu.last_rejected)
+            {
+                meaning.push_str(&format!("; the VMM {r}"));
+            }
+            return Err(e);
+        }
+        Ok(RawRun {
+            status: out.status,
+            checksum: out.checksum,
+            cycles: out.cycles,
+            results: out.results,
+            records,
+            hostcalls: out.hostcalls,
+            wall_ns,
+            counters: inst.machine.vcpu.counters.to_map(),
+        })
+    }
+
+    fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError> {
+        let opts = self.options;
+        let dog =
+            Watchdog::new().map_err(|e| self.error("measuring start-up", VmError::Watchdog(e)))?;
+        let host = self.host()?;
+        let cb = control_block(WL_START, [0; PARAM_COUNT], 0, (0, 0));
+        // Launch = KVM_CREATE_VM; everything from there to the image's first instruction
+        // (memory, tables, image copy, vCPU setup) is inside the measurement. Opening
+        // /dev/kvm and reading the supported CPUID are host-level and cached.
+        let t_launch = crate::tsc::now();
+        let ran = Machine::new(host, opts, 0, 0).and_then(|mut m| {
+            let r = m.run(&cb, None, &dog, spec.deadline)?;
+            Ok((m, r))
+        });
+        let (m, r) = ran.map_err(|e| self.error("measuring start-up", e))?;
+        r.map_err(|f| self.failure("start", f, spec.deadline))?;
+        let out = m
+            .mem
+            .read_control(CONTROL_ADDR)
+            .map_err(|e| self.error("measuring start-up", e.into()))?;
+        let inv = Invocation {
+            name: "start",
+            workload: WL_START,
+            params: [0; PARAM_COUNT],
+            flags: 0,
+        };
+        check_status(&self.label, &inv, &out)?;
+        Ok(out.results[0].saturating_sub(t_launch))
+    }
+
+    fn facts(&self) -> BTreeMap<String, String> {
+        let mut f = BTreeMap::from([
+            ("guest_page".to_string(), self.options.guest_page.name().to_string()),
+            ("thp".to_string(), self.options.thp.name().to_string()),
+            ("thp_host_policy".to_string(), memory::host_thp_policy()),
+            ("kvm_flavour".to_string(), detect_flavour().name().to_string()),
+            (
+                "host_nested".to_string(),
+                if host_is_nested() { "yes" } else { "no" }.to_string(),
+            ),
+            (
+                "guest".to_string(),
+                "minimal: long mode set by the VMM, image entered at CPL 3 with IOPL 3, no guest kernel"
+                    .to_string(),
+            ),
+            ("vcpus".to_string(), "1".to_string()),
+            (
+                "hostcall".to_string(),
+                format!("port IO {HOSTCALL_PORT:#x}, raw disk file served with pread/pwrite"),
+            ),
+        ]);
+        if let Some(khz) = self.tsc_khz {
+            f.insert("tsc_khz".to_string(), khz.to_string());
+        }
+        f
+    }
+
+    fn stop(&mut self) -> Result<(), EnvError> {
+        // Dropping the instance closes the vCPU and VM, unmaps guest memory, removes the disk
+        // file and joins the watchdog.
+        self.instance = None;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Exits the workload image never produces, provoked with hand-assembled guest code on
+    //! real KVM (needs read-write /dev/kvm, like tests/vm.rs).
+    use super::*;
+
+    fn run_code(code: &[u8], patch: impl Fn(&GuestMemory)) -> Result<(), RunFailure> {
+        let host = HostKvm::open().unwrap_or_else(|e| panic!("these tests need KVM: {e}"));
+        let mut m = Machine::new(&host, VmOptions::default(), 0, 0).unwrap();
+        m.mem.write(IMAGE_BASE, code).unwrap();
+        patch(&m.mem);
+        let dog = Watchdog::new().unwrap();
+        let cb = control_block(WL_START, [0; PARAM_COUNT], 0, (0, 0));
+        m.run(&cb, None, &dog, Duration::from_secs(10)).unwrap()
+    }
+
+    fn crash(code: &[u8], patch: impl Fn(&GuestMemory)) -> String {
+        match run_code(code, patch) {
+            Err(RunFailure::Crashed(d)) => d,
+            other => panic!("expected a crash, got {other:?}"),
+        }
+    }
+
+    const JMP_SELF: [u8; 2] = [0xeb, 0xfe];
+
+    #[test]
+    fn out_to_another_port_is_a_crash_naming_port_and_rip() {
+        // mov al, 1; out 0x80, al
+        let d = crash(&[&[0xb0, 1, 0xe6, 0x80][..], &JMP_SELF].concat(), |_| {});
+        assert!(d.contains("port 0x80"), "{d}");
+        assert!(d.contains("RIP 0x400004"), "{d}");
+    }
+
+    #[test]
+    fn a_one_byte_doorbell_is_a_crash() {
+        // mov dx, 0x510; mov al, 0; out dx, al
+        let code = [&[0x66, 0xba, 0x10, 0x05, 0xb0, 0, 0xee][..], &JMP_SELF].concat();
+        let d = crash(&code, |_| {});
+        assert!(d.contains("1-byte out"), "{d}");
+    }
+
+    #[test]
+    fn a_request_outside_low_user_memory_is_a_crash() {
+        for addr in [0x1000u32, PAGE_TABLE_BASE as u32, 0xffff_fff8] {
+            // mov dx, 0x510; mov eax, addr; out dx, eax
+            let mut code = vec![0x66, 0xba, 0x10, 0x05, 0xb8];
+            code.extend_from_slice(&addr.to_le_bytes());
+            code.push(0xef);
+            code.extend_from_slice(&JMP_SELF);
+            let d = crash(&code, |_| {});
+            assert!(d.contains("request address"), "{d}");
+            assert!(d.contains(&format!("{addr:#x}")), "{d}");
+        }
+    }
+
+    #[test]
+    fn hlt_at_ring3_is_a_general_protection_fault() {
+        let d = crash(&[0xf4], |_| {});
+        assert!(d.contains("#GP"), "{d}");
+        assert!(d.contains("RIP 0x400000"), "{d}");
+    }
+
+    #[test]
+    fn a_fault_with_no_usable_idt_is_a_triple_fault() {
+        // ud2, with every IDT gate cleared: #UD → #NP → #DF → shutdown.
+        let d = crash(&[0x0f, 0x0b], |m| {
+            m.write(layout::IDT_ADDR, &[0u8; 512]).unwrap()
+        });
+        assert!(d.contains("triple fault"), "{d}");
+        assert!(d.contains("RIP"), "{d}");
+    }
+
+    #[test]
+    fn the_environment_is_send() {
+        fn send<T: Send>() {}
+        send::<Vm>();
+    }
+}
