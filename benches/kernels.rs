@@ -18,8 +18,17 @@ fn kernels(c: &mut Criterion) {
         .collect();
     let scratch = tempfile::tempdir().expect("create a scratch dir for the native instance");
     let spec = InstanceSpec {
-        work_size: prepared.iter().map(|(_, p)| p.work_bytes).max().unwrap_or(0).max(4096),
-        disk_size: prepared.iter().map(|(_, p)| p.disk_bytes).max().unwrap_or(0),
+        work_size: prepared
+            .iter()
+            .map(|(_, p)| p.work_bytes)
+            .max()
+            .unwrap_or(0)
+            .max(4096),
+        disk_size: prepared
+            .iter()
+            .map(|(_, p)| p.disk_bytes)
+            .max()
+            .unwrap_or(0),
         scratch: scratch.path().to_path_buf(),
         deadline: Duration::from_secs(60),
     };

@@ -29,8 +29,16 @@ fn tsc_hz() -> f64 {
 fn run_quick(name: &str) {
     let w = by_name(name).unwrap_or_else(|| panic!("{name} is not in the catalogue"));
     let p: Prepared = (w.prepare)(Profile::Quick, SEED);
-    assert!(p.work_bytes <= 64 << 20, "{name}: quick work memory {} > 64 MiB", p.work_bytes);
-    assert!(p.disk_bytes <= 64 << 20, "{name}: quick disk {} > 64 MiB", p.disk_bytes);
+    assert!(
+        p.work_bytes <= 64 << 20,
+        "{name}: quick work memory {} > 64 MiB",
+        p.work_bytes
+    );
+    assert!(
+        p.disk_bytes <= 64 << 20,
+        "{name}: quick disk {} > 64 MiB",
+        p.disk_bytes
+    );
     let dir = tempfile::tempdir().expect("create a temp scratch dir");
     let mut env = Native::new("native");
     env.start(&spec(dir.path(), p.work_bytes, p.disk_bytes))
@@ -93,10 +101,21 @@ quick_test!(sys_call_runs_and_verifies, "sys.call");
 fn catalogue_has_every_design_workload_once() {
     let names: Vec<&str> = catalogue().iter().map(|w| w.name).collect();
     for n in [
-        "cpu.int", "cpu.fp", "mem.stream", "mem.random", "mem.latency", "mem.touch", "io.seq",
-        "io.rand", "sys.call",
+        "cpu.int",
+        "cpu.fp",
+        "mem.stream",
+        "mem.random",
+        "mem.latency",
+        "mem.touch",
+        "io.seq",
+        "io.rand",
+        "sys.call",
     ] {
-        assert_eq!(names.iter().filter(|&&x| x == n).count(), 1, "{n} in {names:?}");
+        assert_eq!(
+            names.iter().filter(|&&x| x == n).count(),
+            1,
+            "{n} in {names:?}"
+        );
     }
 }
 
@@ -143,7 +162,9 @@ fn a_fault_in_the_image_is_a_crash_naming_the_workload() {
         flags: 0,
     };
     match env.invoke(&inv) {
-        Err(EnvError::Crashed { workload, detail, .. }) => {
+        Err(EnvError::Crashed {
+            workload, detail, ..
+        }) => {
             assert_eq!(workload, "test.fault");
             assert!(detail.contains("SIGSEGV"), "{detail}");
         }
@@ -161,9 +182,15 @@ fn a_failing_disk_hostcall_names_the_errno() {
         .expect("symlink the scratch disk to /dev/full");
     let p = (by_name("io.seq").expect("in catalogue").prepare)(Profile::Quick, SEED);
     let mut env = Native::new("native");
-    env.start(&spec(dir.path(), p.work_bytes, p.disk_bytes)).expect("start");
+    env.start(&spec(dir.path(), p.work_bytes, p.disk_bytes))
+        .expect("start");
     match env.invoke(&p.invocation) {
-        Err(EnvError::Status { workload, status, meaning, .. }) => {
+        Err(EnvError::Status {
+            workload,
+            status,
+            meaning,
+            ..
+        }) => {
             assert_eq!(workload, "io.seq");
             assert_eq!(status, STATUS_HOSTCALL_FAILED);
             assert!(meaning.contains("ENOSPC"), "{meaning}");
@@ -172,7 +199,10 @@ fn a_failing_disk_hostcall_names_the_errno() {
         other => panic!("expected a hostcall failure, got {other:?}"),
     }
     env.stop().expect("stop");
-    assert!(Path::new("/dev/full").exists(), "stop must remove the link, not its target");
+    assert!(
+        Path::new("/dev/full").exists(),
+        "stop must remove the link, not its target"
+    );
 }
 
 #[test]
@@ -181,8 +211,17 @@ fn parameters_beyond_the_instance_are_rejected() {
     let mut env = Native::new("native");
     // One MiB of work memory and disk: too small for every quick workload below. (A failed
     // invocation discards the native instance, so each one starts afresh.)
-    for name in ["io.seq", "io.rand", "mem.stream", "mem.random", "mem.latency", "cpu.fp", "mem.touch"] {
-        env.start(&spec(dir.path(), 1 << 20, 1 << 20)).expect("start");
+    for name in [
+        "io.seq",
+        "io.rand",
+        "mem.stream",
+        "mem.random",
+        "mem.latency",
+        "cpu.fp",
+        "mem.touch",
+    ] {
+        env.start(&spec(dir.path(), 1 << 20, 1 << 20))
+            .expect("start");
         let p = (by_name(name).expect("in catalogue").prepare)(Profile::Quick, SEED);
         match env.invoke(&p.invocation) {
             Err(EnvError::Status { status, .. }) => assert_eq!(status, STATUS_BAD_PARAMS, "{name}"),

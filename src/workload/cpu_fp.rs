@@ -16,7 +16,8 @@ use crate::env::{Invocation, RawRun};
 pub const WORKLOAD: Workload = Workload {
     name: "cpu.fp",
     id: WL_CPU_FP,
-    description: "blocked f64 matrix multiply, SSE2 (quick: 256×256 ×16, full: 1024×1024) (GFLOP/s)",
+    description:
+        "blocked f64 matrix multiply, SSE2 (quick: 256×256 ×16, full: 1024×1024) (GFLOP/s)",
     prepare,
     interpret,
 };
@@ -119,7 +120,7 @@ mod tests {
         let n = 4usize;
         let a: Vec<f64> = (0..16).map(|i| entry(9 ^ SEED_A, i)).collect();
         let b: Vec<f64> = (0..16).map(|i| entry(9 ^ SEED_B, i)).collect();
-        let mut c = vec![0.0; 16];
+        let mut c = [0.0; 16];
         for j in 0..n {
             for k in (0..n).rev() {
                 for i in 0..n {

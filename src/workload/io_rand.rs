@@ -58,7 +58,11 @@ pub fn reference(file: u64, writes: u64, reads: u64, seed: u64) -> u64 {
     for _ in 0..reads {
         let b = below(splitmix64(&mut rng), blocks);
         let g = generation[b as usize];
-        let block_seed = if g == 0 { seed } else { seed ^ g.wrapping_mul(GEN) };
+        let block_seed = if g == 0 {
+            seed
+        } else {
+            seed ^ g.wrapping_mul(GEN)
+        };
         h = fold(h, b);
         for i in 0..WORDS {
             h = fold(h, pattern_word(block_seed, b * WORDS + i));

@@ -83,7 +83,9 @@ mod tests {
         assert!(close(get("read_p90_us"), 900.0), "{m:?}");
         assert!(close(get("read_p99_us"), 990.0), "{m:?}");
         assert!(close(get("read_p99.99_us"), 1000.0), "{m:?}");
-        assert!(m.iter().all(|x| x.unit == "µs" && x.better == Better::Lower));
+        assert!(m
+            .iter()
+            .all(|x| x.unit == "µs" && x.better == Better::Lower));
     }
 
     #[test]

@@ -18,7 +18,8 @@ use crate::env::{Invocation, RawRun};
 pub const WORKLOAD: Workload = Workload {
     name: "mem.random",
     id: WL_MEM_RANDOM,
-    description: "HPCC RandomAccess (quick: 32 MiB table, 1× updates; full: 512 MiB, 4× updates) (GUPS)",
+    description:
+        "HPCC RandomAccess (quick: 32 MiB table, 1× updates; full: 512 MiB, 4× updates) (GUPS)",
     prepare,
     interpret,
 };

@@ -42,7 +42,12 @@ const EPSILON: f64 = 1e-13;
 const NTIMES: u64 = 10;
 const QUICK_ARRAY_BYTES: u64 = 16 << 20;
 const FALLBACK_ARRAY_BYTES: u64 = 480 << 20;
-const KERNELS: [(&str, f64); 4] = [("copy", 16.0), ("scale", 16.0), ("add", 24.0), ("triad", 24.0)];
+const KERNELS: [(&str, f64); 4] = [
+    ("copy", 16.0),
+    ("scale", 16.0),
+    ("add", 24.0),
+    ("triad", 24.0),
+];
 
 /// Size in bytes of the highest-level data or unified cache of cpu0, from
 /// `<cpu0>/cache/index*/{level,type,size}` (sizes like `32768K`).
@@ -184,7 +189,10 @@ mod tests {
 
     #[test]
     fn reference_of_one_element_per_array() {
-        let h = fold(fold(fold(0, 30f64.to_bits()), 6f64.to_bits()), 8f64.to_bits());
+        let h = fold(
+            fold(fold(0, 30f64.to_bits()), 6f64.to_bits()),
+            8f64.to_bits(),
+        );
         assert_eq!(reference(1, 1), h);
     }
 
@@ -195,9 +203,14 @@ mod tests {
         assert_eq!(parse_cache_size("512"), Some(512));
         assert_eq!(parse_cache_size("x"), None);
         let dir = tempfile::tempdir().expect("tempdir");
-        for (i, (level, kind, size)) in [("1", "Data", "48K"), ("1", "Instruction", "32K"), ("3", "Unified", "32768K"), ("2", "Unified", "1024K")]
-            .iter()
-            .enumerate()
+        for (i, (level, kind, size)) in [
+            ("1", "Data", "48K"),
+            ("1", "Instruction", "32K"),
+            ("3", "Unified", "32768K"),
+            ("2", "Unified", "1024K"),
+        ]
+        .iter()
+        .enumerate()
         {
             let d = dir.path().join(format!("cache/index{i}"));
             std::fs::create_dir_all(&d).expect("mkdir");
@@ -212,9 +225,7 @@ mod tests {
     #[test]
     fn full_arrays_are_at_least_four_times_the_llc() {
         let bytes = array_bytes(Profile::Full);
-        if let Some(llc) =
-            last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0"))
-        {
+        if let Some(llc) = last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0")) {
             assert!(bytes >= 4 * llc);
         } else {
             assert_eq!(bytes, FALLBACK_ARRAY_BYTES);

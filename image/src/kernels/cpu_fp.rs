@@ -28,9 +28,11 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
     if 3 * nn * 8 > cb.work_size {
         return STATUS_BAD_PARAMS;
     }
-    let (Some(a), Some(b), Some(c)) =
-        (work_f64(cb, 0, nn), work_f64(cb, nn * 8, nn), work_f64(cb, 2 * nn * 8, nn))
-    else {
+    let (Some(a), Some(b), Some(c)) = (
+        work_f64(cb, 0, nn),
+        work_f64(cb, nn * 8, nn),
+        work_f64(cb, 2 * nn * 8, nn),
+    ) else {
         return STATUS_BAD_PARAMS;
     };
     for (i, x) in a.iter_mut().enumerate() {

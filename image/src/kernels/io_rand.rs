@@ -23,10 +23,15 @@ const WORDS: u64 = DISK_BLOCK / 8;
 
 pub fn run(cb: &mut ControlBlock) -> u32 {
     let [file, writes, reads, seed, fill, ..] = cb.params;
-    if fill < 2 * DISK_BLOCK || fill % DISK_BLOCK != 0 || file == 0 || file % fill != 0 || file > cb.disk_size {
+    if fill < 2 * DISK_BLOCK
+        || fill % DISK_BLOCK != 0
+        || file == 0
+        || file % fill != 0
+        || file > cb.disk_size
+    {
         return STATUS_BAD_PARAMS;
     }
-    if writes.checked_add(reads).map_or(true, |n| n + 1 > cb.record_capacity) {
+    if writes.saturating_add(reads).saturating_add(1) > cb.record_capacity {
         return STATUS_BAD_PARAMS;
     }
     let Some(buf) = work_words(cb, 0, fill / 8) else {
@@ -100,11 +105,11 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
         }
         *slot = dt;
         read_cycles += dt;
-        // SAFETY: the hostcall filled the buffer behind the compiler's back; volatile reads
-        // fold what is in memory now.
-        h = block_buf
-            .iter()
-            .fold(fold(h, b), |h, w| fold(h, unsafe { core::ptr::read_volatile(w) }));
+        h = block_buf.iter().fold(fold(h, b), |h, w| {
+            // SAFETY: `w` is a valid reference into the buffer; the hostcall filled it behind
+            // the compiler's back, so a volatile read folds what is in memory now.
+            fold(h, unsafe { core::ptr::read_volatile(w) })
+        });
     }
     cb.records = writes + 1 + reads;
     cb.results[0] = write_cycles;

@@ -15,7 +15,12 @@ use crate::rt;
 
 pub fn run(cb: &mut ControlBlock) -> u32 {
     let [file, chunk, seed, ..] = cb.params;
-    if chunk == 0 || chunk % DISK_BLOCK != 0 || file == 0 || file % chunk != 0 || file > cb.disk_size {
+    if chunk == 0
+        || chunk % DISK_BLOCK != 0
+        || file == 0
+        || file % chunk != 0
+        || file > cb.disk_size
+    {
         return STATUS_BAD_PARAMS;
     }
     let chunks = file / chunk;

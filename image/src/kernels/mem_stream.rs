@@ -26,14 +26,17 @@ fn step_barrier() {
 
 pub fn run(cb: &mut ControlBlock) -> u32 {
     let [n, ntimes, ..] = cb.params;
-    if n == 0 || n % 8 != 0 || ntimes < 2 || ntimes > 1000 {
+    if n == 0 || n % 8 != 0 || !(2..=1000).contains(&ntimes) {
         return STATUS_BAD_PARAMS;
     }
-    if n.checked_mul(24).map_or(true, |b| b > cb.work_size) || 4 * ntimes > cb.record_capacity {
+    if n.saturating_mul(24) > cb.work_size || 4 * ntimes > cb.record_capacity {
         return STATUS_BAD_PARAMS;
     }
-    let (Some(a), Some(b), Some(c)) = (work_f64(cb, 0, n), work_f64(cb, 8 * n, n), work_f64(cb, 16 * n, n))
-    else {
+    let (Some(a), Some(b), Some(c)) = (
+        work_f64(cb, 0, n),
+        work_f64(cb, 8 * n, n),
+        work_f64(cb, 16 * n, n),
+    ) else {
         return STATUS_BAD_PARAMS;
     };
     a.fill(1.0);
@@ -60,14 +63,22 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
             step_barrier();
         }
         let t2 = rt::rdtsc();
-        for ((cc, aa), bb) in c.chunks_exact_mut(8).zip(a.chunks_exact(8)).zip(b.chunks_exact(8)) {
+        for ((cc, aa), bb) in c
+            .chunks_exact_mut(8)
+            .zip(a.chunks_exact(8))
+            .zip(b.chunks_exact(8))
+        {
             for ((x, y), z) in cc.iter_mut().zip(aa).zip(bb) {
                 *x = *y + *z;
             }
             step_barrier();
         }
         let t3 = rt::rdtsc();
-        for ((aa, bb), cc) in a.chunks_exact_mut(8).zip(b.chunks_exact(8)).zip(c.chunks_exact(8)) {
+        for ((aa, bb), cc) in a
+            .chunks_exact_mut(8)
+            .zip(b.chunks_exact(8))
+            .zip(c.chunks_exact(8))
+        {
             for ((x, y), z) in aa.iter_mut().zip(bb).zip(cc) {
                 *x = *y + SCALAR * *z;
             }

@@ -70,7 +70,9 @@ pub fn work_words(cb: &mut ControlBlock, off: u64, n: u64) -> Option<&'static mu
     let work = crate::rt::work(cb);
     // SAFETY: [off, off + 8n) lies inside the work memory (checked above), which is 8-aligned
     // (WORK_BASE) and mapped read-write for this invocation.
-    Some(unsafe { core::slice::from_raw_parts_mut(work.as_mut_ptr().add(off as usize) as *mut u64, n as usize) })
+    Some(unsafe {
+        core::slice::from_raw_parts_mut(work.as_mut_ptr().add(off as usize) as *mut u64, n as usize)
+    })
 }
 
 /// The working memory viewed as `n` f64 values starting at byte offset `off`, if it fits.
