@@ -230,3 +230,43 @@ fn parameters_beyond_the_instance_are_rejected() {
     }
     env.stop().expect("stop");
 }
+
+#[test]
+fn the_whole_quick_catalogue_shares_one_instance() {
+    // As a run does it: one instance sized for the largest workload, every workload in
+    // turn, twice, in two orders — each kernel must initialise its own data in the shared
+    // work memory and disk, whatever ran before it.
+    let prepared: Vec<Prepared> = catalogue()
+        .iter()
+        .map(|w| (w.prepare)(Profile::Quick, SEED))
+        .collect();
+    let work = prepared.iter().map(|p| p.work_bytes).max().unwrap_or(0);
+    let disk = prepared.iter().map(|p| p.disk_bytes).max().unwrap_or(0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut env = Native::new("native");
+    env.start(&spec(dir.path(), work, disk)).expect("start");
+    let hz = tsc_hz();
+    let forward: Vec<usize> = (0..prepared.len()).collect();
+    let backward: Vec<usize> = forward.iter().rev().copied().collect();
+    for order in [forward, backward] {
+        let t = Instant::now();
+        for &i in &order {
+            let (w, p) = (&catalogue()[i], &prepared[i]);
+            let raw = env
+                .invoke(&p.invocation)
+                .unwrap_or_else(|e| panic!("{}: {e}", w.name));
+            (w.interpret)(p, &raw, hz).unwrap_or_else(|e| panic!("{e}"));
+            eprintln!(
+                "  {}: {:.1} ms wall, {:.1} ms timed",
+                w.name,
+                raw.wall_ns as f64 / 1e6,
+                raw.cycles as f64 / hz * 1e3
+            );
+        }
+        eprintln!(
+            "quick catalogue, one round natively: {:.0} ms",
+            t.elapsed().as_secs_f64() * 1e3
+        );
+    }
+    env.stop().expect("stop");
+}
