@@ -46,6 +46,22 @@ pub fn size_label(bytes: u64) -> String {
     }
 }
 
+/// The working-set size in bytes of a `ns_per_access@<size>` metric name (for plots of
+/// latency against working-set size); `None` for any other name.
+pub fn working_set_bytes(metric: &str) -> Option<u64> {
+    let label = metric.strip_prefix("ns_per_access@")?;
+    let (digits, shift) = if let Some(d) = label.strip_suffix("GiB") {
+        (d, 30)
+    } else if let Some(d) = label.strip_suffix("MiB") {
+        (d, 20)
+    } else if let Some(d) = label.strip_suffix("KiB") {
+        (d, 10)
+    } else {
+        (label.strip_suffix('B')?, 0)
+    };
+    digits.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
 /// Sattolo's algorithm: a permutation of 0..nodes that is one single cycle.
 pub fn sattolo(nodes: usize, seed: u64) -> Vec<u32> {
     let mut perm: Vec<u32> = (0..nodes as u32).collect();
@@ -149,5 +165,11 @@ mod tests {
         assert_eq!(size_label(64 << 20), "64MiB");
         assert_eq!(size_label(1 << 30), "1GiB");
         assert_eq!(size_label(100), "100B");
+        for log2 in 7..=30 {
+            let name = format!("ns_per_access@{}", size_label(1 << log2));
+            assert_eq!(working_set_bytes(&name), Some(1 << log2), "{name}");
+        }
+        assert_eq!(working_set_bytes("gups"), None);
+        assert_eq!(working_set_bytes("ns_per_access@12XB"), None);
     }
 }

@@ -129,6 +129,8 @@ mod mem_stream;
 mod mem_touch;
 mod sys_call;
 
+pub use mem_latency::working_set_bytes;
+
 /// Every workload, in report order.
 pub fn catalogue() -> &'static [Workload] {
     static ALL: &[Workload] = &[
