@@ -494,7 +494,9 @@ pub fn check_status(env: &str, inv: &Invocation, out: &ControlBlock) -> Result<(
     let mut meaning = status_meaning(out.status).to_string();
     if out.status == STATUS_HOSTCALL_FAILED {
         let code = out.results[RESULT_COUNT - 1] as i64;
-        meaning = if (-4095..0).contains(&code) {
+        meaning = if let Some(what) = hostcall_error_meaning(code) {
+            format!("a hostcall failed: {what}")
+        } else if (-4095..0).contains(&code) {
             let errno = Errno::from_raw(-code as i32);
             let hint = if errno == Errno::ENOSPC {
                 ": free space in the scratch directory or point --scratch elsewhere"
@@ -512,4 +514,48 @@ pub fn check_status(env: &str, inv: &Invocation, out: &ControlBlock) -> Result<(
         status: out.status,
         meaning,
     })
+}
+
+/// The meaning of a negated `HC_ERR_*` status (the VMM's validation failures, and short
+/// transfers reported by the kernels), which would otherwise be misread as an errno.
+pub fn hostcall_error_meaning(code: i64) -> Option<&'static str> {
+    Some(match -code {
+        HC_ERR_VERSION => "HC_ERR_VERSION (the image and the host disagree on the hostcall format)",
+        HC_ERR_OP => "HC_ERR_OP (unknown hostcall operation)",
+        HC_ERR_ADDRESS => "HC_ERR_ADDRESS (a buffer outside the guest's memory)",
+        HC_ERR_OFFSET => "HC_ERR_OFFSET (a disk offset beyond the scratch disk)",
+        HC_ERR_IO => {
+            "HC_ERR_IO (a short or failed disk transfer: is the scratch disk full or truncated?)"
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed_with(code: i64) -> String {
+        let mut cb = ControlBlock::new(MODE_SYSCALL, WL_IO_SEQ);
+        cb.status = STATUS_HOSTCALL_FAILED;
+        cb.results[RESULT_COUNT - 1] = code as u64;
+        let inv = Invocation {
+            name: "io.seq",
+            workload: WL_IO_SEQ,
+            params: [0; PARAM_COUNT],
+            flags: 0,
+        };
+        match check_status("native", &inv, &cb) {
+            Err(EnvError::Status { meaning, .. }) => meaning,
+            other => panic!("expected a status error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostcall_failures_decode_errno_and_hc_err() {
+        assert!(failed_with(-28).contains("ENOSPC"));
+        assert!(failed_with(-HC_ERR_IO).contains("HC_ERR_IO"));
+        assert!(failed_with(-HC_ERR_ADDRESS).contains("HC_ERR_ADDRESS"));
+        assert!(failed_with(-99_999).contains("status -99999"));
+    }
 }

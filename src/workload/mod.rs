@@ -118,11 +118,33 @@ pub fn params(p: &[u64]) -> [u64; PARAM_COUNT] {
     a
 }
 
+mod cpu_fp;
 mod cpu_int;
+pub mod gen;
+mod io_rand;
+mod io_seq;
+pub mod latency;
+mod mem_latency;
+mod mem_random;
+mod mem_stream;
+mod mem_touch;
+mod sys_call;
+
+pub use mem_latency::working_set_bytes;
 
 /// Every workload, in report order.
 pub fn catalogue() -> &'static [Workload] {
-    static ALL: &[Workload] = &[cpu_int::WORKLOAD];
+    static ALL: &[Workload] = &[
+        cpu_int::WORKLOAD,
+        cpu_fp::WORKLOAD,
+        mem_stream::WORKLOAD,
+        mem_random::WORKLOAD,
+        mem_latency::WORKLOAD,
+        mem_touch::WORKLOAD,
+        io_seq::WORKLOAD,
+        io_rand::WORKLOAD,
+        sys_call::WORKLOAD,
+    ];
     ALL
 }
 

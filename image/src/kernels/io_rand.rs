@@ -1,6 +1,120 @@
-//! `io_rand`: not written yet.
+//! `io.rand`: 4 KiB random writes, then 4 KiB random reads, at random block offsets of a
+//! file the kernel prepares itself.
+//!
+//! params: [0] file bytes (multiple of [4], ≤ disk_size), [1] writes, [2] reads, [3] seed,
+//! [4] fill chunk bytes (multiple of 4096, ≥ 8192). Work memory: one fill chunk.
+//! Untimed: fill the file with generation 0 (`pattern_word(seed, word index in file)`),
+//! flush, drop the cache. Write phase (timed per op): write k (0-based) picks block
+//! b = ⌊r·blocks / 2^64⌋ (r from SplitMix64 seeded with `seed ^ OFFSETS`) and writes
+//! generation k+1 (`pattern_word(seed ^ (k+1)·GEN, word index in file)`); then
+//! `HC_DISK_FLUSH` (timed, part of the write phase). Drop the cache (untimed). Read phase
+//! (timed per op): blocks from the same generator, continuing; the data read is folded into
+//! the checksum (untimed), so it verifies the writes too.
+//! records: [write cycles × writes, flush cycles, read cycles × reads].
+//! results: [0] write-phase cycles (writes + flush), [1] read-phase cycles.
+use super::{disk_io, fold, hostcall_failed, pattern_word, splitmix64, work_words};
 use crate::abi::*;
+use crate::rt;
 
-pub fn run(_cb: &mut ControlBlock) -> u32 {
-    STATUS_UNKNOWN_WORKLOAD
+/// Mixed into the seed for the offset generator and per write generation.
+const OFFSETS: u64 = 0x0ff5_e7a1_1234_5678;
+const GEN: u64 = 0x5851_f42d_4c95_7f2d;
+const WORDS: u64 = DISK_BLOCK / 8;
+
+pub fn run(cb: &mut ControlBlock) -> u32 {
+    let [file, writes, reads, seed, fill, ..] = cb.params;
+    if fill < 2 * DISK_BLOCK
+        || fill % DISK_BLOCK != 0
+        || file == 0
+        || file % fill != 0
+        || file > cb.disk_size
+    {
+        return STATUS_BAD_PARAMS;
+    }
+    if writes.saturating_add(reads).saturating_add(1) > cb.record_capacity {
+        return STATUS_BAD_PARAMS;
+    }
+    let Some(buf) = work_words(cb, 0, fill / 8) else {
+        return STATUS_BAD_PARAMS;
+    };
+    let addr = buf.as_ptr() as u64;
+    let blocks = file / DISK_BLOCK;
+
+    // Untimed: the file's generation 0, made durable and cold.
+    let fill_words = fill / 8;
+    for c in 0..file / fill {
+        for (i, w) in buf.iter_mut().enumerate() {
+            *w = pattern_word(seed, c * fill_words + i as u64);
+        }
+        if let Err(st) = disk_io(cb, HC_DISK_WRITE, c * fill, addr, fill) {
+            return hostcall_failed(cb, st);
+        }
+    }
+    for op in [HC_DISK_FLUSH, HC_DISK_DROP_CACHE] {
+        let st = rt::hostcall(cb, op, [0; 4]);
+        if st < 0 {
+            return hostcall_failed(cb, st);
+        }
+    }
+
+    let rec = rt::records(cb);
+    let (wrec, rest) = rec.split_at_mut(writes as usize);
+    let (frec, rest) = rest.split_at_mut(1);
+    let rrec = &mut rest[..reads as usize];
+    let (block_buf, _) = buf.split_at_mut(WORDS as usize);
+    let mut rng = seed ^ OFFSETS;
+
+    let mut write_cycles = 0u64;
+    for (k, slot) in (0..writes).zip(wrec.iter_mut()) {
+        let b = ((splitmix64(&mut rng) as u128 * blocks as u128) >> 64) as u64;
+        let gen_seed = seed ^ (k + 1).wrapping_mul(GEN);
+        for (i, w) in block_buf.iter_mut().enumerate() {
+            *w = pattern_word(gen_seed, b * WORDS + i as u64);
+        }
+        let t0 = rt::rdtsc();
+        let r = disk_io(cb, HC_DISK_WRITE, b * DISK_BLOCK, addr, DISK_BLOCK);
+        let dt = rt::rdtsc() - t0;
+        if let Err(st) = r {
+            return hostcall_failed(cb, st);
+        }
+        *slot = dt;
+        write_cycles += dt;
+    }
+    let t0 = rt::rdtsc();
+    let st = rt::hostcall(cb, HC_DISK_FLUSH, [0; 4]);
+    let dt = rt::rdtsc() - t0;
+    if st < 0 {
+        return hostcall_failed(cb, st);
+    }
+    frec[0] = dt;
+    write_cycles += dt;
+    let st = rt::hostcall(cb, HC_DISK_DROP_CACHE, [0; 4]);
+    if st < 0 {
+        return hostcall_failed(cb, st);
+    }
+
+    let mut read_cycles = 0u64;
+    let mut h = seed;
+    for slot in rrec.iter_mut() {
+        let b = ((splitmix64(&mut rng) as u128 * blocks as u128) >> 64) as u64;
+        let t0 = rt::rdtsc();
+        let r = disk_io(cb, HC_DISK_READ, b * DISK_BLOCK, addr, DISK_BLOCK);
+        let dt = rt::rdtsc() - t0;
+        if let Err(st) = r {
+            return hostcall_failed(cb, st);
+        }
+        *slot = dt;
+        read_cycles += dt;
+        h = block_buf.iter().fold(fold(h, b), |h, w| {
+            // SAFETY: `w` is a valid reference into the buffer; the hostcall filled it behind
+            // the compiler's back, so a volatile read folds what is in memory now.
+            fold(h, unsafe { core::ptr::read_volatile(w) })
+        });
+    }
+    cb.records = writes + 1 + reads;
+    cb.results[0] = write_cycles;
+    cb.results[1] = read_cycles;
+    cb.cycles = write_cycles + read_cycles;
+    cb.checksum = h;
+    STATUS_OK
 }

@@ -1,6 +1,90 @@
-//! `mem_random`: not written yet.
+//! `mem.random`: HPCC RandomAccess (GUPS) over a table of 2^k u64 in work memory.
+//!
+//! params: [0] k = log2 of the table length (3..=33), [1] updates (multiple of 128).
+//! The table is set to T[i] = i (untimed); then, as in HPCC's reference RandomAccess, 128
+//! interleaved streams of the 64-bit LFSR `ran = (ran << 1) ^ (ran < 0 ? POLY : 0)`, stream j
+//! starting at `HPCC_starts(updates / 128 * j)`, each do `T[ran & (n-1)] ^= ran` (timed).
+//! Together the streams walk the sequence x^1 .. x^updates exactly once.
+//! checksum: XOR over i of rotl(T[i], i mod 64) (untimed), which the harness reproduces
+//! without a table. cycles: the update loop.
 use crate::abi::*;
+use crate::rt;
 
-pub fn run(_cb: &mut ControlBlock) -> u32 {
-    STATUS_UNKNOWN_WORKLOAD
+const POLY: u64 = 0x7;
+const PERIOD: u64 = 1_317_624_576_693_539_401;
+const STREAMS: usize = 128;
+
+#[inline(always)]
+fn step(r: u64) -> u64 {
+    (r << 1) ^ if (r as i64) < 0 { POLY } else { 0 }
+}
+
+/// HPCC's `HPCC_starts(n)`: the LFSR state after n steps from 1, by repeated squaring in
+/// GF(2)[x] / (x^64 + POLY).
+fn hpcc_starts(mut n: u64) -> u64 {
+    n %= PERIOD;
+    if n == 0 {
+        return 1;
+    }
+    let mut m2 = [0u64; 64];
+    let mut temp = 1u64;
+    for m in m2.iter_mut() {
+        *m = temp;
+        temp = step(step(temp));
+    }
+    let mut i = 62i32;
+    while i >= 0 && (n >> i) & 1 == 0 {
+        i -= 1;
+    }
+    let mut ran = 2u64;
+    while i > 0 {
+        let mut t = 0u64;
+        for (j, m) in m2.iter().enumerate() {
+            if (ran >> j) & 1 != 0 {
+                t ^= *m;
+            }
+        }
+        ran = t;
+        i -= 1;
+        if (n >> i) & 1 != 0 {
+            ran = step(ran);
+        }
+    }
+    ran
+}
+
+pub fn run(cb: &mut ControlBlock) -> u32 {
+    let [log2n, updates, ..] = cb.params;
+    if !(3..=33).contains(&log2n) || updates == 0 || updates % STREAMS as u64 != 0 {
+        return STATUS_BAD_PARAMS;
+    }
+    let n = 1u64 << log2n;
+    let Some(table) = super::work_words(cb, 0, n) else {
+        return STATUS_BAD_PARAMS;
+    };
+    for (i, t) in table.iter_mut().enumerate() {
+        *t = i as u64;
+    }
+    let per_stream = updates / STREAMS as u64;
+    let mut ran = [0u64; STREAMS];
+    for (j, r) in ran.iter_mut().enumerate() {
+        *r = hpcc_starts(per_stream * j as u64);
+    }
+    let mask = n - 1;
+    let base = table.as_mut_ptr();
+    let t0 = rt::rdtsc();
+    for _ in 0..per_stream {
+        for r in ran.iter_mut() {
+            let v = step(*r);
+            *r = v;
+            // SAFETY: `v & mask` < n = table.len(), so the access is inside the table.
+            unsafe { *base.add((v & mask) as usize) ^= v };
+        }
+    }
+    cb.cycles = rt::rdtsc() - t0;
+    cb.checksum = table
+        .iter()
+        .enumerate()
+        .fold(0, |h, (i, &t)| h ^ t.rotate_left(i as u32 & 63));
+    STATUS_OK
 }

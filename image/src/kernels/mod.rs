@@ -1,6 +1,9 @@
 //! The workload kernels, one module per workload. Each `run` reads its parameters from the
 //! control block, times its steady-state region with `rt::rdtsc`, and leaves a checksum that
 //! the harness verifies against an independent computation (`src/workload/`).
+//!
+//! Also the few helpers the kernels share: the deterministic generators the harness
+//! re-implements independently, and the hostcall-failure convention.
 
 pub mod cpu_fp;
 pub mod cpu_int;
@@ -11,3 +14,71 @@ pub mod mem_random;
 pub mod mem_stream;
 pub mod mem_touch;
 pub mod sys_call;
+
+use crate::abi::*;
+
+/// SplitMix64 (Steele, Lea, Flood 2014): the generator behind every deterministic data
+/// pattern and random choice in the kernels. The harness has its own copy.
+#[inline(always)]
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The data word at word index `i` of a pattern seeded by `seed` (stateless SplitMix64).
+#[inline(always)]
+pub fn pattern_word(seed: u64, i: u64) -> u64 {
+    let mut s = seed ^ i.wrapping_mul(0xd6e8_feb8_6659_fd93);
+    splitmix64(&mut s)
+}
+
+/// The running hash over data words that IO checksums use.
+#[inline(always)]
+pub fn fold(h: u64, w: u64) -> u64 {
+    let h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+    h ^ (h >> 29)
+}
+
+/// Record a failed hostcall: its status goes to `results[15]` for the harness to decode.
+pub fn hostcall_failed(cb: &mut ControlBlock, status: i64) -> u32 {
+    cb.results[RESULT_COUNT - 1] = status as u64;
+    STATUS_HOSTCALL_FAILED
+}
+
+/// Issue a disk transfer hostcall and insist that all `len` bytes moved; a short transfer
+/// is reported as `-HC_ERR_IO`.
+pub fn disk_io(cb: &mut ControlBlock, op: u16, offset: u64, buf: u64, len: u64) -> Result<(), i64> {
+    let st = crate::rt::hostcall(cb, op, [offset, buf, len, 0]);
+    if st < 0 {
+        Err(st)
+    } else if st as u64 != len {
+        Err(-HC_ERR_IO)
+    } else {
+        Ok(())
+    }
+}
+
+/// The working memory viewed as `n` u64 words starting at byte offset `off`, if it fits.
+pub fn work_words(cb: &mut ControlBlock, off: u64, n: u64) -> Option<&'static mut [u64]> {
+    let end = n.checked_mul(8)?.checked_add(off)?;
+    if end > cb.work_size || off % 8 != 0 {
+        return None;
+    }
+    let work = crate::rt::work(cb);
+    // SAFETY: [off, off + 8n) lies inside the work memory (checked above), which is 8-aligned
+    // (WORK_BASE) and mapped read-write for this invocation.
+    Some(unsafe {
+        core::slice::from_raw_parts_mut(work.as_mut_ptr().add(off as usize) as *mut u64, n as usize)
+    })
+}
+
+/// The working memory viewed as `n` f64 values starting at byte offset `off`, if it fits.
+pub fn work_f64(cb: &mut ControlBlock, off: u64, n: u64) -> Option<&'static mut [f64]> {
+    let w = work_words(cb, off, n)?;
+    // SAFETY: same memory, same length; f64 and u64 have the same size and alignment, and
+    // every bit pattern is a valid f64.
+    Some(unsafe { core::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut f64, w.len()) })
+}

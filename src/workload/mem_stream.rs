@@ -1,0 +1,235 @@
+//! `mem.stream`: STREAM copy, scale, add, triad (McCalpin); GB/s per kernel.
+//!
+//! Contract with `image/src/kernels/mem_stream.rs`: params [n elements per array, ntimes];
+//! records = 4 × ntimes per-kernel cycle counts (copy, scale, add, triad per iteration);
+//! results[0..3] = bits of the sums of a, b, c; checksum = fold over the bits of every
+//! element of a, then b, then c.
+//!
+//! Reporting follows STREAM: bytes per element 16 (copy, scale) and 24 (add, triad), the
+//! rate from the **best** time of each kernel over iterations 2..ntimes (the first is
+//! excluded), per invocation. Validation follows STREAM: the expected a, b, c evolve
+//! analytically from (1, 2, 0); each array's sum must match n × its value within STREAM's
+//! relative epsilon (1e-13). Stricter than STREAM, the checksum also requires every element
+//! to be bit-exact (the values stay integers below 2^53, so IEEE arithmetic is exact), which
+//! is what lets a one-bit corruption be caught at all.
+//!
+//! Sizes: `--full` makes each array 4× the last-level cache (read from sysfs at run time,
+//! 480 MiB per array if unreadable); `--quick` uses 16 MiB arrays, which is *not* STREAM's
+//! rule (on a host with a large LLC part of it may be cache-resident) and says so in the
+//! description.
+
+use std::path::Path;
+
+use isobench_abi::WL_MEM_STREAM;
+
+use super::gen::fold;
+use super::{
+    check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
+};
+use crate::env::{Invocation, RawRun};
+
+pub const WORKLOAD: Workload = Workload {
+    name: "mem.stream",
+    id: WL_MEM_STREAM,
+    description: "STREAM copy/scale/add/triad, best of 10 (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
+    prepare,
+    interpret,
+};
+
+const SCALAR: f64 = 3.0;
+/// STREAM's validation epsilon for f64.
+const EPSILON: f64 = 1e-13;
+const NTIMES: u64 = 10;
+const QUICK_ARRAY_BYTES: u64 = 16 << 20;
+const FALLBACK_ARRAY_BYTES: u64 = 480 << 20;
+const KERNELS: [(&str, f64); 4] = [
+    ("copy", 16.0),
+    ("scale", 16.0),
+    ("add", 24.0),
+    ("triad", 24.0),
+];
+
+/// Size in bytes of the highest-level data or unified cache of cpu0, from
+/// `<cpu0>/cache/index*/{level,type,size}` (sizes like `32768K`).
+pub fn last_level_cache_bytes(cpu0: &Path) -> Option<u64> {
+    let mut best: Option<(u32, u64)> = None;
+    for entry in std::fs::read_dir(cpu0.join("cache")).ok()?.flatten() {
+        let dir = entry.path();
+        let read = |f: &str| std::fs::read_to_string(dir.join(f)).ok();
+        let (Some(level), Some(kind), Some(size)) = (read("level"), read("type"), read("size"))
+        else {
+            continue;
+        };
+        if kind.trim() == "Instruction" {
+            continue;
+        }
+        let Ok(level) = level.trim().parse::<u32>() else {
+            continue;
+        };
+        let Some(bytes) = parse_cache_size(size.trim()) else {
+            continue;
+        };
+        if best.map_or(true, |(l, _)| level > l) {
+            best = Some((level, bytes));
+        }
+    }
+    best.map(|(_, b)| b)
+}
+
+fn parse_cache_size(s: &str) -> Option<u64> {
+    let (digits, mult) = match s.as_bytes().last()? {
+        b'K' => (&s[..s.len() - 1], 1 << 10),
+        b'M' => (&s[..s.len() - 1], 1 << 20),
+        b'G' => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    digits.parse::<u64>().ok().map(|d| d * mult)
+}
+
+/// Bytes per array for a profile (full: 4× the LLC, rounded up to a MiB).
+pub fn array_bytes(profile: Profile) -> u64 {
+    match profile {
+        Profile::Quick => QUICK_ARRAY_BYTES,
+        Profile::Full => last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0"))
+            .map(|llc| (4 * llc).next_multiple_of(1 << 20))
+            .unwrap_or(FALLBACK_ARRAY_BYTES),
+    }
+}
+
+/// STREAM's analytic expectation: the values of a, b, c after `ntimes` iterations.
+pub fn expected_values(ntimes: u64) -> (f64, f64, f64) {
+    let (mut a, mut b, mut c) = (1.0f64, 2.0f64, 0.0f64);
+    a *= 2.0;
+    for _ in 0..ntimes {
+        c = a;
+        b = SCALAR * c;
+        c = a + b;
+        a = b + SCALAR * c;
+    }
+    (a, b, c)
+}
+
+/// The reference checksum: n copies of each expected value, folded a, then b, then c.
+pub fn reference(n: u64, ntimes: u64) -> u64 {
+    let (a, b, c) = expected_values(ntimes);
+    [a, b, c].iter().fold(0, |h, v| {
+        let bits = v.to_bits();
+        (0..n).fold(h, |h, _| fold(h, bits))
+    })
+}
+
+fn prepare(profile: Profile, _seed: u64) -> Prepared {
+    let n = array_bytes(profile) / 8;
+    Prepared {
+        invocation: Invocation {
+            name: WORKLOAD.name,
+            workload: WL_MEM_STREAM,
+            params: params(&[n, NTIMES]),
+            flags: 0,
+        },
+        work_bytes: 3 * n * 8,
+        disk_bytes: 0,
+        expected: Expected::Exact(reference(n, NTIMES)),
+    }
+}
+
+fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, ChecksumMismatch> {
+    check(WORKLOAD.name, p.expected, raw.checksum)?;
+    let [n, ntimes, ..] = p.invocation.params;
+    let (a, b, c) = expected_values(ntimes);
+    for (i, (array, v)) in [("a", a), ("b", b), ("c", c)].into_iter().enumerate() {
+        let name = format!("{} (sum of array {array})", WORKLOAD.name);
+        let exp = Expected::Approx {
+            value: n as f64 * v,
+            rel_tol: EPSILON,
+        };
+        check(&name, exp, raw.results[i])?;
+    }
+    if raw.records.len() as u64 != 4 * ntimes {
+        return Err(ChecksumMismatch {
+            workload: WORKLOAD.name.into(),
+            got: format!("{} timing records", raw.records.len()),
+            expected: format!("{} (4 kernels × {ntimes} iterations)", 4 * ntimes),
+        });
+    }
+    Ok(KERNELS
+        .iter()
+        .enumerate()
+        .map(|(k, &(name, bytes_per_elem))| {
+            // Best time over iterations 2..ntimes, as STREAM reports it.
+            let best = raw
+                .records
+                .chunks_exact(4)
+                .skip(1)
+                .map(|it| it[k])
+                .min()
+                .unwrap_or(u64::MAX);
+            let secs = best as f64 / tsc_hz;
+            Metric {
+                name: name.into(),
+                value: bytes_per_elem * n as f64 / secs / 1e9,
+                unit: "GB/s".into(),
+                better: Better::Higher,
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_values_follow_the_stream_recurrence_by_hand() {
+        // a0 = 2; one iteration: c = 2, b = 6, c = 8, a = 6 + 24 = 30.
+        assert_eq!(expected_values(1), (30.0, 6.0, 8.0));
+        // Each iteration multiplies a by 15: b = 3a, c = 4a, a' = 15a.
+        assert_eq!(expected_values(2), (450.0, 90.0, 120.0));
+    }
+
+    #[test]
+    fn reference_of_one_element_per_array() {
+        let h = fold(
+            fold(fold(0, 30f64.to_bits()), 6f64.to_bits()),
+            8f64.to_bits(),
+        );
+        assert_eq!(reference(1, 1), h);
+    }
+
+    #[test]
+    fn cache_sizes_parse_and_the_highest_level_wins() {
+        assert_eq!(parse_cache_size("32768K"), Some(32 << 20));
+        assert_eq!(parse_cache_size("1M"), Some(1 << 20));
+        assert_eq!(parse_cache_size("512"), Some(512));
+        assert_eq!(parse_cache_size("x"), None);
+        let dir = tempfile::tempdir().expect("tempdir");
+        for (i, (level, kind, size)) in [
+            ("1", "Data", "48K"),
+            ("1", "Instruction", "32K"),
+            ("3", "Unified", "32768K"),
+            ("2", "Unified", "1024K"),
+        ]
+        .iter()
+        .enumerate()
+        {
+            let d = dir.path().join(format!("cache/index{i}"));
+            std::fs::create_dir_all(&d).expect("mkdir");
+            std::fs::write(d.join("level"), level).expect("write");
+            std::fs::write(d.join("type"), kind).expect("write");
+            std::fs::write(d.join("size"), size).expect("write");
+        }
+        assert_eq!(last_level_cache_bytes(dir.path()), Some(32 << 20));
+        assert_eq!(last_level_cache_bytes(&dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn full_arrays_are_at_least_four_times_the_llc() {
+        let bytes = array_bytes(Profile::Full);
+        if let Some(llc) = last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0")) {
+            assert!(bytes >= 4 * llc);
+        } else {
+            assert_eq!(bytes, FALLBACK_ARRAY_BYTES);
+        }
+        assert_eq!(array_bytes(Profile::Quick), 16 << 20);
+    }
+}
