@@ -31,6 +31,7 @@ fn kernels(c: &mut Criterion) {
             .unwrap_or(0),
         scratch: scratch.path().to_path_buf(),
         deadline: Duration::from_secs(60),
+        thp: true,
     };
     let mut env = Native::new("native");
     env.start(&spec).expect("start the native environment");

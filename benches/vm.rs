@@ -15,6 +15,7 @@ fn spec(dir: &tempfile::TempDir) -> InstanceSpec {
         disk_size: 0,
         scratch: dir.path().to_path_buf(),
         deadline: Duration::from_secs(30),
+        thp: true,
     }
 }
 

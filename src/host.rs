@@ -2,9 +2,9 @@
 //! cgroup layout, THP, clock source, TSC), read from /proc and /sys.
 
 use std::fs;
-use std::path::Path;
 use std::time::Duration;
 
+use crate::env::vm;
 use crate::results::HostFacts;
 use crate::tsc;
 
@@ -37,31 +37,6 @@ pub fn memory_bytes() -> u64 {
         })
         .map(|kb| kb * 1024)
         .unwrap_or(0)
-}
-
-/// Whether the CPU says it runs under a hypervisor (CPUID.1:ECX bit 31).
-pub fn virtualized() -> bool {
-    // CPUID leaf 1 exists on every x86-64 CPU and has no side effects.
-    let leaf1 = std::arch::x86_64::__cpuid(1);
-    leaf1.ecx & (1 << 31) != 0
-}
-
-/// Which KVM module serves /dev/kvm: `kvm_intel`, `kvm_amd`, `kvm_pvm`, or `none`.
-pub fn kvm_flavour() -> String {
-    kvm_flavour_in(Path::new("/sys/module"), Path::new("/dev/kvm"))
-}
-
-/// `kvm_flavour` with the roots as parameters, for tests.
-pub fn kvm_flavour_in(sys_module: &Path, dev_kvm: &Path) -> String {
-    if !dev_kvm.exists() {
-        return "none".into();
-    }
-    for flavour in ["kvm_pvm", "kvm_intel", "kvm_amd"] {
-        if sys_module.join(flavour).exists() {
-            return flavour.into();
-        }
-    }
-    "unknown".into()
 }
 
 /// `v2` (unified only), `v1` (legacy only) or `hybrid`, from a mountinfo text.
@@ -120,8 +95,8 @@ pub fn facts() -> HostFacts {
             .unwrap_or(1),
         memory_bytes: memory_bytes(),
         kernel,
-        kvm_flavour: kvm_flavour(),
-        virtualized: virtualized(),
+        kvm_flavour: vm::detect_flavour().name().to_string(),
+        virtualized: vm::host_is_nested(),
         cgroup_version: cgroup_version_from_mountinfo(
             &fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
         ),
@@ -160,18 +135,5 @@ mod tests {
     fn thp_choice() {
         assert_eq!(selected_choice("always [madvise] never\n"), "madvise");
         assert_eq!(selected_choice("[always] madvise never"), "always");
-    }
-
-    #[test]
-    fn kvm_flavours() {
-        let dir = tempfile::tempdir().unwrap();
-        let dev = dir.path().join("kvm");
-        assert_eq!(kvm_flavour_in(dir.path(), &dev), "none");
-        fs::write(&dev, "").unwrap();
-        assert_eq!(kvm_flavour_in(dir.path(), &dev), "unknown");
-        fs::create_dir(dir.path().join("kvm_amd")).unwrap();
-        assert_eq!(kvm_flavour_in(dir.path(), &dev), "kvm_amd");
-        fs::create_dir(dir.path().join("kvm_pvm")).unwrap();
-        assert_eq!(kvm_flavour_in(dir.path(), &dev), "kvm_pvm");
     }
 }

@@ -48,7 +48,6 @@ pub struct ContainerPlan {
 #[derive(Clone, Debug, PartialEq)]
 pub struct VmPlan {
     pub guest_page_2m: bool,
-    pub thp: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -70,6 +69,8 @@ pub struct Plan {
     pub deadline: Duration,
     pub container: ContainerPlan,
     pub vm: VmPlan,
+    /// Transparent huge pages for every environment's working memory.
+    pub thp: bool,
 }
 
 /// Parse a size like `512M`, `2G`, `65536`, `64KiB`.
@@ -222,8 +223,8 @@ impl Plan {
             },
             vm: VmPlan {
                 guest_page_2m: args.guest_page == GuestPage::TwoM,
-                thp: args.thp == OnOff::On,
             },
+            thp: args.thp == OnOff::On,
         })
     }
 

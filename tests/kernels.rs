@@ -18,6 +18,7 @@ fn spec(scratch: &Path, work: u64, disk: u64) -> InstanceSpec {
         disk_size: disk,
         scratch: scratch.to_path_buf(),
         deadline: Duration::from_secs(120),
+        thp: true,
     }
 }
 

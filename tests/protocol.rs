@@ -15,6 +15,7 @@ fn spec() -> InstanceSpec {
         disk_size: 0,
         scratch: "/nonexistent".into(),
         deadline: Duration::from_secs(1),
+        thp: false,
     }
 }
 

@@ -27,6 +27,7 @@ fn spec(
         disk_size,
         scratch: dir.path().to_path_buf(),
         deadline,
+        thp: true,
     }
 }
 

@@ -138,8 +138,9 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = GuestPage::TwoM, help_heading = "VM")]
     pub guest_page: GuestPage,
 
-    /// VM: transparent huge pages for the guest memory's host backing.
-    #[arg(long, value_enum, default_value_t = OnOff::On, help_heading = "VM")]
+    /// Transparent huge pages for the working memory of every environment (natively and in
+    /// the container by madvise, in the vm for the guest memory's host backing).
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub thp: OnOff,
 }
 

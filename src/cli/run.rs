@@ -220,6 +220,7 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
         disk_size,
         scratch: scratch.clone(),
         deadline: plan.deadline,
+        thp: plan.thp,
     };
     let needed = (disk_size + SCRATCH_SLACK) * envs.len() as u64;
     if let Some(free) = free_bytes(&scratch) {
@@ -427,10 +428,7 @@ fn plan_options(plan: &Plan) -> BTreeMap<String, String> {
         "vm.guest_page".into(),
         if plan.vm.guest_page_2m { "2m" } else { "4k" }.into(),
     );
-    o.insert(
-        "vm.thp".into(),
-        if plan.vm.thp { "on" } else { "off" }.into(),
-    );
+    o.insert("thp".into(), if plan.thp { "on" } else { "off" }.into());
     o.insert("deadline_s".into(), plan.deadline.as_secs_f64().to_string());
     o
 }

@@ -52,6 +52,10 @@ pub struct InstanceSpec {
     pub scratch: PathBuf,
     /// Longest one invocation may run before it is stopped as a runaway.
     pub deadline: Duration,
+    /// Back the working memory with transparent huge pages (`madvise(MADV_HUGEPAGE)`), or
+    /// forbid them (`MADV_NOHUGEPAGE`). The same for every environment, so that the
+    /// comparison is like for like.
+    pub thp: bool,
 }
 
 /// One invocation of the image: which workload with which parameters.
@@ -182,7 +186,7 @@ pub fn probe(kind: EnvKind) -> Result<(), String> {
     match kind {
         EnvKind::Native => Ok(()),
         EnvKind::Container => Err("the container environment is not part of this build yet".into()),
-        EnvKind::Vm => Err("the vm environment is not part of this build yet".into()),
+        EnvKind::Vm => vm::Vm::probe(),
     }
 }
 
@@ -190,11 +194,23 @@ pub fn probe(kind: EnvKind) -> Result<(), String> {
 pub fn build(
     kind: EnvKind,
     label: &str,
-    _plan: &crate::plan::Plan,
+    plan: &crate::plan::Plan,
 ) -> Result<Box<dyn Environment>, EnvError> {
     match kind {
         EnvKind::Native => Ok(Box::new(native::Native::new(label))),
-        EnvKind::Container | EnvKind::Vm => Err(EnvError::Unavailable {
+        EnvKind::Vm => {
+            let guest_page = if plan.vm.guest_page_2m {
+                vm::GuestPageSize::Size2M
+            } else {
+                vm::GuestPageSize::Size4K
+            };
+            let thp = if plan.thp { vm::Thp::On } else { vm::Thp::Off };
+            Ok(Box::new(vm::Vm::new(
+                label,
+                vm::VmOptions { guest_page, thp },
+            )))
+        }
+        EnvKind::Container => Err(EnvError::Unavailable {
             env: label.into(),
             reason: probe(kind).unwrap_err(),
         }),

@@ -61,6 +61,8 @@ impl Native {
             records_fd: mem.records.raw_fd(),
             work_size: spec.work_size,
             disk_path: disk_c.as_deref(),
+            disk_size: spec.disk_size,
+            thp: spec.thp,
             cmd_r: cmd_r.as_raw_fd(),
             done_w: done_w.as_raw_fd(),
         };
@@ -119,8 +121,9 @@ impl Environment for Native {
             inst.spec.disk_size,
             inst.spec.deadline,
         );
-        if r.is_err() {
-            // The runner is gone (crash or deadline): forget it so `stop` does not wait on it.
+        // After a crash or a deadline the runner has been killed and reaped: forget it. After
+        // a bad status it is alive and idle, and stays usable.
+        if matches!(r, Err(EnvError::Crashed { .. } | EnvError::Deadline { .. })) {
             if let Some(inst) = self.instance.take() {
                 remove_disk(&inst.disk_path);
             }

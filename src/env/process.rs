@@ -118,6 +118,11 @@ pub struct ChildConfig<'a> {
     pub work_size: u64,
     /// The scratch disk file, opened (created) by the child after any `pivot_root`.
     pub disk_path: Option<&'a CStr>,
+    /// Size the disk file is set to (as the vm's raw disk is), so every environment starts
+    /// from the same file.
+    pub disk_size: u64,
+    /// `madvise` the working memory with MADV_HUGEPAGE (true) or MADV_NOHUGEPAGE (false).
+    pub thp: bool,
     pub cmd_r: RawFd,
     pub done_w: RawFd,
 }
@@ -243,6 +248,24 @@ pub fn child_main(cfg: &ChildConfig) -> ! {
             "mmap of the working memory at WORK_BASE failed (too large for this machine?)",
         );
     }
+    if cfg.work_size > 0 {
+        let advice = if cfg.thp {
+            libc::MADV_HUGEPAGE
+        } else {
+            libc::MADV_NOHUGEPAGE
+        };
+        // SAFETY: advice on the mapping just made; it changes no contents.
+        if unsafe {
+            libc::madvise(
+                WORK_BASE as *mut libc::c_void,
+                cfg.work_size as usize,
+                advice,
+            )
+        } != 0
+        {
+            child_fail(cfg.done_w, "madvise of the working memory failed (is THP disabled in this kernel? use --thp off)");
+        }
+    }
     let mut disk_fd: i64 = -1;
     if let Some(path) = cfg.disk_path {
         // SAFETY: path is a valid NUL-terminated string.
@@ -257,6 +280,13 @@ pub fn child_main(cfg: &ChildConfig) -> ! {
             child_fail(
                 cfg.done_w,
                 "cannot open the scratch disk file (is the scratch directory writable?)",
+            );
+        }
+        // SAFETY: ftruncate on the fd just opened.
+        if unsafe { libc::ftruncate(fd, cfg.disk_size as libc::off_t) } != 0 {
+            child_fail(
+                cfg.done_w,
+                "cannot size the scratch disk file (is the scratch filesystem full?)",
             );
         }
         disk_fd = fd as i64;
