@@ -152,6 +152,8 @@ struct ChildPlan<'a> {
     control_fd: RawFd,
     /// The parent's pipe ends, closed in the child.
     close: [RawFd; 3],
+    /// v1: the cgroup `tasks` files the child writes "0" to, moving itself in.
+    join: Vec<CString>,
     root: RootPlan,
     hostname: CString,
     /// Step timestamps, in the parent's shared record mapping (inherited by the child).
@@ -192,6 +194,14 @@ fn child_run(p: &ChildPlan) -> ! {
     }
     // SAFETY: as above.
     unsafe { libc::close(p.sync_r) };
+    for file in &p.join {
+        if !write_zero(file) {
+            process::child_fail(
+                p.done_w,
+                "moving the container's first process into its cgroup (writing 0 to tasks) failed",
+            );
+        }
+    }
     mark(p, STEP_JOINED);
     let setup = namespaces::unshare_cgroup()
         .and_then(|()| rootfs::make_private())
@@ -212,6 +222,20 @@ fn child_run(p: &ChildPlan) -> ! {
             // SAFETY: as above.
             unsafe { libc::_exit(0) }
         }
+    }
+}
+
+/// Child side: write "0" (the calling thread) to a cgroup file.
+fn write_zero(file: &CString) -> bool {
+    // SAFETY: open/write/close on a NUL-terminated path; no allocation.
+    unsafe {
+        let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+        libc::close(fd);
+        ok
     }
 }
 
@@ -372,7 +396,15 @@ impl Container {
             BodyKind::StartProbe => Body::StartProbe,
             BodyKind::Probe(f) => Body::Probe(f),
         };
+        let self_join = res.cgroup.as_ref().and_then(|c| c.self_join_files());
+        let join = self_join
+            .iter()
+            .flatten()
+            .map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ContainerError::ChildSetup("a cgroup path has a NUL byte".into()))?;
         let plan = ChildPlan {
+            join,
             sync_r: sync_r.as_raw_fd(),
             done_w: done_w.as_raw_fd(),
             control_fd: mem.control.raw_fd(),
@@ -401,11 +433,10 @@ impl Container {
             done_r,
             env: self.label.clone(),
         };
-        let joined = res
-            .cgroup
-            .as_ref()
-            .map_or(Ok(()), |cg| cg.add_pid(child))
-            .map_err(ContainerError::JoinCgroup);
+        let joined = match (&res.cgroup, &self_join) {
+            (Some(cg), None) => cg.add_pid(child).map_err(ContainerError::JoinCgroup),
+            _ => Ok(()),
+        };
         if let Err(e) = joined {
             handle.kill_and_reap();
             return Err(e);
@@ -628,7 +659,7 @@ impl Environment for Container {
             ("cgroup create + limits", marks.cgroup),
             ("pipes, plan", marks.clone),
             ("clone (mnt pid uts ipc net namespaces)", steps[STEP_CLONED]),
-            ("parent moves child into cgroup", steps[STEP_JOINED]),
+            ("child joins its cgroup", steps[STEP_JOINED]),
             ("cgroup namespace, private propagation", steps[STEP_NAMESPACES]),
             ("overlay, /dev binds, pivot_root, /proc", steps[STEP_ROOT]),
             ("hostname, loopback up", steps[STEP_HOST]),
