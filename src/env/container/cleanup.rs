@@ -164,7 +164,11 @@ fn dead_component(p: &Path) -> Option<String> {
 /// Find what dead runs left: markers with a dead owner (and what they list), cgroups named
 /// `isobench-<pid>-<n>` with a dead `<pid>` in the layout's parents, and mounts whose path
 /// contains such a name.
-pub fn find_leftovers_in(state_dir: &Path, layout: Option<&Layout>, mountinfo: &str) -> Vec<Leftover> {
+pub fn find_leftovers_in(
+    state_dir: &Path,
+    layout: Option<&Layout>,
+    mountinfo: &str,
+) -> Vec<Leftover> {
     let mut out = Vec::new();
     let mut dead_names = Vec::new();
     if let Ok(rd) = std::fs::read_dir(state_dir) {
@@ -253,7 +257,13 @@ pub fn clean_leftovers_in(
     for l in found {
         let r = match &l {
             Leftover::Mount(p) => nix::mount::umount2(p, nix::mount::MntFlags::MNT_DETACH)
-                .or_else(|e| if e == nix::errno::Errno::EINVAL { Ok(()) } else { Err(e) })
+                .or_else(|e| {
+                    if e == nix::errno::Errno::EINVAL {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                })
                 .map_err(|source| CleanupError::Unmount {
                     path: p.clone(),
                     source,

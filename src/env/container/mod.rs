@@ -296,7 +296,10 @@ impl Container {
         }
         let fs = std::fs::read_to_string("/proc/filesystems")
             .map_err(|e| format!("cannot read /proc/filesystems ({e}); is /proc mounted?"))?;
-        if !fs.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+        if !fs
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+        {
             return Err(
                 "overlayfs is not in /proc/filesystems; load it with `modprobe overlay`".into(),
             );
@@ -381,9 +384,8 @@ impl Container {
         let (sync_r, sync_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
         let (cmd_r, cmd_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
         let (done_r, done_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
-        let hostname = CString::new(res.name.clone()).map_err(|_| {
-            ContainerError::ChildSetup("container name has a NUL byte".into())
-        })?;
+        let hostname = CString::new(res.name.clone())
+            .map_err(|_| ContainerError::ChildSetup("container name has a NUL byte".into()))?;
         let body = match body_kind {
             BodyKind::Runner => Body::Runner(ChildConfig {
                 control_fd: mem.control.raw_fd(),
@@ -452,7 +454,8 @@ impl Container {
     }
 
     fn spawn(&mut self, spec: &InstanceSpec) -> Result<Instance, EnvError> {
-        let mem = RunnerMemory::new().map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
+        let mem = RunnerMemory::new()
+            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
         let mut marks = LaunchMarks {
             begin: tsc::now(),
             ..Default::default()
@@ -481,14 +484,20 @@ impl Container {
         inside: fn(RawFd),
         outside: &mut dyn FnMut(&ProbeView),
     ) -> Result<Vec<u8>, EnvError> {
-        let mem = RunnerMemory::new().map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
+        let mem = RunnerMemory::new()
+            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
         let mut marks = LaunchMarks::default();
         let (mut handle, mut res) = self
             .launch(spec, &mem, BodyKind::Probe(inside), &mut marks)
             .map_err(|e| self.err("starting the container", e))?;
         let output = read_until_eof(&handle.done_r, spec.deadline);
         let how = handle.kill_and_reap();
-        let output = output.map_err(|()| self.err("running a probe", format!("no end within {:?}", spec.deadline)))?;
+        let output = output.map_err(|()| {
+            self.err(
+                "running a probe",
+                format!("no end within {:?}", spec.deadline),
+            )
+        })?;
         if output.first() == Some(&process::ANS_ERROR) {
             return Err(self.err(
                 "setting up the container",
@@ -537,7 +546,10 @@ fn read_until_eof(fd: &OwnedFd, timeout: Duration) -> Result<Vec<u8>, ()> {
         }
         let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(&mut fds, PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)) {
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
             Ok(0) | Err(Errno::EINTR) => continue,
             Ok(_) => match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
                 Ok(0) => return Ok(out),
@@ -581,7 +593,12 @@ impl Environment for Container {
             inst.spec.disk_size,
             inst.spec.deadline,
         );
-        let after = inst.res.cgroup.as_ref().map(|c| c.usage()).unwrap_or_default();
+        let after = inst
+            .res
+            .cgroup
+            .as_ref()
+            .map(|c| c.usage())
+            .unwrap_or_default();
         match r {
             Ok(mut raw) => {
                 if let (Some(a), Some(b)) = (after.cpu_ns, before.cpu_ns) {
@@ -616,7 +633,8 @@ impl Environment for Container {
     }
 
     fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError> {
-        let mem = RunnerMemory::new().map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
+        let mem = RunnerMemory::new()
+            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
         mem.write_control(&ControlBlock::new(MODE_SYSCALL, WL_START));
         let mut marks = LaunchMarks {
             begin: tsc::now(),
@@ -660,7 +678,10 @@ impl Environment for Container {
             ("pipes, plan", marks.clone),
             ("clone (mnt pid uts ipc net namespaces)", steps[STEP_CLONED]),
             ("child joins its cgroup", steps[STEP_JOINED]),
-            ("cgroup namespace, private propagation", steps[STEP_NAMESPACES]),
+            (
+                "cgroup namespace, private propagation",
+                steps[STEP_NAMESPACES],
+            ),
             ("overlay, /dev binds, pivot_root, /proc", steps[STEP_ROOT]),
             ("hostname, loopback up", steps[STEP_HOST]),
             ("map image + control, enter image", first),

@@ -89,10 +89,7 @@ impl Rootfs {
     pub fn prepare(scratch: &Path, name: &str, kind: UpperKind) -> Result<Rootfs, RootfsError> {
         let dir = scratch.join(name);
         let bytes = dir.as_os_str().as_bytes();
-        if bytes
-            .iter()
-            .any(|b| matches!(b, b',' | b':' | b'\n' | 0))
-        {
+        if bytes.iter().any(|b| matches!(b, b',' | b':' | b'\n' | 0)) {
             return Err(RootfsError::BadPath { path: dir });
         }
         let rootfs = match kind {
@@ -288,7 +285,14 @@ mod tests {
     fn prepare_makes_the_skeleton_and_the_plan_names_it() {
         let t = tempfile::tempdir().unwrap();
         let r = Rootfs::prepare(t.path(), "isobench-1-0", UpperKind::Scratch).unwrap();
-        for d in ["lower/proc", "lower/dev", "lower/scratch", "upper", "work", "merged"] {
+        for d in [
+            "lower/proc",
+            "lower/dev",
+            "lower/scratch",
+            "upper",
+            "work",
+            "merged",
+        ] {
             assert!(r.dir.join(d).is_dir(), "{d}");
         }
         assert!(r.lower.join("dev/null").is_file());
@@ -308,7 +312,10 @@ mod tests {
 
         let r = Rootfs::prepare(t.path(), "isobench-1-1", UpperKind::Tmpfs).unwrap();
         assert!(r.dir.join("upperfs").is_dir());
-        assert!(!r.upper.exists(), "the tmpfs upper is made inside the container");
+        assert!(
+            !r.upper.exists(),
+            "the tmpfs upper is made inside the container"
+        );
         assert!(r.plan().unwrap().tmpfs.is_some());
     }
 

@@ -75,7 +75,10 @@ fn assert_clean(scratch: &Path) {
 /// Every file under `root` with its kind, mode and bytes, in a stable order.
 fn tree_snapshot(root: &Path) -> Vec<(PathBuf, String, Vec<u8>)> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<(PathBuf, String, Vec<u8>)>) {
-        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let p = e.path();
@@ -119,7 +122,10 @@ fn isolation_seen_from_inside() {
                 assert_eq!(tree_snapshot(&v.rootfs.lower), expected_lower);
                 let name = Path::new("scratch/written-inside");
                 assert!(!v.rootfs.lower.join(name).exists());
-                assert!(!v.rootfs.merged.join(name).exists(), "visible on the host path");
+                assert!(
+                    !v.rootfs.merged.join(name).exists(),
+                    "visible on the host path"
+                );
                 match upper {
                     UpperKind::Scratch => assert_eq!(
                         std::fs::read(v.rootfs.upper.join(name)).unwrap(),
@@ -156,7 +162,10 @@ fn isolation_seen_from_inside() {
             .map(|m| m.mount_point.display().to_string())
             .collect();
         points.sort();
-        assert_eq!(points, ["/", "/dev/null", "/dev/urandom", "/dev/zero", "/proc"]);
+        assert_eq!(
+            points,
+            ["/", "/dev/null", "/dev/urandom", "/dev/zero", "/proc"]
+        );
         assert_clean(t.path());
     }
 }
@@ -173,7 +182,11 @@ fn cpu_int_checksum_matches_native() {
     c.start(&s).unwrap();
     let raw = c.invoke(&p.invocation).unwrap();
     (w.interpret)(&p, &raw, 2.6e9).expect("checksum checked against the reference");
-    assert!(raw.counters["cgroup.cpu_usage_ns"] > 0, "{:?}", raw.counters);
+    assert!(
+        raw.counters["cgroup.cpu_usage_ns"] > 0,
+        "{:?}",
+        raw.counters
+    );
     assert!(raw.counters["cgroup.memory_peak_bytes"] > 0);
     // The instance persists: a second invocation on the same runner.
     let raw2 = c.invoke(&p.invocation).unwrap();
@@ -215,7 +228,9 @@ fn a_tenth_of_a_cpu_gives_a_tenth_of_the_throughput() {
     // Unlimited throughput is the work per CPU-second it gets when it has a CPU: on a busy
     // machine (shared by other builds) its wall time also counts waiting for a CPU, which
     // the limit has nothing to do with. The cgroup's CPU time measures exactly the former.
-    let runs: Vec<RawRun> = (0..3).map(|_| free.invoke(&cpu_int(passes)).unwrap()).collect();
+    let runs: Vec<RawRun> = (0..3)
+        .map(|_| free.invoke(&cpu_int(passes)).unwrap())
+        .collect();
     let unlimited_cpu = runs
         .iter()
         .map(|r| r.counters["cgroup.cpu_usage_ns"])
@@ -372,7 +387,10 @@ fn real_cgroup_limits_are_written_and_removed() {
     match layout.version() {
         "v1" => {
             assert_eq!(rd(find("cpu.cfs_quota_us")), "50000");
-            assert_eq!(rd(find("memory.limit_in_bytes")), (128u64 << 20).to_string());
+            assert_eq!(
+                rd(find("memory.limit_in_bytes")),
+                (128u64 << 20).to_string()
+            );
         }
         _ => {
             assert_eq!(rd(find("cpu.max")), "50000 100000");
@@ -382,7 +400,10 @@ fn real_cgroup_limits_are_written_and_removed() {
     assert_eq!(rd(find("cpuset.cpus")), "0");
     assert!(cg.facts().contains_key("cgroup.io_weight"));
     // A process joins and is accounted.
-    let mut child = std::process::Command::new("sleep").arg("5").spawn().unwrap();
+    let mut child = std::process::Command::new("sleep")
+        .arg("5")
+        .spawn()
+        .unwrap();
     cg.add_pid(child.id() as i32).unwrap();
     assert!(rd(find("cgroup.procs")).contains(&child.id().to_string()));
     let dirs = cg.dirs();
@@ -443,8 +464,14 @@ fn clean_leftovers_removes_what_a_killed_run_left() {
     let mi = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let found = cleanup::find_leftovers_in(state.path(), Some(&layout), &mi());
     assert!(found.contains(&Leftover::Dir(dir.clone())), "{found:?}");
-    assert!(found.contains(&Leftover::Mount(dir.join("merged"))), "{found:?}");
-    assert!(found.contains(&Leftover::Cgroup(unmarked[0].clone())), "{found:?}");
+    assert!(
+        found.contains(&Leftover::Mount(dir.join("merged"))),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&Leftover::Cgroup(unmarked[0].clone())),
+        "{found:?}"
+    );
     for d in &cgroups {
         assert!(found.contains(&Leftover::Cgroup(d.clone())), "{found:?}");
     }

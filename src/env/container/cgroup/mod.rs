@@ -48,13 +48,17 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
-    #[error("the {controller} controller is needed for {what} but is not available here: {reason}")]
+    #[error(
+        "the {controller} controller is needed for {what} but is not available here: {reason}"
+    )]
     ControllerMissing {
         controller: String,
         what: String,
         reason: String,
     },
-    #[error("removing cgroup {path}: {source} (a task may still be in it; `isobench clean` retries)")]
+    #[error(
+        "removing cgroup {path}: {source} (a task may still be in it; `isobench clean` retries)"
+    )]
     Remove {
         path: PathBuf,
         #[source]
@@ -153,10 +157,7 @@ impl Layout {
                 source,
             })
         };
-        Layout::from_proc(
-            &read("/proc/self/mountinfo")?,
-            &read("/proc/self/cgroup")?,
-        )
+        Layout::from_proc(&read("/proc/self/mountinfo")?, &read("/proc/self/cgroup")?)
     }
 
     /// Decide the layout from the texts of `/proc/self/mountinfo` and `/proc/self/cgroup`.
@@ -300,9 +301,11 @@ fn unescape(s: &str) -> String {
     while i < b.len() {
         if b[i] == b'\\' && i + 3 < b.len() {
             let oct = &b[i + 1..i + 4];
-            let v = oct
-                .iter()
-                .try_fold(0u32, |acc, c| (b'0'..=b'7').contains(c).then(|| acc * 8 + u32::from(c - b'0')));
+            let v = oct.iter().try_fold(0u32, |acc, c| {
+                (b'0'..=b'7')
+                    .contains(c)
+                    .then(|| acc * 8 + u32::from(c - b'0'))
+            });
             if let Some(v) = v.and_then(|v| u8::try_from(v).ok()) {
                 out.push(v);
                 i += 4;
@@ -565,7 +568,10 @@ mod tests {
             panic!("expected v1, got {l:?}")
         };
         let names: Vec<String> = hs.iter().map(|h| h.controllers.join(",")).collect();
-        assert_eq!(names, ["cpu", "cpuacct", "cpuset", "memory", "blkio", "pids"]);
+        assert_eq!(
+            names,
+            ["cpu", "cpuacct", "cpuset", "memory", "blkio", "pids"]
+        );
         let mem = hs.iter().find(|h| h.controllers == ["memory"]).unwrap();
         assert_eq!(mem.mount, PathBuf::from("/sys/fs/cgroup/memory"));
         assert_eq!(mem.base, PathBuf::from("process_api/abc"));
@@ -585,10 +591,7 @@ mod tests {
         };
         assert_eq!(hs[0].controllers, ["cpu", "cpuacct"]);
         assert_eq!(hs[0].base, PathBuf::from("user.slice"));
-        assert_eq!(
-            hs[0].mount,
-            PathBuf::from("/sys/fs/cgroup/cpu,cpuacct")
-        );
+        assert_eq!(hs[0].mount, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
     }
 
     #[test]

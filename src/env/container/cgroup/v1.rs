@@ -58,7 +58,12 @@ impl Group {
         }
     }
 
-    fn populate(&mut self, hs: &[Hierarchy], name: &str, limits: &Limits) -> Result<(), CgroupError> {
+    fn populate(
+        &mut self,
+        hs: &[Hierarchy],
+        name: &str,
+        limits: &Limits,
+    ) -> Result<(), CgroupError> {
         self.facts.insert("cgroup.version".into(), "v1".into());
         for h in hs.iter().filter(|h| used(h)) {
             let parent = h.parent_dir();
@@ -184,7 +189,7 @@ impl Group {
                 .dir_with("cpuacct")
                 .and_then(|d| read_u64(&d.join("cpuacct.usage"))),
             memory_peak_bytes: mem.and_then(|d| read_u64(&d.join("memory.max_usage_in_bytes"))),
-            oom_kills: mem.and_then(|d| oom_kills(d)),
+            oom_kills: mem.and_then(oom_kills),
         }
     }
 
@@ -206,9 +211,8 @@ impl Group {
 /// OOM kills in a v1 memory group: `oom_kill` in memory.oom_control (kernel ≥ 4.13); older
 /// kernels only say the limit was hit (`memory.failcnt`), counted as a hint of one.
 fn oom_kills(dir: &Path) -> Option<u64> {
-    keyed_value(&dir.join("memory.oom_control"), "oom_kill").or_else(|| {
-        read_u64(&dir.join("memory.failcnt")).map(|f| u64::from(f > 0))
-    })
+    keyed_value(&dir.join("memory.oom_control"), "oom_kill")
+        .or_else(|| read_u64(&dir.join("memory.failcnt")).map(|f| u64::from(f > 0)))
 }
 
 /// A v1 cpuset parent starts with empty `cpuset.cpus`/`cpuset.mems`; copy them from the
@@ -269,7 +273,9 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let hs = fixture(t.path());
         // The kernel creates memsw in every memory group; the fixture says swap is accounted.
-        let memdir = t.path().join("memory/process_api/abc/isobench/isobench-7-0");
+        let memdir = t
+            .path()
+            .join("memory/process_api/abc/isobench/isobench-7-0");
         let limits = Limits {
             cpus: Some(0.1),
             memory: Some(64 << 20),
@@ -298,7 +304,11 @@ mod tests {
         assert_eq!(rd("cpu/isobench/isobench-7-0/cgroup.procs"), "4242");
 
         // Accounting read back from the kernel's file formats.
-        std::fs::write(t.path().join("cpuacct/isobench/isobench-7-0/cpuacct.usage"), "123456789\n").unwrap();
+        std::fs::write(
+            t.path().join("cpuacct/isobench/isobench-7-0/cpuacct.usage"),
+            "123456789\n",
+        )
+        .unwrap();
         std::fs::write(memdir.join("memory.max_usage_in_bytes"), "1048576\n").unwrap();
         std::fs::write(
             memdir.join("memory.oom_control"),
@@ -342,7 +352,10 @@ mod tests {
             (64u64 << 20).to_string()
         );
         // v1 weights top out at 1000.
-        assert_eq!(rd(t.path().join("blkio/isobench/isobench-7-1/blkio.weight")), "1000");
+        assert_eq!(
+            rd(t.path().join("blkio/isobench/isobench-7-1/blkio.weight")),
+            "1000"
+        );
         assert_eq!(g.facts()["cgroup.io_weight"], "blkio.weight=1000");
     }
 
@@ -350,7 +363,9 @@ mod tests {
     fn a_failed_create_removes_what_it_made() {
         let t = tempfile::tempdir().unwrap();
         let hs = fixture(t.path());
-        let memdir = t.path().join("memory/process_api/abc/isobench/isobench-7-3");
+        let memdir = t
+            .path()
+            .join("memory/process_api/abc/isobench/isobench-7-3");
         std::fs::create_dir_all(&memdir).unwrap();
         let err = Group::create(&hs, "isobench-7-3", &Limits::default()).unwrap_err();
         assert!(matches!(err, CgroupError::Create { .. }), "{err}");

@@ -122,7 +122,8 @@ impl Group {
         if let Some(c) = limits.cpus {
             let v = format!("{} {CPU_PERIOD_US}", cpu_quota_us(c));
             write_file(&dir.join("cpu.max"), &v)?;
-            self.facts.insert("cgroup.cpu_limit".into(), format!("cpu.max={v}"));
+            self.facts
+                .insert("cgroup.cpu_limit".into(), format!("cpu.max={v}"));
         }
         if let Some(m) = limits.memory {
             write_file(&dir.join("memory.max"), &m.to_string())?;
@@ -135,8 +136,10 @@ impl Group {
             } else {
                 "swap not accounted by this kernel"
             };
-            self.facts
-                .insert("cgroup.memory_limit".into(), format!("memory.max={m}; {note}"));
+            self.facts.insert(
+                "cgroup.memory_limit".into(),
+                format!("memory.max={m}; {note}"),
+            );
         }
         if let Some(cpus) = &limits.cpuset {
             write_file(&dir.join("cpuset.cpus"), cpus)?;
