@@ -2,6 +2,7 @@
 //! environment; the plan, the statistics and the reports never know which one produced a
 //! sample (DESIGN §3).
 
+pub mod container;
 pub mod fake;
 pub mod native;
 pub mod process;

@@ -28,10 +28,10 @@ use crate::image;
 pub const CONTROL_MAP_SIZE: usize = (HOSTCALL_ADDR - CONTROL_ADDR) as usize + 4096;
 
 /// Command bytes on the command pipe, and answers on the done pipe.
-const CMD_RUN: u8 = b'R';
-const ANS_READY: u8 = b'r';
-const ANS_DONE: u8 = b'D';
-const ANS_ERROR: u8 = b'E';
+pub const CMD_RUN: u8 = b'R';
+pub const ANS_READY: u8 = b'r';
+pub const ANS_DONE: u8 = b'D';
+pub const ANS_ERROR: u8 = b'E';
 
 /// A memfd mapped shared into the parent; the runner maps the same fd at a fixed address.
 pub struct SharedRegion {
@@ -65,6 +65,20 @@ impl SharedRegion {
 
     pub fn raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// The parent's mapping. A forked child inherits it, shared: the container's set-up
+    /// writes its step timestamps there.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.ptr.as_ptr()
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
     }
 }
 
@@ -127,19 +141,23 @@ pub struct ChildConfig<'a> {
     pub done_w: RawFd,
 }
 
-fn child_fail(done_w: RawFd, msg: &str) -> ! {
+/// Child side: report a setup error to the parent (answer `E` plus the message on the done
+/// pipe) and exit. Raw system calls only, safe after `fork`.
+pub fn child_fail(done_w: RawFd, msg: &str) -> ! {
     let _ = raw_write(done_w, &[ANS_ERROR]);
     let _ = raw_write(done_w, msg.as_bytes());
     // SAFETY: _exit is async-signal-safe and ends only this child.
     unsafe { libc::_exit(101) }
 }
 
-fn raw_write(fd: RawFd, buf: &[u8]) -> isize {
+/// `write(2)` without allocation (safe after `fork`).
+pub fn raw_write(fd: RawFd, buf: &[u8]) -> isize {
     // SAFETY: buf is a valid slice for its length; fd is owned by this process.
     unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) }
 }
 
-fn raw_read_byte(fd: RawFd) -> Option<u8> {
+/// Read one byte, retrying on EINTR (safe after `fork`); `None` on EOF or error.
+pub fn raw_read_byte(fd: RawFd) -> Option<u8> {
     let mut b = 0u8;
     loop {
         // SAFETY: reads one byte into a local.
@@ -335,7 +353,7 @@ pub struct RunnerHandle {
 }
 
 /// Wait up to `timeout` for one byte; `Ok(None)` on EOF, `Err(())` on timeout.
-fn wait_byte(fd: &OwnedFd, timeout: Duration) -> Result<Option<u8>, ()> {
+pub(crate) fn wait_byte(fd: &OwnedFd, timeout: Duration) -> Result<Option<u8>, ()> {
     let end = Instant::now() + timeout;
     loop {
         let left = end.saturating_duration_since(Instant::now());

@@ -1,0 +1,156 @@
+//! Test support: facts gathered from inside a container with raw system calls only (it runs
+//! in the child of a possibly multi-threaded process), written as `key=value` lines to a
+//! pipe for `Container::run_probe`.
+#![allow(unsafe_code)]
+
+use std::ffi::CStr;
+use std::os::fd::RawFd;
+
+use super::process::raw_write;
+
+/// The file [`report`] writes inside the container (lands in the upper dir on the host).
+pub const WRITTEN_FILE: &CStr = c"/scratch/written-inside";
+/// What it writes there.
+pub const WRITTEN_TEXT: &[u8] = b"written inside the container\n";
+
+fn put(fd: RawFd, b: &[u8]) {
+    let mut off = 0;
+    while off < b.len() {
+        let n = raw_write(fd, &b[off..]);
+        if n <= 0 {
+            return;
+        }
+        off += n as usize;
+    }
+}
+
+fn put_u64(fd: RawFd, mut v: u64) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    put(fd, &buf[i..]);
+}
+
+/// Copy a file's contents to the pipe.
+fn copy_file(fd: RawFd, path: &CStr) {
+    // SAFETY: open/read/close on a NUL-terminated path into a stack buffer.
+    unsafe {
+        let f = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if f < 0 {
+            put(fd, b"<cannot open>\n");
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = libc::read(f, buf.as_mut_ptr().cast(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            put(fd, &buf[..n as usize]);
+        }
+        libc::close(f);
+    }
+}
+
+/// Write the names in a directory, space-separated (getdents64).
+fn list_dir(fd: RawFd, path: &CStr) {
+    // SAFETY: getdents64 fills the stack buffer with linux_dirent64 records; each record's
+    // name starts at offset 19 and is NUL-terminated within its reclen.
+    unsafe {
+        let d = libc::open(
+            path.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        );
+        if d < 0 {
+            put(fd, b"<cannot open>");
+            return;
+        }
+        let mut buf = [0u8; 8192];
+        loop {
+            let n = libc::syscall(libc::SYS_getdents64, d, buf.as_mut_ptr(), buf.len());
+            if n <= 0 {
+                break;
+            }
+            let mut off = 0usize;
+            while off < n as usize {
+                let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                let name = &buf[off + 19..off + reclen];
+                let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+                let name = &name[..len];
+                if name != b"." && name != b".." {
+                    put(fd, name);
+                    put(fd, b" ");
+                }
+                off += reclen;
+            }
+        }
+        libc::close(d);
+    }
+}
+
+/// The probe: pid, hostname, what `/` and `/proc` hold, whether lo is up, a file written
+/// inside, and the mount table (last, to the end of the output).
+pub fn report(fd: RawFd) {
+    put(fd, b"pid=");
+    // SAFETY: getpid has no preconditions.
+    put_u64(fd, unsafe { libc::getpid() } as u64);
+    put(fd, b"\nhostname=");
+    // SAFETY: uname fills a zeroed utsname on the stack; nodename is NUL-terminated.
+    unsafe {
+        let mut u: libc::utsname = std::mem::zeroed();
+        if libc::uname(&mut u) == 0 {
+            let name = CStr::from_ptr(u.nodename.as_ptr());
+            put(fd, name.to_bytes());
+        }
+    }
+    put(fd, b"\nroot=");
+    list_dir(fd, c"/");
+    put(fd, b"\nproc_pids=");
+    // Only numeric entries matter; the reader filters.
+    list_dir(fd, c"/proc");
+    put(fd, b"\nlo_up=");
+    let up = super::namespaces::loopback_flags().is_some_and(|f| f & libc::IFF_UP as i16 != 0);
+    put(fd, if up { b"1" } else { b"0" });
+    put(fd, b"\nwrote=");
+    // SAFETY: open/write/close on a NUL-terminated path.
+    let ok = unsafe {
+        let f = libc::open(
+            WRITTEN_FILE.as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC | libc::O_CLOEXEC,
+            0o644,
+        );
+        f >= 0 && {
+            let n = libc::write(f, WRITTEN_TEXT.as_ptr().cast(), WRITTEN_TEXT.len());
+            libc::close(f);
+            n == WRITTEN_TEXT.len() as isize
+        }
+    };
+    put(fd, if ok { b"1" } else { b"0" });
+    put(fd, b"\ncgroup=");
+    copy_file(fd, c"/proc/self/cgroup");
+    put(fd, b"mountinfo=\n");
+    copy_file(fd, c"/proc/self/mountinfo");
+}
+
+/// Parse the probe's output into (key, value) pairs; `mountinfo` gets the rest.
+pub fn parse(out: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let text = String::from_utf8_lossy(out);
+    let mut map = std::collections::BTreeMap::new();
+    let (head, mounts) = text.split_once("mountinfo=\n").unwrap_or((&text, ""));
+    let (head, cg) = head.split_once("cgroup=").unwrap_or((head, ""));
+    for line in head.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            map.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    map.insert("cgroup".into(), cg.to_string());
+    map.insert("mountinfo".into(), mounts.to_string());
+    map
+}

@@ -1,0 +1,748 @@
+//! The container environment (DESIGN §3 "container"), built from Linux primitives: a clone
+//! into new mount, PID, UTS, IPC and network namespaces, a cgroup of its own (v1 or v2) with
+//! optional limits, then a cgroup namespace, private mount propagation, an overlayfs root,
+//! `pivot_root`, a fresh `/proc`, a hostname and loopback. The runner inside is the same as
+//! native's (`process.rs`), and it is PID 1 of its PID namespace.
+//!
+//! Launch order: the parent creates the state marker, the container's directories and its
+//! cgroup, then clones the child into the new namespaces (the child is PID 1 there); the
+//! parent writes the child's PID into the cgroup and says "go"; the child unshares its cgroup
+//! namespace (so its own cgroup is its root), makes `/` private, mounts the root and runs.
+//!
+//! The runner never forks, so PID 1 has nothing to reap; it installs no signal handlers, so
+//! (as PID 1 of a namespace) it ignores a terminal's SIGINT and SIGTERM: it ends only when
+//! isobench tells it to, kills it, or dies (PDEATHSIG). When it exits, its namespaces, and
+//! every mount made in them, go with it; `stop` then removes the cgroup and directories.
+#![allow(unsafe_code)]
+
+pub mod cgroup;
+pub mod cleanup;
+#[doc(hidden)]
+pub mod inside;
+pub mod namespaces;
+pub mod rootfs;
+
+use std::collections::BTreeMap;
+use std::ffi::CString;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use isobench_abi::*;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::{pipe2, Pid};
+
+pub use cgroup::{CgroupError, Layout, Limits};
+pub use cleanup::{clean_leftovers, find_leftovers, CleanupError, Leftover};
+pub use rootfs::UpperKind;
+
+use super::process::{self, ChildConfig, RunnerHandle, RunnerMemory};
+use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
+use crate::tsc;
+use cgroup::Cgroup;
+use rootfs::{RootPlan, Rootfs, RootfsError};
+
+/// How long a runner may take to set up and say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The byte the parent sends once the child is in its cgroup.
+const GO: u8 = b'G';
+
+/// The container's options (the CLI's `--cpus`, `--memory`, `--cpuset`, `--io-weight`,
+/// `--upper`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ContainerOptions {
+    /// CPUs' worth of time, like `docker run --cpus` (0.1 = 10% of one CPU).
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes.
+    pub memory: Option<u64>,
+    /// CPU list the container may run on (`0`, `0-1`).
+    pub cpuset: Option<String>,
+    /// Relative IO weight (v2 io.weight 1..=10000; v1 blkio.weight 10..=1000, clamped).
+    pub io_weight: Option<u16>,
+    /// Where the overlay's upper and work dirs live.
+    pub upper: UpperKind,
+}
+
+impl ContainerOptions {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            cpus: self.cpus,
+            memory: self.memory,
+            cpuset: self.cpuset.clone(),
+            io_weight: self.io_weight,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
+    #[error("creating a pipe: {0} (too many open files?)")]
+    Pipe(#[source] Errno),
+    #[error("creating the shared control memory (memfd): {0}")]
+    Memfd(#[source] Errno),
+    #[error("clone into new mount/PID/UTS/IPC/network namespaces: {0} (the container environment needs root and a kernel with namespaces)")]
+    Clone(#[source] Errno),
+    #[error("moving the container's first process into its cgroup: {0}")]
+    JoinCgroup(#[source] CgroupError),
+    #[error("the container's set-up failed: {0}")]
+    ChildSetup(String),
+}
+
+/// Per-process counter for unique container names.
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Everything one container created on the host; undone in `teardown` and in `Drop`.
+/// The runner must be dead before (its namespaces, and the mounts in them, go with it).
+struct Resources {
+    name: String,
+    rootfs: Option<Rootfs>,
+    cgroup: Option<Cgroup>,
+    marker: Option<PathBuf>,
+}
+
+impl Resources {
+    fn teardown(&mut self) -> Result<(), ContainerError> {
+        let mut first: Option<ContainerError> = None;
+        if let Some(cg) = self.cgroup.take() {
+            if let Err(e) = cg.remove() {
+                first.get_or_insert(e.into());
+            }
+        }
+        if let Some(r) = self.rootfs.take() {
+            if let Err(e) = r.remove() {
+                first.get_or_insert(e.into());
+            }
+        }
+        // Keep the marker when something stayed behind, so `isobench clean` can finish.
+        if first.is_none() {
+            if let Some(m) = self.marker.take() {
+                let _ = std::fs::remove_file(m);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Resources {
+    fn drop(&mut self) {
+        let _ = self.teardown();
+    }
+}
+
+/// What the child does once its container is set up.
+enum Body<'a> {
+    Runner(ChildConfig<'a>),
+    StartProbe,
+    Probe(fn(RawFd)),
+}
+
+/// Child-side inputs, all prepared before the clone.
+struct ChildPlan<'a> {
+    sync_r: RawFd,
+    done_w: RawFd,
+    control_fd: RawFd,
+    /// The parent's pipe ends, closed in the child.
+    close: [RawFd; 3],
+    /// v1: the cgroup `tasks` files the child writes "0" to, moving itself in.
+    join: Vec<CString>,
+    root: RootPlan,
+    hostname: CString,
+    /// Step timestamps, in the parent's shared record mapping (inherited by the child).
+    steps: *mut u64,
+    body: Body<'a>,
+}
+
+/// Child-side step indices in `ChildPlan::steps`.
+const STEP_CLONED: usize = 0;
+const STEP_JOINED: usize = 1;
+const STEP_NAMESPACES: usize = 2;
+const STEP_ROOT: usize = 3;
+const STEP_HOST: usize = 4;
+const STEPS: usize = 5;
+
+fn mark(p: &ChildPlan, i: usize) {
+    // SAFETY: steps points at the start of the records mapping (16 MiB), STEPS words fit,
+    // and the parent does not read them until the child has answered.
+    unsafe { std::ptr::write_volatile(p.steps.add(i), tsc::now()) };
+}
+
+/// The child after the clone: PID 1 of the new PID namespace. Raw system calls only.
+fn child_run(p: &ChildPlan) -> ! {
+    mark(p, STEP_CLONED);
+    // SAFETY: prctl/close only affect this process.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0);
+        for fd in p.close {
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
+    }
+    // Wait until the parent has put us into our cgroup.
+    if process::raw_read_byte(p.sync_r) != Some(GO) {
+        // SAFETY: _exit ends only this child.
+        unsafe { libc::_exit(1) }
+    }
+    // SAFETY: as above.
+    unsafe { libc::close(p.sync_r) };
+    for file in &p.join {
+        if !write_zero(file) {
+            process::child_fail(
+                p.done_w,
+                "moving the container's first process into its cgroup (writing 0 to tasks) failed",
+            );
+        }
+    }
+    mark(p, STEP_JOINED);
+    let setup = namespaces::unshare_cgroup()
+        .and_then(|()| rootfs::make_private())
+        .map(|()| mark(p, STEP_NAMESPACES))
+        .and_then(|()| rootfs::enter_root(&p.root))
+        .map(|()| mark(p, STEP_ROOT))
+        .and_then(|()| namespaces::set_hostname(&p.hostname))
+        .and_then(|()| namespaces::loopback_up());
+    if let Err(msg) = setup {
+        process::child_fail(p.done_w, msg);
+    }
+    mark(p, STEP_HOST);
+    match &p.body {
+        Body::Runner(cfg) => process::child_main(cfg),
+        Body::StartProbe => process::child_start_probe(p.control_fd, p.done_w),
+        Body::Probe(f) => {
+            f(p.done_w);
+            // SAFETY: as above.
+            unsafe { libc::_exit(0) }
+        }
+    }
+}
+
+/// Child side: write "0" (the calling thread) to a cgroup file.
+fn write_zero(file: &CString) -> bool {
+    // SAFETY: open/write/close on a NUL-terminated path; no allocation.
+    unsafe {
+        let fd = libc::open(file.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return false;
+        }
+        let ok = libc::write(fd, b"0".as_ptr().cast(), 1) == 1;
+        libc::close(fd);
+        ok
+    }
+}
+
+/// Host-side timestamps of one launch (TSC).
+#[derive(Clone, Copy, Debug, Default)]
+struct LaunchMarks {
+    begin: u64,
+    dirs: u64,
+    cgroup: u64,
+    clone: u64,
+}
+
+/// A started container.
+struct Instance {
+    handle: RunnerHandle,
+    mem: RunnerMemory,
+    res: Resources,
+    spec: InstanceSpec,
+}
+
+/// What a test probe sees after its inside function ran (the container's process has
+/// exited; its directories and cgroup are still there).
+#[doc(hidden)]
+pub struct ProbeView<'a> {
+    /// What the inside function wrote to its pipe.
+    pub output: &'a [u8],
+    pub rootfs: &'a Rootfs,
+    pub cgroup_dirs: Vec<PathBuf>,
+}
+
+/// The container environment.
+pub struct Container {
+    label: String,
+    opts: ContainerOptions,
+    instance: Option<Instance>,
+    last_start: Vec<(&'static str, u64)>,
+}
+
+impl Container {
+    /// A container environment labelled `label` (normally `container`) with `opts`.
+    pub fn new(label: &str, opts: ContainerOptions) -> Container {
+        Container {
+            label: label.to_string(),
+            opts,
+            instance: None,
+            last_start: Vec::new(),
+        }
+    }
+
+    pub fn options(&self) -> &ContainerOptions {
+        &self.opts
+    }
+
+    /// Why the container environment cannot run here, if it cannot.
+    pub fn probe() -> Result<(), String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("the container environment needs root (namespaces, mounts and cgroups); run isobench as root".into());
+        }
+        let fs = std::fs::read_to_string("/proc/filesystems")
+            .map_err(|e| format!("cannot read /proc/filesystems ({e}); is /proc mounted?"))?;
+        if !fs
+            .lines()
+            .any(|l| l.split_whitespace().last() == Some("overlay"))
+        {
+            return Err(
+                "overlayfs is not in /proc/filesystems; load it with `modprobe overlay`".into(),
+            );
+        }
+        for ns in ["mnt", "pid", "uts", "ipc", "net", "cgroup"] {
+            if !std::path::Path::new("/proc/self/ns").join(ns).exists() {
+                return Err(format!(
+                    "the kernel has no {ns} namespaces (/proc/self/ns/{ns} is missing)"
+                ));
+            }
+        }
+        Layout::detect().map_err(|e| e.to_string())?;
+        Ok(())
+    }
+
+    /// The runner's PID (as seen from the host) while an instance is running.
+    #[doc(hidden)]
+    pub fn runner_pid(&self) -> Option<i32> {
+        self.instance.as_ref().map(|i| i.handle.pid.as_raw())
+    }
+
+    /// The last `measure_start`'s steps, in TSC cycles each, in order.
+    pub fn last_start_breakdown(&self) -> &[(&'static str, u64)] {
+        &self.last_start
+    }
+
+    fn err(&self, op: &str, e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> EnvError {
+        EnvError::setup(&self.label, op, e)
+    }
+
+    /// Create the host-side resources and clone the child. On success the child is in its
+    /// cgroup and has been told to go; on error everything is undone.
+    fn launch(
+        &self,
+        spec: &InstanceSpec,
+        mem: &RunnerMemory,
+        body_kind: BodyKind,
+        marks: &mut LaunchMarks,
+    ) -> Result<(RunnerHandle, Resources), ContainerError> {
+        let pid = std::process::id();
+        let layout = Layout::detect()?;
+        let mut res = None;
+        for _ in 0..16 {
+            let name = cleanup::container_name(pid, NEXT_ID.fetch_add(1, Ordering::Relaxed));
+            if !spec.scratch.join(&name).exists() {
+                res = Some(Resources {
+                    name,
+                    rootfs: None,
+                    cgroup: None,
+                    marker: None,
+                });
+                break;
+            }
+        }
+        let mut res = res.ok_or_else(|| {
+            ContainerError::Rootfs(RootfsError::CreateDir {
+                path: spec.scratch.clone(),
+                source: std::io::Error::other("no free container name"),
+            })
+        })?;
+        let mut marker = cleanup::Marker {
+            name: res.name.clone(),
+            owner_pid: pid as i32,
+            owner_start: cleanup::start_time(pid as i32),
+            dir: Some(spec.scratch.join(&res.name)),
+            cgroups: layout.group_dirs(&res.name),
+        };
+        res.marker = Some(marker.store(std::path::Path::new(cleanup::STATE_DIR))?);
+        let rootfs = Rootfs::prepare(&spec.scratch, &res.name, self.opts.upper)?;
+        let root = rootfs.plan()?;
+        res.rootfs = Some(rootfs);
+        marks.dirs = tsc::now();
+        let cg = Cgroup::create(&layout, &res.name, &self.opts.limits())?;
+        if cg.dirs() != marker.cgroups {
+            marker.cgroups = cg.dirs();
+            marker.store(std::path::Path::new(cleanup::STATE_DIR))?;
+        }
+        res.cgroup = Some(cg);
+        marks.cgroup = tsc::now();
+
+        let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+        let (sync_r, sync_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
+        let (cmd_r, cmd_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
+        let (done_r, done_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
+        let hostname = CString::new(res.name.clone())
+            .map_err(|_| ContainerError::ChildSetup("container name has a NUL byte".into()))?;
+        let body = match body_kind {
+            BodyKind::Runner => Body::Runner(ChildConfig {
+                control_fd: mem.control.raw_fd(),
+                records_fd: mem.records.raw_fd(),
+                work_size: spec.work_size,
+                disk_path: (spec.disk_size > 0).then_some(rootfs::DISK_PATH),
+                cmd_r: cmd_r.as_raw_fd(),
+                done_w: done_w.as_raw_fd(),
+            }),
+            BodyKind::StartProbe => Body::StartProbe,
+            BodyKind::Probe(f) => Body::Probe(f),
+        };
+        let self_join = res.cgroup.as_ref().and_then(|c| c.self_join_files());
+        let join = self_join
+            .iter()
+            .flatten()
+            .map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| ContainerError::ChildSetup("a cgroup path has a NUL byte".into()))?;
+        let plan = ChildPlan {
+            join,
+            sync_r: sync_r.as_raw_fd(),
+            done_w: done_w.as_raw_fd(),
+            control_fd: mem.control.raw_fd(),
+            close: [sync_w.as_raw_fd(), cmd_w.as_raw_fd(), done_r.as_raw_fd()],
+            root,
+            hostname,
+            steps: mem.records.as_ptr().cast(),
+            body,
+        };
+        marks.clone = tsc::now();
+        // SAFETY: the child runs only `child_run`: raw system calls on data prepared above,
+        // no allocation, no locks; it never returns.
+        let child = match unsafe { namespaces::clone_into_namespaces(namespaces::CLONE_NAMESPACES) }
+            .map_err(ContainerError::Clone)?
+        {
+            namespaces::Cloned::Child => child_run(&plan),
+            namespaces::Cloned::Parent { child } => child,
+        };
+        drop(plan);
+        drop(sync_r);
+        drop(cmd_r);
+        drop(done_w);
+        let mut handle = RunnerHandle {
+            pid: Pid::from_raw(child),
+            cmd_w,
+            done_r,
+            env: self.label.clone(),
+        };
+        let joined = match (&res.cgroup, &self_join) {
+            (Some(cg), None) => cg.add_pid(child).map_err(ContainerError::JoinCgroup),
+            _ => Ok(()),
+        };
+        if let Err(e) = joined {
+            handle.kill_and_reap();
+            return Err(e);
+        }
+        if process::raw_write(sync_w.as_raw_fd(), &[GO]) != 1 {
+            let how = handle.kill_and_reap();
+            return Err(ContainerError::ChildSetup(format!(
+                "the container's first process {how} before it could start"
+            )));
+        }
+        drop(sync_w);
+        Ok((handle, res))
+    }
+
+    fn spawn(&mut self, spec: &InstanceSpec) -> Result<Instance, EnvError> {
+        let mem = RunnerMemory::new()
+            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
+        let mut marks = LaunchMarks {
+            begin: tsc::now(),
+            ..Default::default()
+        };
+        let (mut handle, res) = self
+            .launch(spec, &mem, BodyKind::Runner, &mut marks)
+            .map_err(|e| self.err("starting the container", e))?;
+        // On failure wait_ready has killed and reaped the child; `res` is dropped (undone).
+        handle.wait_ready(READY_TIMEOUT)?;
+        Ok(Instance {
+            handle,
+            mem,
+            res,
+            spec: spec.clone(),
+        })
+    }
+
+    /// Run `inside` in a fresh container instead of the runner (test hook): it gets the pipe
+    /// to write facts to, in a child of a possibly multi-threaded process (raw system calls
+    /// only). After it exits, `outside` sees its output and the container's directories,
+    /// then everything is removed.
+    #[doc(hidden)]
+    pub fn run_probe(
+        &mut self,
+        spec: &InstanceSpec,
+        inside: fn(RawFd),
+        outside: &mut dyn FnMut(&ProbeView),
+    ) -> Result<Vec<u8>, EnvError> {
+        let mem = RunnerMemory::new()
+            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
+        let mut marks = LaunchMarks::default();
+        let (mut handle, mut res) = self
+            .launch(spec, &mem, BodyKind::Probe(inside), &mut marks)
+            .map_err(|e| self.err("starting the container", e))?;
+        let output = read_until_eof(&handle.done_r, spec.deadline);
+        let how = handle.kill_and_reap();
+        let output = output.map_err(|()| {
+            self.err(
+                "running a probe",
+                format!("no end within {:?}", spec.deadline),
+            )
+        })?;
+        if output.first() == Some(&process::ANS_ERROR) {
+            return Err(self.err(
+                "setting up the container",
+                String::from_utf8_lossy(&output[1..]).into_owned(),
+            ));
+        }
+        if let Some(rootfs) = res.rootfs.as_ref() {
+            outside(&ProbeView {
+                output: &output,
+                rootfs,
+                cgroup_dirs: res.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default(),
+            });
+        }
+        res.teardown()
+            .map_err(|e| self.err(&format!("removing the container (its process {how})"), e))?;
+        Ok(output)
+    }
+
+    fn teardown_instance(&mut self) -> Result<(), EnvError> {
+        if let Some(mut inst) = self.instance.take() {
+            inst.handle.quit();
+            inst.res
+                .teardown()
+                .map_err(|e| self.err("removing the container", e))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum BodyKind {
+    Runner,
+    StartProbe,
+    Probe(fn(RawFd)),
+}
+
+/// Read a pipe to its end (all writers closed), up to `timeout`.
+fn read_until_eof(fd: &OwnedFd, timeout: Duration) -> Result<Vec<u8>, ()> {
+    let end = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(());
+        }
+        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+                Ok(0) => return Ok(out),
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(_) => return Ok(out),
+            },
+            Err(_) => return Ok(out),
+        }
+    }
+}
+
+impl Environment for Container {
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn kind(&self) -> EnvKind {
+        EnvKind::Container
+    }
+
+    fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
+        self.stop()?;
+        self.instance = Some(self.spawn(spec)?);
+        Ok(())
+    }
+
+    fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
+        let Some(inst) = self.instance.as_mut() else {
+            return Err(self.err("invoking a workload", "the environment was not started"));
+        };
+        let cg = inst.res.cgroup.as_ref();
+        let before = cg.map(|c| c.usage()).unwrap_or_default();
+        if let Some(c) = cg {
+            c.reset_peak();
+        }
+        let r = inst.handle.invoke(
+            &inst.mem,
+            inv,
+            inst.spec.work_size,
+            inst.spec.disk_size,
+            inst.spec.deadline,
+        );
+        let after = inst
+            .res
+            .cgroup
+            .as_ref()
+            .map(|c| c.usage())
+            .unwrap_or_default();
+        match r {
+            Ok(mut raw) => {
+                if let (Some(a), Some(b)) = (after.cpu_ns, before.cpu_ns) {
+                    raw.counters
+                        .insert("cgroup.cpu_usage_ns".into(), a.saturating_sub(b));
+                }
+                if let Some(p) = after.memory_peak_bytes {
+                    raw.counters.insert("cgroup.memory_peak_bytes".into(), p);
+                }
+                Ok(raw)
+            }
+            Err(e) => {
+                // The runner is gone (crash or deadline, already reaped): remove the rest.
+                let oom = after.oom_kills.unwrap_or(0) > before.oom_kills.unwrap_or(0);
+                let e = match (e, oom) {
+                    (EnvError::Crashed { env, workload, detail }, true) => EnvError::Crashed {
+                        env,
+                        workload,
+                        detail: format!(
+                            "killed by the container's memory limit ({} bytes): the OOM killer ended the runner ({detail}); raise the container's memory limit or run a smaller workload",
+                            self.opts.memory.map_or("?".into(), |m| m.to_string())
+                        ),
+                    },
+                    (e, _) => e,
+                };
+                if let Some(mut inst) = self.instance.take() {
+                    let _ = inst.res.teardown();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError> {
+        let mem = RunnerMemory::new()
+            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
+        mem.write_control(&ControlBlock::new(MODE_SYSCALL, WL_START));
+        let mut marks = LaunchMarks {
+            begin: tsc::now(),
+            ..Default::default()
+        };
+        let (mut handle, mut res) = self
+            .launch(spec, &mem, BodyKind::StartProbe, &mut marks)
+            .map_err(|e| self.err("starting the container", e))?;
+        let answer = read_until_eof(&handle.done_r, spec.deadline);
+        let how = handle.kill_and_reap();
+        let teardown = res.teardown();
+        let answer = answer.map_err(|()| EnvError::Deadline {
+            env: self.label.clone(),
+            workload: "start".into(),
+            deadline: spec.deadline,
+        })?;
+        if answer.first() == Some(&process::ANS_ERROR) {
+            return Err(self.err(
+                "setting up the container",
+                String::from_utf8_lossy(&answer[1..]).into_owned(),
+            ));
+        }
+        let out = mem.read_control();
+        let inv = Invocation {
+            name: "start",
+            workload: WL_START,
+            params: [0; PARAM_COUNT],
+            flags: 0,
+        };
+        process::check_status(&self.label, &inv, &out).map_err(|_| EnvError::Crashed {
+            env: self.label.clone(),
+            workload: "start".into(),
+            detail: how,
+        })?;
+        teardown.map_err(|e| self.err("removing the start-up probe's container", e))?;
+        let first = out.results[0];
+        let steps = mem.read_records(STEPS as u64);
+        let points = [
+            ("marker + directories", marks.dirs),
+            ("cgroup create + limits", marks.cgroup),
+            ("pipes, plan", marks.clone),
+            ("clone (mnt pid uts ipc net namespaces)", steps[STEP_CLONED]),
+            ("child joins its cgroup", steps[STEP_JOINED]),
+            (
+                "cgroup namespace, private propagation",
+                steps[STEP_NAMESPACES],
+            ),
+            ("overlay, /dev binds, pivot_root, /proc", steps[STEP_ROOT]),
+            ("hostname, loopback up", steps[STEP_HOST]),
+            ("map image + control, enter image", first),
+        ];
+        let mut prev = marks.begin;
+        self.last_start = points
+            .iter()
+            .map(|&(name, t)| {
+                let d = t.saturating_sub(prev);
+                prev = t.max(prev);
+                (name, d)
+            })
+            .collect();
+        Ok(first.saturating_sub(marks.begin))
+    }
+
+    fn facts(&self) -> BTreeMap<String, String> {
+        let mut f = BTreeMap::new();
+        f.insert("namespaces".into(), namespaces::NAMESPACE_NAMES.into());
+        f.insert(
+            "rootfs".into(),
+            format!(
+                "overlayfs; lower: read-only skeleton; upper+work: {}",
+                match self.opts.upper {
+                    UpperKind::Scratch => "scratch directory (same filesystem as native)",
+                    UpperKind::Tmpfs => "tmpfs inside the container",
+                }
+            ),
+        );
+        f.insert("upper".into(), self.opts.upper.name().into());
+        let show = |v: Option<String>| v.unwrap_or_else(|| "none".into());
+        f.insert("cpus".into(), show(self.opts.cpus.map(|c| c.to_string())));
+        f.insert(
+            "memory_bytes".into(),
+            show(self.opts.memory.map(|m| m.to_string())),
+        );
+        f.insert("cpuset".into(), show(self.opts.cpuset.clone()));
+        f.insert(
+            "io_weight".into(),
+            show(self.opts.io_weight.map(|w| w.to_string())),
+        );
+        match Layout::detect() {
+            Ok(l) => f.insert("cgroup_version".into(), l.version().into()),
+            Err(e) => f.insert("cgroup_version".into(), format!("unknown ({e})")),
+        };
+        if let Some(cg) = self.instance.as_ref().and_then(|i| i.res.cgroup.as_ref()) {
+            f.extend(cg.facts());
+        }
+        f
+    }
+
+    fn stop(&mut self) -> Result<(), EnvError> {
+        self.teardown_instance()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+#[cfg(test)]
+mod tests;
