@@ -30,9 +30,17 @@ pub fn mad(values: &[f64]) -> f64 {
 pub fn summarize(samples: &[SampleRow], env_order: &[String]) -> Vec<SummaryRow> {
     let mut groups: BTreeMap<(String, String, String), Vec<&SampleRow>> = BTreeMap::new();
     for s in samples {
-        groups.entry((s.workload.clone(), s.metric.clone(), s.env.clone())).or_default().push(s);
+        groups
+            .entry((s.workload.clone(), s.metric.clone(), s.env.clone()))
+            .or_default()
+            .push(s);
     }
-    let rank = |env: &str| env_order.iter().position(|e| e == env).unwrap_or(usize::MAX);
+    let rank = |env: &str| {
+        env_order
+            .iter()
+            .position(|e| e == env)
+            .unwrap_or(usize::MAX)
+    };
     let mut rows: Vec<SummaryRow> = groups
         .iter()
         .map(|((workload, metric, env), rows)| {
@@ -59,12 +67,18 @@ pub fn summarize(samples: &[SampleRow], env_order: &[String]) -> Vec<SummaryRow>
         })
         .collect();
     rows.sort_by(|a, b| {
-        (a.workload.as_str(), a.metric.as_str(), rank(&a.env), a.env.as_str()).cmp(&(
-            b.workload.as_str(),
-            b.metric.as_str(),
-            rank(&b.env),
-            b.env.as_str(),
-        ))
+        (
+            a.workload.as_str(),
+            a.metric.as_str(),
+            rank(&a.env),
+            a.env.as_str(),
+        )
+            .cmp(&(
+                b.workload.as_str(),
+                b.metric.as_str(),
+                rank(&b.env),
+                b.env.as_str(),
+            ))
     });
     rows
 }
