@@ -2,8 +2,10 @@
 //! natively, in a container it builds itself and in a minimal KVM guest it boots itself.
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod env;
 pub mod image;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod tsc;
