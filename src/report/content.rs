@@ -392,9 +392,9 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
         if env == NATIVE_B {
             if let Some(f) = floor {
                 s.push_str(&format!(
-                    " Its 95% intervals reach ±{} (median half-width over metrics): differences smaller \
+                    " Its 95% intervals reach ±{:.1}% (median half-width over metrics): differences smaller \
                      than that cannot be told from noise on this machine.",
-                    format_margin(f)
+                    f * 100.0
                 ));
             }
             if within < total {

@@ -191,7 +191,7 @@ fn pct_tick(span: f64) -> impl Fn(&f64) -> String {
 
 /// Tick label on a logarithmic axis: only the 1-2-5 values are labelled.
 fn log_tick(y: &f64) -> String {
-    if !(*y > 0.0) {
+    if y.is_nan() || *y <= 0.0 {
         return String::new();
     }
     let exp = y.log10().floor();
@@ -685,8 +685,13 @@ fn legend_in<DB: DrawingBackend>(
 // ---------------------------------------------------------------------------------------
 // (e) samples over rounds
 
+/// One environment's line in a drift panel: (env, colour, (round, % worse)).
+type DriftLine = (String, RGBColor, Vec<(f64, f64)>);
+/// A drift panel: (title, lines).
+type DriftPanel = (String, Vec<DriftLine>);
+
 struct Drift {
-    panels: Vec<(String, Vec<(String, RGBColor, Vec<(f64, f64)>)>)>,
+    panels: Vec<DriftPanel>,
     legend: Vec<(String, RGBColor)>,
 }
 
@@ -998,9 +1003,14 @@ pub fn render_plots(analysis: &Analysis, dir: &Path) -> Result<Vec<Plot>, PlotEr
     Ok(plots)
 }
 
+/// One environment's percentile curve: (env, (percentile, µs)).
+type EnvCurve = (String, Vec<(f64, f64)>);
+/// One IO panel: ((workload, op), curves).
+type IoPanel = ((String, String), Vec<EnvCurve>);
+
 fn io_percentile_figure(analysis: &Analysis) -> Option<LineFigure> {
     // (workload, op) -> env -> [(percentile, median µs)]
-    let mut panels: Vec<((String, String), Vec<(String, Vec<(f64, f64)>)>)> = Vec::new();
+    let mut panels: Vec<IoPanel> = Vec::new();
     for m in &analysis.metrics {
         let Some((op, p)) = parse_percentile_metric(&m.metric) else {
             continue;

@@ -223,7 +223,12 @@ pub fn terminal_table(analysis: &Analysis, color: bool) -> String {
     }
 
     let margin = format_margin(analysis.config.margin);
-    out.push_str("overhead vs native (+ = worse) [95% interval]; A/A floor: native-b vs native\n");
+    out.push_str("overhead vs native (+ = worse) [95% interval]");
+    out.push_str(if has_floor {
+        "; A/A floor: native-b vs native\n"
+    } else {
+        "\n"
+    });
     out.push_str(&format!(
         "verdict at ±{margin}: = within  > above  < below  ? inconclusive  n<5 too few rounds\n"
     ));

@@ -144,7 +144,7 @@ fn rounds_needed(input: &VerdictInput, margin: f64) -> Option<u64> {
     } else {
         (1.645, (upper - d).min(d - lower))
     };
-    if !(distance > 1e-12) || !input.log_sd.is_finite() {
+    if distance.is_nan() || distance <= 1e-12 || !input.log_sd.is_finite() {
         return None;
     }
     let n = (z * input.log_sd / distance).powi(2).ceil();
