@@ -293,9 +293,8 @@ fn outlier_notes(analysis: &Analysis) -> Vec<String> {
                 }
             }
         }
-        notes.push(format!(
-            "{env}: {outliers} outliers among {samples} samples."
-        ));
+        let noun = if outliers == 1 { "outlier" } else { "outliers" };
+        notes.push(format!("{env}: {outliers} {noun} among {samples} samples."));
         if !warm.is_empty() {
             notes.push(format!(
                 "{env}: the first rounds were significantly slower (warm-up too short? raise --warmup) on {}.",
