@@ -2,12 +2,14 @@
 //! natively, in a container it builds itself and in a minimal KVM guest it boots itself.
 #![deny(unsafe_code)]
 
+pub mod analysis;
 pub mod cli;
 pub mod env;
 pub mod host;
 pub mod image;
 pub mod measure;
 pub mod plan;
+pub mod report;
 pub mod results;
 pub mod stats;
 pub mod tsc;

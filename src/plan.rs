@@ -20,6 +20,8 @@ pub enum PlanError {
     NoWorkloadMatches { pattern: String, known: String },
     #[error("'{pattern}' is not a valid workload pattern: {reason}")]
     BadPattern { pattern: String, reason: String },
+    #[error("--margin must be a percentage above 0 and below 100, got {0}")]
+    BadMargin(f64),
     #[error("--rounds must be at least 1 (5 or more for a verdict)")]
     NoRounds,
     #[error("--deadline must be a positive number of seconds, got {0}")]
@@ -177,6 +179,9 @@ impl Plan {
         let rounds = args.rounds.unwrap_or(rounds_default);
         if rounds == 0 {
             return Err(PlanError::NoRounds);
+        }
+        if !(args.margin.is_finite() && args.margin > 0.0 && args.margin < 100.0) {
+            return Err(PlanError::BadMargin(args.margin));
         }
         if !(args.deadline.is_finite() && args.deadline > 0.0) {
             return Err(PlanError::BadDeadline(args.deadline));

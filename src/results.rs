@@ -226,16 +226,6 @@ impl crate::measure::SampleSink for SamplesWriter {
     }
 }
 
-/// `summary.csv` as bytes.
-pub fn summary_csv(rows: &[SummaryRow]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    for r in rows {
-        // Serialising plain rows into memory cannot fail.
-        let _ = w.serialize(r);
-    }
-    w.into_inner().unwrap_or_default()
-}
-
 /// Read `samples.csv`.
 pub fn read_samples(path: &Path) -> Result<Vec<SampleRow>, ReadError> {
     let file = File::open(path).map_err(|source| ReadError::Io {

@@ -41,6 +41,8 @@ pub enum Command {
     Info,
     /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs).
     Clean(CleanArgs),
+    /// Re-render a stored run's summaries, verdicts, plots and report from its files.
+    Report(ReportArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -106,6 +108,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
 
+    /// Margin of the verdict in percent: an environment is "within" when the 90% interval
+    /// of its overhead lies inside ±MARGIN.
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub margin: f64,
+
     /// Fail when a requested environment cannot run here, instead of skipping it.
     #[arg(long)]
     pub strict: bool,
@@ -142,6 +149,20 @@ pub struct RunArgs {
     /// the container by madvise, in the vm for the guest memory's host backing).
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub thp: OnOff,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory (results/<run-id>) or its run.json.
+    pub run: PathBuf,
+
+    /// Margin of the verdict in percent.
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub margin: f64,
+
+    /// Seed for the bootstrap. [default: the run's seed, so the output is reproducible]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]

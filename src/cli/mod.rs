@@ -3,6 +3,7 @@
 pub mod args;
 pub mod clean;
 pub mod info;
+pub mod report;
 pub mod run;
 
 use std::sync::atomic::AtomicBool;
@@ -32,5 +33,6 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         }
         args::Command::Info => info::info(),
         args::Command::Clean(a) => clean::clean(&a),
+        args::Command::Report(a) => report::report(&a),
     }
 }

@@ -15,7 +15,7 @@ use crate::env::{self, EnvKind, Environment, InstanceSpec};
 use crate::measure::{self, Ended, Progress, Protocol, SampleSink};
 use crate::plan::Plan;
 use crate::results::{self, EnvRecord, RunConfig, RunFile, SampleRow, SamplesWriter};
-use crate::{host, image, stats, workload};
+use crate::{host, image, report, stats, workload};
 
 /// Bytes of scratch space one environment instance may need beyond its disk file.
 const SCRATCH_SLACK: u64 = 64 << 20;
@@ -121,6 +121,17 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
     let plan =
         Plan::from_args(args).map_err(|e| anyhow::Error::new(e).context("invalid run options"))?;
     let (image_sha, image_size) = (image::sha256_hex(), image::IMAGE.len());
+
+    if plan.envs.contains(&EnvKind::Container) {
+        let leftovers = env::container::find_leftovers();
+        if !leftovers.is_empty() {
+            eprintln!(
+                "isobench: warning: {} thing(s) left behind by a killed isobench run (first: {}); `isobench clean` removes them",
+                leftovers.len(),
+                leftovers[0]
+            );
+        }
+    }
 
     // Which environments can run here.
     let mut records: Vec<EnvRecord> = Vec::new();
@@ -355,15 +366,26 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
     if let Some(err) = &failure {
         run.warnings.push(format!("{err:#}"));
     }
-    results::write_atomic(
-        &run_dir.join(results::SUMMARY_CSV),
-        &results::summary_csv(&run.summaries),
-    )
-    .with_context(|| format!("writing {}", run_dir.join(results::SUMMARY_CSV).display()))?;
     write_run(&run_json, &run)?;
 
-    if !tee.rows.is_empty() {
-        println!("{}", simple_table(&run.summaries));
+    // The report: summary.csv, overhead.csv, report.md/html and plots, from the files alone.
+    match report::render(&run_dir, Some(args.margin / 100.0), None) {
+        Ok(rendered) => {
+            if !tee.rows.is_empty() {
+                println!(
+                    "{}",
+                    report::terminal_table(&rendered.analysis, report::stdout_color_wanted())
+                );
+            }
+        }
+        Err(err) => {
+            let err = anyhow::Error::new(err).context("rendering the report");
+            eprintln!(
+                "isobench: error: {err:#} (re-run `isobench report {}` once fixed)",
+                run_dir.display()
+            );
+            failure.get_or_insert(err);
+        }
     }
     println!("results: {}", run_dir.display());
     if let Some(err) = failure {
@@ -431,23 +453,4 @@ fn plan_options(plan: &Plan) -> BTreeMap<String, String> {
     o.insert("thp".into(), if plan.thp { "on" } else { "off" }.into());
     o.insert("deadline_s".into(), plan.deadline.as_secs_f64().to_string());
     o
-}
-
-/// A compact table of medians and ratios to native.
-fn simple_table(rows: &[results::SummaryRow]) -> String {
-    let mut out = format!(
-        "{:<12} {:<22} {:<10} {:>14} {:<8} {:>9} {:>3}\n",
-        "workload", "metric", "env", "median", "unit", "vs native", "n"
-    );
-    for r in rows.iter().filter(|r| !r.metric.starts_with("counter.")) {
-        let ratio = r
-            .ratio_to_native
-            .map(|x| format!("{x:.3}"))
-            .unwrap_or_else(|| "-".into());
-        out.push_str(&format!(
-            "{:<12} {:<22} {:<10} {:>14.3} {:<8} {:>9} {:>3}\n",
-            r.workload, r.metric, r.env, r.median, r.unit, ratio, r.n
-        ));
-    }
-    out
 }

@@ -186,7 +186,7 @@ pub trait Environment {
 pub fn probe(kind: EnvKind) -> Result<(), String> {
     match kind {
         EnvKind::Native => Ok(()),
-        EnvKind::Container => Err("the container environment is not part of this build yet".into()),
+        EnvKind::Container => container::Container::probe(),
         EnvKind::Vm => vm::Vm::probe(),
     }
 }
@@ -211,9 +211,20 @@ pub fn build(
                 vm::VmOptions { guest_page, thp },
             )))
         }
-        EnvKind::Container => Err(EnvError::Unavailable {
-            env: label.into(),
-            reason: probe(kind).unwrap_err(),
-        }),
+        EnvKind::Container => {
+            let c = &plan.container;
+            let options = container::ContainerOptions {
+                cpus: c.cpus,
+                memory: c.memory_bytes,
+                cpuset: c.cpuset.clone(),
+                io_weight: c.io_weight.map(|w| w.min(u32::from(u16::MAX)) as u16),
+                upper: if c.upper_tmpfs {
+                    container::UpperKind::Tmpfs
+                } else {
+                    container::UpperKind::Scratch
+                },
+            };
+            Ok(Box::new(container::Container::new(label, options)))
+        }
     }
 }

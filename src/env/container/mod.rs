@@ -392,6 +392,8 @@ impl Container {
                 records_fd: mem.records.raw_fd(),
                 work_size: spec.work_size,
                 disk_path: (spec.disk_size > 0).then_some(rootfs::DISK_PATH),
+                disk_size: spec.disk_size,
+                thp: spec.thp,
                 cmd_r: cmd_r.as_raw_fd(),
                 done_w: done_w.as_raw_fd(),
             }),

@@ -1,0 +1,36 @@
+//! `isobench report DIR`: re-render a stored run's summaries, verdicts, plots and report.
+
+use anyhow::{bail, Context, Result};
+
+use super::args::ReportArgs;
+use super::ExitCode;
+use crate::report;
+
+pub fn report(args: &ReportArgs) -> Result<ExitCode> {
+    if !(args.margin.is_finite() && args.margin > 0.0 && args.margin < 100.0) {
+        bail!(crate::plan::PlanError::BadMargin(args.margin));
+    }
+    // Accept the run directory or its run.json.
+    let dir = if args
+        .run
+        .file_name()
+        .is_some_and(|n| n == crate::results::RUN_JSON)
+    {
+        args.run
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default()
+    } else {
+        args.run.clone()
+    };
+    let rendered = report::render(&dir, Some(args.margin / 100.0), args.seed)
+        .with_context(|| format!("re-rendering the report of {}", dir.display()))?;
+    println!(
+        "{}",
+        report::terminal_table(&rendered.analysis, report::stdout_color_wanted())
+    );
+    for f in &rendered.files {
+        println!("wrote {}", f.display());
+    }
+    Ok(ExitCode::Success)
+}

@@ -1,0 +1,438 @@
+//! What the report says: builds the report [`Document`] (host facts, configuration,
+//! method, verdict table, findings per environment in plain words, outliers, plots) from a
+//! stored run and its analysis. Markdown and HTML render the same document.
+
+use crate::analysis::{Analysis, Comparison, MetricAnalysis, NATIVE, NATIVE_B};
+use crate::results::RunFile;
+use crate::stats::bootstrap::Interval;
+use crate::stats::outliers::OUTLIER_THRESHOLD;
+use crate::stats::summary::median;
+use crate::stats::verdict::{format_margin, Verdict, MIN_ROUNDS};
+
+use super::document::{Document, Figure, Table};
+use super::plot::Plot;
+use super::table::{fmt_overhead, fmt_pct, fmt_value, FACTOR_FROM};
+
+fn pct(x: f64) -> String {
+    format!("{}%", fmt_pct(x))
+}
+
+fn interval(i: Interval) -> String {
+    if i.low >= FACTOR_FROM {
+        format!("[{:.0}×, {:.0}×]", 1.0 + i.low, 1.0 + i.high)
+    } else {
+        format!("[{}, {}]", pct(i.low), pct(i.high))
+    }
+}
+
+/// `+1.2% [+0.3%, +2.1%]`.
+pub fn overhead_text(c: &Comparison) -> String {
+    match c.overhead {
+        Some(o) => format!("{} {}", fmt_overhead(o.estimate), interval(o.ci95)),
+        None => "no paired rounds".to_string(),
+    }
+}
+
+fn kv(rows: Vec<(&str, String)>) -> Table {
+    Table {
+        header: vec!["".into(), "".into()],
+        rows: rows
+            .into_iter()
+            .map(|(k, v)| vec![k.to_string(), v])
+            .collect(),
+        right_aligned: vec![],
+    }
+}
+
+/// Builds the report document. `plots` are figure files relative to the run directory
+/// (`plot_dir` is their directory name there, e.g. `plots`).
+pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &str) -> Document {
+    let margin = format_margin(analysis.config.margin);
+    let mut doc = Document {
+        title: format!("isobench report — run {}", run.run_id),
+        blocks: Vec::new(),
+    };
+    doc.paragraph(format!(
+        "Outcome: {}. Started {}, finished {}. isobench {} (commit {}). Workload image SHA-256 {} \
+         ({} bytes, loaded at {}).",
+        or_dash(&run.outcome),
+        or_dash(&run.started_at),
+        run.finished_at.as_deref().unwrap_or("—"),
+        or_dash(&run.isobench_version),
+        or_dash(&run.git_commit),
+        or_dash(&run.image.sha256),
+        run.image.size_bytes,
+        or_dash(&run.image.load_address),
+    ));
+
+    doc.heading(1, "Findings");
+    for p in findings(run, analysis) {
+        doc.paragraph(p);
+    }
+
+    doc.heading(1, "Verdicts");
+    doc.paragraph(format!(
+        "Overhead is how much worse than native an environment is, whatever the metric's \
+         direction: native/env − 1 for higher-is-better metrics, env/native − 1 for \
+         lower-is-better ones (+5% = 5% worse, −5% = 5% better). Estimate: exp(mean of the \
+         paired per-round log ratios) − 1; brackets: 95% percentile-bootstrap interval \
+         ({} resamples, seed {}). Verdict at margin ±{margin}: within when the 90% interval \
+         lies inside ±{margin} (two one-sided tests), above/below when the 95% interval lies \
+         wholly beyond +{margin}/−{margin}, otherwise inconclusive with the rounds an answer \
+         would need; no verdict from fewer than {MIN_ROUNDS} paired rounds. The A/A column is \
+         a second native instance against native: the noise floor.",
+        analysis.config.resamples, analysis.config.seed
+    ));
+    doc.table(verdict_table(analysis));
+
+    doc.heading(1, "Outliers and warm-up");
+    doc.paragraph(format!(
+        "Outliers: modified z-score |0.6745·(x − median)/MAD| > {OUTLIER_THRESHOLD} \
+         (Iglewicz & Hoaglin), with the mean absolute deviation ×1.253314 in place of MAD \
+         when MAD is 0; flagged and counted, never removed. Warm-up: the first third of the \
+         rounds against the rest (one-sided Mann–Whitney, α = 0.01)."
+    ));
+    doc.list(outlier_notes(analysis));
+
+    if !plots.is_empty() {
+        doc.heading(1, "Plots");
+        for p in plots {
+            let file = |path: &std::path::Path| {
+                let name = path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                format!("{plot_dir}/{name}")
+            };
+            doc.figure(Figure {
+                title: p.title.clone(),
+                png_path: file(&p.png_path),
+                svg_path: file(&p.svg_path),
+                svg: p.svg.clone(),
+                caption: p.caption.clone(),
+            });
+        }
+    }
+
+    doc.heading(1, "Host");
+    let h = &run.host;
+    doc.table(kv(vec![
+        ("hostname", h.hostname.clone()),
+        ("CPU", h.cpu_model.clone()),
+        ("cores", h.cores.to_string()),
+        (
+            "memory",
+            format!("{:.1} GiB", h.memory_bytes as f64 / f64::from(1u32 << 30)),
+        ),
+        ("kernel", h.kernel.clone()),
+        ("KVM", h.kvm_flavour.clone()),
+        (
+            "host virtualized",
+            if h.virtualized {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+        ),
+        ("cgroups", h.cgroup_version.clone()),
+        ("transparent huge pages", h.thp.clone()),
+        ("clocksource", h.clocksource.clone()),
+        (
+            "TSC",
+            format!("{:.0} MHz ({})", h.tsc_hz / 1e6, h.tsc_source),
+        ),
+    ]));
+
+    doc.heading(1, "Configuration");
+    let c = &run.config;
+    let mut rows = vec![
+        ("profile", c.profile.clone()),
+        ("rounds (measured)", c.rounds.to_string()),
+        ("warm-up rounds (discarded)", c.warmup.to_string()),
+        ("seed (order and bootstrap)", c.seed.to_string()),
+        ("environments", c.environments.join(", ")),
+        ("workloads", c.workloads.join(", ")),
+        ("scratch", c.scratch.clone()),
+        ("command line", c.command_line.join(" ")),
+        ("margin", format!("±{margin}")),
+        (
+            "bootstrap",
+            format!(
+                "percentile, {} resamples, seed {}",
+                analysis.config.resamples, analysis.config.seed
+            ),
+        ),
+    ];
+    let options: Vec<(String, String)> = c
+        .options
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let mut t = kv(std::mem::take(&mut rows));
+    for (k, v) in options {
+        t.rows.push(vec![format!("option {k}"), v]);
+    }
+    doc.table(t);
+
+    if !run.environments.is_empty() {
+        doc.heading(2, "Environments");
+        doc.table(Table {
+            header: vec![
+                "environment".into(),
+                "kind".into(),
+                "status".into(),
+                "image".into(),
+                "facts".into(),
+            ],
+            rows: run
+                .environments
+                .iter()
+                .map(|e| {
+                    let status = match &e.reason {
+                        Some(r) => format!("{} ({r})", e.status),
+                        None => e.status.clone(),
+                    };
+                    let image = if e.image_sha256.is_empty() {
+                        "—".to_string()
+                    } else if e.image_sha256 == run.image.sha256 {
+                        "same image".to_string()
+                    } else {
+                        format!("DIFFERENT image {}", e.image_sha256)
+                    };
+                    let facts: Vec<String> =
+                        e.facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    vec![
+                        e.label.clone(),
+                        e.kind.clone(),
+                        status,
+                        image,
+                        facts.join(", "),
+                    ]
+                })
+                .collect(),
+            right_aligned: vec![],
+        });
+    }
+
+    if !run.warnings.is_empty() {
+        doc.heading(1, "Warnings during the run");
+        doc.list(run.warnings.clone());
+    }
+    doc
+}
+
+fn or_dash(s: &str) -> String {
+    if s.is_empty() {
+        "—".into()
+    } else {
+        s.to_string()
+    }
+}
+
+/// The verdict table: one row per workload/metric.
+pub fn verdict_table(analysis: &Analysis) -> Table {
+    let margin = analysis.config.margin;
+    let envs = analysis.compared_envs();
+    let mut header = vec![
+        "workload".to_string(),
+        "metric".into(),
+        "native (median)".into(),
+    ];
+    for e in &envs {
+        if *e == NATIVE_B {
+            header.push("A/A floor (native-b)".into());
+        } else {
+            header.push(e.to_string());
+        }
+    }
+    let rows = analysis
+        .metrics
+        .iter()
+        .map(|m| {
+            let mut row = vec![m.workload.clone(), m.metric.clone(), native_text(m)];
+            for e in &envs {
+                row.push(match m.comparison(e) {
+                    Some(c) => format!("{} {}", overhead_text(c), c.verdict.describe(margin)),
+                    None => "—".into(),
+                });
+            }
+            row
+        })
+        .collect();
+    Table {
+        header,
+        rows,
+        right_aligned: vec![2],
+    }
+}
+
+fn native_text(m: &MetricAnalysis) -> String {
+    match m.samples_of(NATIVE) {
+        Some(s) => format!("{} {} ({} better)", fmt_value(s.median), m.unit, m.better),
+        None => "—".into(),
+    }
+}
+
+fn outlier_notes(analysis: &Analysis) -> Vec<String> {
+    let mut notes = Vec::new();
+    for env in &analysis.envs {
+        let mut outliers = 0;
+        let mut samples = 0;
+        let mut warm: Vec<String> = Vec::new();
+        for m in &analysis.metrics {
+            if let Some(s) = m.samples_of(env) {
+                outliers += s.outliers;
+                samples += s.values.len();
+                if let Some(w) = s.warmup {
+                    warm.push(format!(
+                        "{} (first {} rounds {} worse)",
+                        m.label(),
+                        w.early_rounds,
+                        pct(w.early_worse_by)
+                    ));
+                }
+            }
+        }
+        let noun = if outliers == 1 { "outlier" } else { "outliers" };
+        notes.push(format!("{env}: {outliers} {noun} among {samples} samples."));
+        if !warm.is_empty() {
+            notes.push(format!(
+                "{env}: the first rounds were significantly slower (warm-up too short? raise --warmup) on {}.",
+                warm.join("; ")
+            ));
+        }
+    }
+    if analysis.counter_rows > 0 {
+        notes.push(format!(
+            "{} counter rows (counter.*) are accounting, not performance, and are not part of any overhead.",
+            analysis.counter_rows
+        ));
+    }
+    if !analysis.undirected.is_empty() {
+        notes.push(format!(
+            "Left out for lack of a higher/lower-is-better direction: {}.",
+            analysis.undirected.join(", ")
+        ));
+    }
+    notes
+}
+
+/// One paragraph per environment, in plain words.
+pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
+    let margin = analysis.config.margin;
+    let m_txt = format_margin(margin);
+    let mut out = Vec::new();
+    let floor = aa_floor(analysis);
+    for env in analysis.compared_envs() {
+        let comps: Vec<(&MetricAnalysis, &Comparison)> = analysis
+            .metrics
+            .iter()
+            .filter_map(|m| m.comparison(env).map(|c| (m, c)))
+            .collect();
+        let count = |f: fn(&Verdict) -> bool| comps.iter().filter(|(_, c)| f(&c.verdict)).count();
+        let within = count(|v| matches!(v, Verdict::Within));
+        let above = count(|v| matches!(v, Verdict::Above));
+        let below = count(|v| matches!(v, Verdict::Below));
+        let inconclusive = count(|v| matches!(v, Verdict::Inconclusive { .. }));
+        let few = count(|v| matches!(v, Verdict::TooFewRounds { .. }));
+        let total = comps.len();
+        let mut s = if env == NATIVE_B {
+            format!(
+                "native-b (A/A: a second native instance against native, the noise floor): \
+                 {within} of {total} metrics within ±{m_txt}"
+            )
+        } else {
+            format!("{env}: {within} of {total} metrics within ±{m_txt} of native")
+        };
+        let worst = |v: Verdict| -> Option<String> {
+            comps
+                .iter()
+                .filter(|(_, c)| c.verdict == v)
+                .filter_map(|(m, c)| c.overhead.map(|o| (m, c, o.estimate)))
+                .max_by(|a, b| a.2.abs().total_cmp(&b.2.abs()))
+                .map(|(m, c, _)| format!("{} {}", m.label(), overhead_text(c)))
+        };
+        if above > 0 {
+            let w = worst(Verdict::Above).map_or(String::new(), |w| format!(", the largest {w}"));
+            s.push_str(&format!("; {above} worse by more than {m_txt}{w}"));
+        }
+        if below > 0 {
+            let w = worst(Verdict::Below).map_or(String::new(), |w| format!(", the largest {w}"));
+            s.push_str(&format!(
+                "; {below} better than native by more than {m_txt}{w}"
+            ));
+        }
+        if inconclusive > 0 {
+            let need = comps
+                .iter()
+                .filter_map(|(_, c)| c.verdict.rounds_needed())
+                .max();
+            let need = need.map_or(String::new(), |r| {
+                format!(" (about {r} rounds would settle the hardest)")
+            });
+            s.push_str(&format!("; {inconclusive} inconclusive{need}"));
+        }
+        if few > 0 {
+            s.push_str(&format!(
+                "; {few} with too few rounds (n<{MIN_ROUNDS}) for a verdict"
+            ));
+        }
+        let ests: Vec<f64> = comps
+            .iter()
+            .filter_map(|(_, c)| c.overhead.map(|o| o.estimate))
+            .collect();
+        if !ests.is_empty() {
+            s.push_str(&format!(
+                ". Median overhead across its metrics: {}",
+                pct(median(&ests))
+            ));
+        }
+        s.push('.');
+        if env == NATIVE_B {
+            if let Some(f) = floor {
+                s.push_str(&format!(
+                    " Its 95% intervals reach ±{:.1}% (median half-width over metrics): differences smaller \
+                     than that cannot be told from noise on this machine.",
+                    f * 100.0
+                ));
+            }
+            if within < total {
+                s.push_str(&format!(
+                    " Where native differs from itself beyond ±{m_txt}, verdicts of the other \
+                     environments on the same metrics are not to be trusted."
+                ));
+            }
+        } else if above == 0 && below == 0 && inconclusive == 0 && few == 0 && total > 0 {
+            s.push_str(&format!(" On this run, the \"only ~{m_txt}\" claim holds for {env} on every metric measured."));
+        } else if above > 0 {
+            s.push_str(&format!(" On this run, the \"only ~{m_txt}\" claim does not hold for {env} on {above} metrics."));
+        }
+        out.push(s);
+    }
+    for e in &run.environments {
+        if e.status != "ran" && !e.status.is_empty() {
+            let reason = e.reason.as_deref().unwrap_or("no reason recorded");
+            out.push(format!(
+                "{}: {} — {reason}; no samples from it.",
+                e.label, e.status
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push(
+            "No environment was compared with native: the run holds no paired samples.".into(),
+        );
+    }
+    out
+}
+
+/// Median half-width of native-b's 95% intervals (a fraction), if native-b ran.
+fn aa_floor(analysis: &Analysis) -> Option<f64> {
+    let widths: Vec<f64> = analysis
+        .metrics
+        .iter()
+        .filter_map(|m| m.comparison(NATIVE_B)?.overhead)
+        .map(|o| (o.ci95.high - o.ci95.low) / 2.0)
+        .collect();
+    (!widths.is_empty()).then(|| median(&widths))
+}
