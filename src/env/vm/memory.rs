@@ -319,6 +319,19 @@ fn map_aligned(len: usize, thp: Thp) -> Result<NonNull<u8>, MemoryError> {
             source,
         });
     }
+    // Guest memory is never inherited: other environments fork runners from this process,
+    // and copying the guest's page tables into every fork would slow (and distort the
+    // `start` metric of) the native and container environments.
+    // SAFETY: [aligned, +len) is our own mapping; MADV_DONTFORK changes no contents.
+    if unsafe { libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_DONTFORK) } != 0 {
+        let source = nix::Error::last();
+        // SAFETY: unmapping the mapping we own and are abandoning.
+        unsafe { libc::munmap(aligned as *mut libc::c_void, len) };
+        return Err(MemoryError::Advise {
+            advice: "MADV_DONTFORK",
+            source,
+        });
+    }
     NonNull::new(aligned as *mut u8).ok_or(MemoryError::Map {
         len: len as u64,
         source: nix::Error::EINVAL,
