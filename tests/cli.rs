@@ -216,3 +216,169 @@ fn ctrl_c_keeps_what_was_measured() {
     assert!(read_samples(&samples).unwrap().len() >= 4, "samples kept");
     assert!(dir.join(SUMMARY_CSV).exists());
 }
+
+/// Everything isobench could leave on the host: mounts and cgroups with its name.
+fn host_leftovers() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("isobench-"))
+        .map(String::from)
+        .collect();
+    fn walk(dir: &Path, depth: u32, found: &mut Vec<String>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                if p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("isobench-")
+                {
+                    found.push(p.display().to_string());
+                }
+                if depth > 0 {
+                    walk(&p, depth - 1, found);
+                }
+            }
+        }
+    }
+    walk(Path::new("/sys/fs/cgroup"), 6, &mut found);
+    found
+}
+
+#[test]
+fn all_three_environments_run_the_same_image_with_verified_checksums() {
+    let out = tempfile::tempdir().unwrap();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "native,container,vm",
+            "--strict",
+            "--rounds",
+            "2",
+            "--warmup",
+            "0",
+        ])
+        .args([
+            "--workload",
+            "cpu.int,mem.touch,io.rand,sys.call,start",
+            "--seed",
+            "3",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let dir = run_dir(out.path());
+    let run = read_run(&dir.join(RUN_JSON)).unwrap();
+    let ran: Vec<&str> = run
+        .environments
+        .iter()
+        .filter(|e| e.status == "ran")
+        .map(|e| e.label.as_str())
+        .collect();
+    assert_eq!(ran, ["native", "native-b", "container", "vm"]);
+    assert!(run
+        .environments
+        .iter()
+        .all(|e| e.image_sha256 == run.image.sha256));
+    let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
+    for env in ["container", "vm"] {
+        for w in ["cpu.int", "mem.touch", "io.rand", "sys.call", "start"] {
+            assert!(
+                samples
+                    .iter()
+                    .any(|s| s.env == env && s.workload == w && !s.is_counter()),
+                "{env}/{w} has samples"
+            );
+        }
+    }
+    // Environment accounting is stored with the samples.
+    assert!(samples
+        .iter()
+        .any(|s| s.env == "vm" && s.metric.starts_with("counter.vm_exits")));
+    assert!(samples
+        .iter()
+        .any(|s| s.env == "container" && s.metric.starts_with("counter.cgroup")));
+    // The report exists with its headline plot and verdicts for both environments.
+    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
+    assert!(
+        overhead.contains(",container,") && overhead.contains(",vm,"),
+        "{overhead}"
+    );
+    assert!(dir.join("plots/overhead.png").exists() && dir.join("report.html").exists());
+    assert!(
+        host_leftovers().is_empty(),
+        "left behind: {:?}",
+        host_leftovers()
+    );
+}
+
+#[test]
+fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = isobench()
+        .args([
+            "run",
+            "--env",
+            "native,container",
+            "--strict",
+            "--workload",
+            "cpu.int,io.seq",
+            "--rounds",
+            "100000",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no container samples within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let dirs: Vec<PathBuf> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        if let Some(d) = dirs.first() {
+            if read_samples(&d.join(SAMPLES_CSV))
+                .map(|s| s.iter().any(|r| r.env == "container"))
+                .unwrap_or(false)
+            {
+                break;
+            }
+        }
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let dir = run_dir(out.path());
+    assert_eq!(
+        read_run(&dir.join(RUN_JSON)).unwrap().outcome,
+        "interrupted"
+    );
+    let scratch = out.path().join(".scratch").join(dir.file_name().unwrap());
+    assert!(
+        !scratch.exists(),
+        "scratch {} left behind",
+        scratch.display()
+    );
+    let mine: Vec<String> = host_leftovers()
+        .into_iter()
+        .filter(|l| l.contains(&format!("isobench-{}-", child.id())))
+        .collect();
+    assert!(mine.is_empty(), "left behind: {mine:?}");
+}
