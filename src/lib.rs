@@ -2,7 +2,9 @@
 //! natively, in a container it builds itself and in a minimal KVM guest it boots itself.
 #![deny(unsafe_code)]
 
+pub mod baseline;
 pub mod cli;
+pub mod compare;
 pub mod env;
 pub mod host;
 pub mod image;

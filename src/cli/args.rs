@@ -41,6 +41,10 @@ pub enum Command {
     Info,
     /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs).
     Clean(CleanArgs),
+    /// Compare a run with a baseline: what regressed (exit 1), improved or stayed put.
+    Compare(Box<super::compare::CompareArgs>),
+    /// Save and list named baselines for `compare --baseline` (OUT/baselines/NAME/).
+    Baseline(super::baseline::BaselineArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
