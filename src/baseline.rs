@@ -102,9 +102,7 @@ pub fn resolve(out: &Path, name: &str) -> Result<PathBuf, BaselineError> {
         name: name.into(),
         dir: baselines_dir(out),
         hint: if names.is_empty() {
-            format!(
-                "there are none yet; save one with `isobench baseline save {name} [RUN]`"
-            )
+            format!("there are none yet; save one with `isobench baseline save {name} [RUN]`")
         } else {
             format!("the baselines are {}", names.join(", "))
         },
@@ -119,7 +117,9 @@ pub fn newest_run(out: &Path) -> Result<PathBuf, BaselineError> {
     for entry in entries {
         let entry = entry.map_err(io_err("listing", out))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        let ft = entry.file_type().map_err(io_err("inspecting", &entry.path()))?;
+        let ft = entry
+            .file_type()
+            .map_err(io_err("inspecting", &entry.path()))?;
         if !ft.is_dir() || name.starts_with('.') || name == BASELINES_DIR {
             continue;
         }
@@ -384,7 +384,10 @@ mod tests {
         let other = out.path().join("20250102T000000Z");
         update_latest_link(out.path(), &other).unwrap();
         assert_eq!(fs::read_link(&link).unwrap(), Path::new("20250102T000000Z"));
-        assert_eq!(load::load_run(&link).unwrap().run.run_id, "20250102T000000Z");
+        assert_eq!(
+            load::load_run(&link).unwrap().run.run_id,
+            "20250102T000000Z"
+        );
         // The symlink is not itself a run.
         assert_eq!(newest_run(out.path()).unwrap(), newer);
         fs::remove_file(&link).unwrap();

@@ -95,7 +95,11 @@ fn list(a: &ListArgs) -> Result<(), BaselineError> {
         );
         return Ok(());
     }
-    let width = all.iter().map(|b| b.name.chars().count()).max().unwrap_or(0);
+    let width = all
+        .iter()
+        .map(|b| b.name.chars().count())
+        .max()
+        .unwrap_or(0);
     for b in &all {
         match &b.summary {
             Ok(s) => println!(

@@ -118,7 +118,9 @@ pub struct CompareArgs {
 fn parse_alpha(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(a) if a > 0.0 && a < 1.0 => Ok(a),
-        _ => Err(format!("{s:?} is not a probability between 0 and 1 (e.g. 0.01)")),
+        _ => Err(format!(
+            "{s:?} is not a probability between 0 and 1 (e.g. 0.01)"
+        )),
     }
 }
 
@@ -155,9 +157,9 @@ fn run(args: &CompareArgs) -> Result<ExitCode> {
         ),
         (Some(_), _) => bail!("with --baseline NAME give only CURRENT, not two runs"),
         (None, [baseline, current]) => (baseline.clone(), current.clone()),
-        (None, _) => bail!(
-            "give BASELINE and CURRENT (two run directories), or --baseline NAME and CURRENT"
-        ),
+        (None, _) => {
+            bail!("give BASELINE and CURRENT (two run directories), or --baseline NAME and CURRENT")
+        }
     };
     let thresholds = match &args.thresholds {
         Some(path) => Thresholds::from_file(args.threshold, path)?,
@@ -176,11 +178,7 @@ fn run(args: &CompareArgs) -> Result<ExitCode> {
     let result = compare::compare(&baseline, &current, &options);
 
     if !result.differences.is_empty() {
-        let what: Vec<&str> = result
-            .differences
-            .iter()
-            .map(|d| d.what.as_str())
-            .collect();
+        let what: Vec<&str> = result.differences.iter().map(|d| d.what.as_str()).collect();
         eprintln!(
             "isobench: WARNING: the baseline and the current run differ in {}: {} (details in the report)",
             if what.len() == 1 { "one fact".to_string() } else { format!("{} facts", what.len()) },

@@ -243,17 +243,25 @@ mod tests {
             let p = write(d.path(), "samples.csv", text);
             read_samples_csv(&p).unwrap_err().to_string()
         };
-        let e = err(&format!("{HEADER}0,native,cpu.int,hash,fast,MB/s,higher,1,2\n"));
+        let e = err(&format!(
+            "{HEADER}0,native,cpu.int,hash,fast,MB/s,higher,1,2\n"
+        ));
         assert!(e.contains("line 2") && e.contains("field `value`"), "{e}");
-        let e = err(&format!("{HEADER}0,native,cpu.int,hash,1.0,MB/s,higher,1,2\n0,native,cpu.in"));
+        let e = err(&format!(
+            "{HEADER}0,native,cpu.int,hash,1.0,MB/s,higher,1,2\n0,native,cpu.in"
+        ));
         assert!(e.contains("line 3") && e.contains("truncated"), "{e}");
         let e = err("name,age\nbob,3\n");
         assert!(e.contains("lacks column(s) round"), "{e}");
         let e = err("");
         assert!(e.contains("lacks column(s)"), "{e}");
-        let e = err(&format!("{HEADER}0,native,cpu.int,hash,1.0,MB/s,sideways,1,2\n"));
+        let e = err(&format!(
+            "{HEADER}0,native,cpu.int,hash,1.0,MB/s,sideways,1,2\n"
+        ));
         assert!(e.contains("field `better`"), "{e}");
-        let e = err(&format!("{HEADER}0,native,cpu.int,hash,-1.0,MB/s,higher,1,2\n"));
+        let e = err(&format!(
+            "{HEADER}0,native,cpu.int,hash,-1.0,MB/s,higher,1,2\n"
+        ));
         assert!(e.contains("field `value`") && e.contains("positive"), "{e}");
         let e = err(&format!(
             "{HEADER}0,native,cpu.int,hash,1.0,MB/s,higher,1,2\n0,native,cpu.int,hash,1.0,MB/s,higher,1,2\n"

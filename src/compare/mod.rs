@@ -288,7 +288,12 @@ fn series(samples: &[SampleRow]) -> BTreeMap<Key, Series> {
             continue;
         }
         out.insert(
-            (env.to_string(), workload.to_string(), metric.to_string(), quantity),
+            (
+                env.to_string(),
+                workload.to_string(),
+                metric.to_string(),
+                quantity,
+            ),
             Series {
                 unit: first.unit.clone(),
                 better,
@@ -358,7 +363,11 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
         format!("{} MiB", hc.memory_bytes >> 20),
     );
     check("kernel", hb.kernel.clone(), hc.kernel.clone());
-    check("KVM flavour", hb.kvm_flavour.clone(), hc.kvm_flavour.clone());
+    check(
+        "KVM flavour",
+        hb.kvm_flavour.clone(),
+        hc.kvm_flavour.clone(),
+    );
     check(
         "host virtualized",
         hb.virtualized.to_string(),
@@ -370,7 +379,11 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
         hc.cgroup_version.clone(),
     );
     check("transparent huge pages", hb.thp.clone(), hc.thp.clone());
-    check("clock source", hb.clocksource.clone(), hc.clocksource.clone());
+    check(
+        "clock source",
+        hb.clocksource.clone(),
+        hc.clocksource.clone(),
+    );
     check(
         "image sha256",
         baseline.image.sha256.clone(),
@@ -401,8 +414,18 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
     for k in keys {
         check(
             &format!("option {k}"),
-            baseline.config.options.get(k).cloned().unwrap_or_else(absent),
-            current.config.options.get(k).cloned().unwrap_or_else(absent),
+            baseline
+                .config
+                .options
+                .get(k)
+                .cloned()
+                .unwrap_or_else(absent),
+            current
+                .config
+                .options
+                .get(k)
+                .cloned()
+                .unwrap_or_else(absent),
         );
     }
     for eb in &baseline.environments {
@@ -490,9 +513,13 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
                     (b.log_costs.clone(), c.log_costs.clone())
                 } else {
                     // Re-orient the baseline to the current direction.
-                    (b.log_costs.iter().map(|x| -x).collect(), c.log_costs.clone())
+                    (
+                        b.log_costs.iter().map(|x| -x).collect(),
+                        c.log_costs.clone(),
+                    )
                 };
-                let stream = opts.seed ^ fnv1a(&format!("{env}\0{workload}\0{metric}\0{quantity:?}"));
+                let stream =
+                    opts.seed ^ fnv1a(&format!("{env}\0{workload}\0{metric}\0{quantity:?}"));
                 let test = significance::permutation_test(&bl, &cl, opts.permutations, stream);
                 let d = significance::mean_difference(&bl, &cl);
                 let (lo, hi) = significance::bootstrap_interval(
@@ -561,9 +588,10 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
             "{missing} row(s) of the baseline are missing from the current run (a workload or environment did not run)"
         ));
     }
-    let unused = opts
-        .thresholds
-        .unused(rows.iter().map(|r| (r.env.as_str(), r.workload.as_str(), r.metric.as_str())));
+    let unused = opts.thresholds.unused(
+        rows.iter()
+            .map(|r| (r.env.as_str(), r.workload.as_str(), r.metric.as_str())),
+    );
     if !unused.is_empty() {
         warnings.push(format!(
             "threshold key(s) matching nothing in either run (a typo?): {}",
@@ -628,7 +656,13 @@ mod tests {
         for r in 0..8u32 {
             let j = 1.0 + 0.002 * f64::from(r % 3) - 0.002;
             samples.push(row(r, "native", "m", native * j, better));
-            samples.push(row(r, "vm", "m", env * j * (1.0 + 0.001 * f64::from(r % 2)), better));
+            samples.push(row(
+                r,
+                "vm",
+                "m",
+                env * j * (1.0 + 0.001 * f64::from(r % 2)),
+                better,
+            ));
             samples.push(row(r, "vm", "counter.exits", 7.0, ""));
         }
         RunData {
@@ -643,7 +677,10 @@ mod tests {
 
     fn status(c: &Comparison, env: &str) -> (Status, f64) {
         let r = c.rows.iter().find(|r| r.env == env).unwrap();
-        (r.status, r.change.as_ref().map(|c| c.relative).unwrap_or(f64::NAN))
+        (
+            r.status,
+            r.change.as_ref().map(|c| c.relative).unwrap_or(f64::NAN),
+        )
     }
 
     #[test]
@@ -686,7 +723,10 @@ mod tests {
             thresholds: Thresholds::uniform(0.02),
             ..Options::default()
         };
-        assert_eq!(status(&compare(&b, &c, &opts), "native").0, Status::Regressed);
+        assert_eq!(
+            status(&compare(&b, &c, &opts), "native").0,
+            Status::Regressed
+        );
     }
 
     #[test]
@@ -719,17 +759,25 @@ mod tests {
         c.samples.retain(|s| s.round < 3);
         let cmp = compare(&b, &c, &Options::default());
         assert_eq!(status(&cmp, "native").0, Status::Unchanged);
-        assert!(cmp.warnings.iter().any(|w| w.contains("at least 5 rounds")), "{:?}", cmp.warnings);
+        assert!(
+            cmp.warnings.iter().any(|w| w.contains("at least 5 rounds")),
+            "{:?}",
+            cmp.warnings
+        );
     }
 
     #[test]
     fn differences_are_named() {
         let mut b = run(1.0, 1.0, "higher").run;
         b.host.kernel = "6.1".into();
-        b.config.options.insert("container.cpus".into(), "0.5".into());
+        b.config
+            .options
+            .insert("container.cpus".into(), "0.5".into());
         let mut c = b.clone();
         c.host.kernel = "6.8".into();
-        c.config.options.insert("container.cpus".into(), "unlimited".into());
+        c.config
+            .options
+            .insert("container.cpus".into(), "unlimited".into());
         c.host.hostname = "other".into();
         let d = differences(&b, &c);
         let what: Vec<&str> = d.iter().map(|d| d.what.as_str()).collect();

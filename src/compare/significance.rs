@@ -23,8 +23,9 @@ use serde::{Deserialize, Serialize};
 /// Splits are enumerated exactly when there are at most this many.
 pub const EXACT_LIMIT: u64 = 100_000;
 
-/// Relative tolerance when comparing a permuted statistic with the observed one, so that
-/// the observed split itself (and its mirror image) always counts despite rounding.
+/// Tolerance, relative to the largest magnitude in the data, when comparing a permuted
+/// statistic with the observed one, so that the observed split itself (and its mirror
+/// image) always counts despite rounding.
 const TIE_TOLERANCE: f64 = 1e-9;
 
 /// How a p-value was obtained.
@@ -92,7 +93,14 @@ pub fn permutation_test(
     // With the pooled total fixed, the statistic is a function of the current group's sum.
     let stat = |current_sum: f64| current_sum / n_c as f64 - (total - current_sum) / n_b as f64;
     let observed = stat(current.iter().sum()).abs();
-    let bar = observed - TIE_TOLERANCE * observed.max(1e-12);
+    // Ties are judged on the scale of the data: summing in another order moves T by a few
+    // ulps of the values, so identical runs (T = 0 up to rounding) must give p = 1.
+    let scale = pooled
+        .iter()
+        .map(|x| x.abs())
+        .fold(0.0, f64::max)
+        .max(f64::MIN_POSITIVE);
+    let bar = observed - TIE_TOLERANCE * scale;
 
     let splits = binomial((n_b + n_c) as u64, n_c as u64);
     // When both groups have the same size every split has a mirror with the opposite sign,
@@ -215,6 +223,10 @@ mod tests {
         let a = [1.0, 2.0, 3.0, 4.0];
         let r = permutation_test(&a, &a, 10_000, 1);
         assert_eq!(r.p_value, 1.0);
+        // Values whose sums round differently depending on the order of addition.
+        let b: Vec<f64> = (1..=8).map(|i| (f64::from(i) * 311.7).ln() * 0.1).collect();
+        let r = permutation_test(&b, &b, 10_000, 1);
+        assert_eq!(r.p_value, 1.0);
     }
 
     #[test]
@@ -267,7 +279,9 @@ mod tests {
 
     #[test]
     fn bootstrap_interval_covers_the_shift_and_is_seeded() {
-        let a: Vec<f64> = (0..20).map(|i| (f64::from(i) * 0.37).sin() * 0.01).collect();
+        let a: Vec<f64> = (0..20)
+            .map(|i| (f64::from(i) * 0.37).sin() * 0.01)
+            .collect();
         let b: Vec<f64> = a.iter().map(|x| x + 0.1).collect();
         let (lo, hi) = bootstrap_interval(&a, &b, 10_000, 0.95, 5);
         assert!(lo < 0.1 && 0.1 < hi && hi - lo < 0.02, "({lo}, {hi})");

@@ -111,14 +111,18 @@ fn check_threshold(value: f64) -> Result<f64, String> {
 }
 
 fn literal_chars(s: &str) -> usize {
-    s.chars().filter(|c| !matches!(c, '*' | '?' | '[' | ']')).count()
+    s.chars()
+        .filter(|c| !matches!(c, '*' | '?' | '[' | ']'))
+        .count()
 }
 
 impl Rule {
     /// Parse a key `[ENV:]WORKLOAD[/METRIC]`.
     pub fn new(key: &str, threshold: f64) -> Result<Rule, String> {
         if key.trim() != key || key.is_empty() {
-            return Err("keys are `[ENV:]WORKLOAD[/METRIC]`, non-empty, without surrounding spaces".into());
+            return Err(
+                "keys are `[ENV:]WORKLOAD[/METRIC]`, non-empty, without surrounding spaces".into(),
+            );
         }
         let (env, rest) = match key.split_once(':') {
             Some((e, r)) => (Some(e), r),
@@ -147,7 +151,9 @@ impl Rule {
     }
 
     pub fn matches(&self, env: &str, workload: &str, metric: &str) -> bool {
-        self.env.as_ref().map_or(true, |p| p.matches_with(env, MATCH))
+        self.env
+            .as_ref()
+            .map_or(true, |p| p.matches_with(env, MATCH))
             && self.workload.matches_with(workload, MATCH)
             && self
                 .metric
@@ -319,14 +325,19 @@ mod tests {
     fn threshold_values() {
         assert_eq!(parse_threshold("5%").unwrap(), 0.05);
         assert_eq!(parse_threshold("0.1").unwrap(), 0.1);
-        assert!(parse_threshold("5").unwrap_err().to_string().contains("0.05"));
+        assert!(parse_threshold("5")
+            .unwrap_err()
+            .to_string()
+            .contains("0.05"));
         assert!(parse_threshold("x").is_err());
     }
 
     #[test]
     fn unused_keys_are_reported() {
-        let t = parse(r#""cpu.int/hash" = 0.03
-"cpu.itn" = 0.03"#)
+        let t = parse(
+            r#""cpu.int/hash" = 0.03
+"cpu.itn" = 0.03"#,
+        )
         .unwrap();
         assert_eq!(
             t.unused([("native", "cpu.int", "hash")]),
