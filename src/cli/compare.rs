@@ -56,7 +56,10 @@ Examples:
 
 /// Flags of `isobench compare`.
 #[derive(Debug, Args)]
-#[command(after_help = AFTER)]
+#[command(
+    after_help = AFTER,
+    override_usage = "isobench compare [OPTIONS] BASELINE CURRENT\n       isobench compare [OPTIONS] --baseline NAME CURRENT"
+)]
 pub struct CompareArgs {
     /// BASELINE then CURRENT: run directories (results/<run-id>, results/latest) or their
     /// run.json; samples.csv must sit beside run.json. With --baseline, only CURRENT.

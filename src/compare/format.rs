@@ -309,7 +309,7 @@ pub fn markdown(c: &Comparison) -> String {
         out.push('\n');
     }
     out.push_str(&format!(
-        "<sub>Change is the relative change of the cost (positive = worse; for throughputs the cost is the inverse). Overhead = per-round ratio to native. {} Test: {}. Interval: {}.{}</sub>\n",
+        "<sub>Change is the relative change of the cost (positive = worse; for throughputs the cost is the inverse). Overhead = per-round ratio to native. Rule: {}. Test: {}. Interval: {}.{}</sub>\n",
         md_escape(&c.method.rule),
         md_escape(&c.method.test),
         md_escape(&c.method.interval),

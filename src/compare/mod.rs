@@ -594,7 +594,7 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
     );
     if !unused.is_empty() {
         warnings.push(format!(
-            "threshold key(s) matching nothing in either run (a typo?): {}",
+            "threshold key(s) that matched no row (a typo, or not run this time): {}",
             unused.join(", ")
         ));
     }
@@ -611,7 +611,7 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
             confidence: opts.confidence,
             seed: opts.seed,
             test: format!(
-                "two-sided permutation test of the difference of mean log values per round (exact over all splits when there are at most {}, otherwise {} random permutations), seed {}",
+                "two-sided permutation test of the difference of mean log values per round (exact over all splits when there are at most {} splits, otherwise {} random permutations), seed {}",
                 significance::EXACT_LIMIT, opts.permutations, opts.seed
             ),
             interval: format!(
