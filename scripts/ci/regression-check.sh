@@ -11,7 +11,8 @@
 #   ISOBENCH         isobench binary [default: build target/release/isobench]
 #   ISOBENCH_OUT     results directory; keep it OUTSIDE the checkout on CI runners so the
 #                    baselines survive `git clean` [default: results]
-#   ROUNDS           measured rounds per run; alpha 0.01 needs at least 5 [default: 5]
+#   ROUNDS           measured rounds per run; alpha 0.01 needs at least 5, and 10 is what
+#                    detects real changes on a noisy runner [default: 10]
 #   THRESHOLDS       thresholds TOML for compare [default: scripts/ci/thresholds.toml]
 #   REPORT_DIR       where compare.md / compare.json / compare.txt go [default: ISOBENCH_OUT/reports]
 #   UPDATE_BASELINE  1 = after a comparison without regressions, make this run the new
@@ -24,7 +25,7 @@ shift $(( $# > 0 ? 1 : 0 ))
 [ "${1:-}" = "--" ] && shift
 
 out="${ISOBENCH_OUT:-results}"
-rounds="${ROUNDS:-5}"
+rounds="${ROUNDS:-10}"
 thresholds="${THRESHOLDS:-scripts/ci/thresholds.toml}"
 reports="${REPORT_DIR:-$out/reports}"
 
