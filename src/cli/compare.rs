@@ -29,6 +29,7 @@ Statistics (seeded; the same inputs and --seed give the same report):
             unchanged: otherwise; new / missing: present in only one run
 With 5 rounds in each run the smallest possible p is 2/252 = 0.0079, so alpha 0.01 needs at
 least 5 rounds per run; fewer rounds can never report a regression (the report says so).
+On a noisy machine use 10 rounds: with 5, only a complete separation is significant.
 
 Thresholds file (--thresholds FILE, TOML): keys are globs over [ENV:]WORKLOAD[/METRIC],
 values fractions or percent strings; the most specific key (most non-glob characters) wins,
