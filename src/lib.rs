@@ -3,7 +3,9 @@
 #![deny(unsafe_code)]
 
 pub mod analysis;
+pub mod baseline;
 pub mod cli;
+pub mod compare;
 pub mod env;
 pub mod host;
 pub mod image;

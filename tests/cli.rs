@@ -18,7 +18,11 @@ fn run_dir(out: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter(|p| {
+            p.is_dir()
+                && !p.is_symlink()
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
         .collect();
     assert_eq!(
         dirs.len(),
@@ -348,7 +352,11 @@ fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
         let dirs: Vec<PathBuf> = std::fs::read_dir(out.path())
             .unwrap()
             .map(|e| e.unwrap().path())
-            .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .filter(|p| {
+                p.is_dir()
+                    && !p.is_symlink()
+                    && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+            })
             .collect();
         if let Some(d) = dirs.first() {
             if read_samples(&d.join(SAMPLES_CSV))

@@ -43,6 +43,10 @@ pub enum Command {
     Clean(CleanArgs),
     /// Re-render a stored run's summaries, verdicts, plots and report from its files.
     Report(ReportArgs),
+    /// Compare a run with a baseline: what regressed (exit 1), improved or stayed put.
+    Compare(Box<super::compare::CompareArgs>),
+    /// Save and list named baselines for `compare --baseline` (OUT/baselines/NAME/).
+    Baseline(super::baseline::BaselineArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

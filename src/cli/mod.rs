@@ -1,7 +1,9 @@
 //! The command-line interface: one file per subcommand, flags in `args.rs`.
 
 pub mod args;
+pub mod baseline;
 pub mod clean;
+pub mod compare;
 pub mod info;
 pub mod report;
 pub mod run;
@@ -34,5 +36,7 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Info => info::info(),
         args::Command::Clean(a) => clean::clean(&a),
         args::Command::Report(a) => report::report(&a),
+        args::Command::Compare(a) => compare::compare(&a),
+        args::Command::Baseline(a) => baseline::baseline(&a),
     }
 }

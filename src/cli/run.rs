@@ -368,6 +368,13 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
     }
     write_run(&run_json, &run)?;
 
+    if let Err(err) = crate::baseline::update_latest_link(&plan.out, &run_dir) {
+        eprintln!(
+            "isobench: warning: could not point {}/latest at this run: {err}",
+            plan.out.display()
+        );
+    }
+
     // The report: summary.csv, overhead.csv, report.md/html and plots, from the files alone.
     match report::render(&run_dir, Some(args.margin / 100.0), None) {
         Ok(rendered) => {
