@@ -300,8 +300,14 @@ pub fn child_main(cfg: &ChildConfig) -> ! {
                 "cannot open the scratch disk file (is the scratch directory writable?)",
             );
         }
-        // SAFETY: ftruncate on the fd just opened.
-        if unsafe { libc::ftruncate(fd, cfg.disk_size as libc::off_t) } != 0 {
+        // Only a regular file is sized (a device node, as a test uses, has its own size).
+        // SAFETY: `stat` is plain old data, for which all-zero bytes are a valid value.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: fstat writes into the local above; fd is the one just opened.
+        let stat_ok = unsafe { libc::fstat(fd, &mut st) } == 0;
+        let regular = stat_ok && st.st_mode & libc::S_IFMT == libc::S_IFREG;
+        // SAFETY (the block below): ftruncate on the fd just opened, owned by this process.
+        if regular && unsafe { libc::ftruncate(fd, cfg.disk_size as libc::off_t) } != 0 {
             child_fail(
                 cfg.done_w,
                 "cannot size the scratch disk file (is the scratch filesystem full?)",
