@@ -358,9 +358,9 @@ pub struct RunnerHandle {
     pub env: String,
 }
 
-/// Wait up to `timeout` for one byte; `Ok(None)` on EOF, `Err(())` on timeout.
-pub(crate) fn wait_byte(fd: &OwnedFd, timeout: Duration) -> Result<Option<u8>, ()> {
-    let end = Instant::now() + timeout;
+/// Whether `fd` became readable (or hung up) before `end`: `Ok(true)` readable,
+/// `Ok(false)` a poll error (treated as the end of the pipe), `Err(())` the deadline passed.
+pub(crate) fn wait_readable(fd: &OwnedFd, end: Instant) -> Result<bool, ()> {
     loop {
         let left = end.saturating_duration_since(Instant::now());
         if left.is_zero() {
@@ -372,11 +372,18 @@ pub(crate) fn wait_byte(fd: &OwnedFd, timeout: Duration) -> Result<Option<u8>, (
             &mut fds,
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) => continue,
-            Ok(_) => return Ok(raw_read_byte(fd.as_raw_fd())),
-            Err(Errno::EINTR) => continue,
-            Err(_) => return Ok(None),
+            Ok(0) | Err(Errno::EINTR) => continue,
+            Ok(_) => return Ok(true),
+            Err(_) => return Ok(false),
         }
+    }
+}
+
+/// Wait up to `timeout` for one byte; `Ok(None)` on EOF, `Err(())` on timeout.
+pub(crate) fn wait_byte(fd: &OwnedFd, timeout: Duration) -> Result<Option<u8>, ()> {
+    match wait_readable(fd, Instant::now() + timeout)? {
+        true => Ok(raw_read_byte(fd.as_raw_fd())),
+        false => Ok(None),
     }
 }
 

@@ -24,14 +24,13 @@ pub mod rootfs;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use isobench_abi::*;
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{pipe2, Pid};
 
 pub use cgroup::{CgroupError, Layout, Limits};
@@ -541,27 +540,15 @@ fn read_until_eof(fd: &OwnedFd, timeout: Duration) -> Result<Vec<u8>, ()> {
     let end = Instant::now() + timeout;
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
-    loop {
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(());
-        }
-        let ms = left.as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
-        match poll(
-            &mut fds,
-            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX),
-        ) {
-            Ok(0) | Err(Errno::EINTR) => continue,
-            Ok(_) => match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-                Ok(0) => return Ok(out),
-                Ok(n) => out.extend_from_slice(&buf[..n]),
-                Err(Errno::EINTR) => continue,
-                Err(_) => return Ok(out),
-            },
-            Err(_) => return Ok(out),
+    while process::wait_readable(fd, end)? {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
         }
     }
+    Ok(out)
 }
 
 impl Environment for Container {
