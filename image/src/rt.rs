@@ -54,7 +54,13 @@ pub fn hostcall(cb: &mut ControlBlock, op: u16, args: [u64; 4]) -> i64 {
     unsafe {
         core::ptr::write_volatile(
             req,
-            HostcallRequest { version: HOSTCALL_VERSION, op, reserved: 0, args, status: -1 },
+            HostcallRequest {
+                version: HOSTCALL_VERSION,
+                op,
+                reserved: 0,
+                args,
+                status: -1,
+            },
         );
     }
     if cb.mode == MODE_PORTIO {
@@ -70,7 +76,11 @@ pub fn hostcall(cb: &mut ControlBlock, op: u16, args: [u64; 4]) -> i64 {
     let status = match op {
         HC_NULL => {
             let r = syscall4(nr::GETPPID, 0, 0, 0, 0);
-            if r < 0 { r } else { 0 }
+            if r < 0 {
+                r
+            } else {
+                0
+            }
         }
         HC_DISK_READ => syscall4(nr::PREAD64, fd, args[1], args[2], args[0]),
         HC_DISK_WRITE => syscall4(nr::PWRITE64, fd, args[1], args[2], args[0]),
@@ -114,7 +124,9 @@ pub fn done() -> ! {
 pub fn records(cb: &mut ControlBlock) -> &'static mut [u64] {
     // SAFETY: the harness maps `record_capacity` u64s at `record_addr`, read-write, for the
     // duration of the invocation, and nothing else aliases it meanwhile.
-    unsafe { core::slice::from_raw_parts_mut(cb.record_addr as *mut u64, cb.record_capacity as usize) }
+    unsafe {
+        core::slice::from_raw_parts_mut(cb.record_addr as *mut u64, cb.record_capacity as usize)
+    }
 }
 
 /// The working memory as a byte slice.
@@ -175,7 +187,12 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
     let mut i = 0;
     while i < n {
         // SAFETY: i < n and the caller guarantees n readable bytes at both.
-        let (x, y) = unsafe { (core::ptr::read_volatile(a.add(i)), core::ptr::read_volatile(b.add(i))) };
+        let (x, y) = unsafe {
+            (
+                core::ptr::read_volatile(a.add(i)),
+                core::ptr::read_volatile(b.add(i)),
+            )
+        };
         if x != y {
             return x as i32 - y as i32;
         }

@@ -19,7 +19,9 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
     let buf = unsafe { core::slice::from_raw_parts_mut(work.as_mut_ptr() as *mut u64, words) };
     let mut x = seed;
     for w in buf.iter_mut() {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         *w = x;
     }
     let t0 = rt::rdtsc();

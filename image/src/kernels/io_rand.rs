@@ -12,7 +12,9 @@
 //! the checksum (untimed), so it verifies the writes too.
 //! records: [write cycles × writes, flush cycles, read cycles × reads].
 //! results: [0] write-phase cycles (writes + flush), [1] read-phase cycles.
-use super::{disk_io, fold, hostcall_failed, pattern_word, splitmix64, work_words};
+use super::{
+    disk_io, flush_then_drop_cache, fold, hostcall_failed, pattern_word, splitmix64, work_words,
+};
 use crate::abi::*;
 use crate::rt;
 
@@ -80,18 +82,12 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
         *slot = dt;
         write_cycles += dt;
     }
-    let t0 = rt::rdtsc();
-    let st = rt::hostcall(cb, HC_DISK_FLUSH, [0; 4]);
-    let dt = rt::rdtsc() - t0;
-    if st < 0 {
-        return hostcall_failed(cb, st);
-    }
+    let dt = match flush_then_drop_cache(cb) {
+        Ok(dt) => dt,
+        Err(st) => return hostcall_failed(cb, st),
+    };
     frec[0] = dt;
     write_cycles += dt;
-    let st = rt::hostcall(cb, HC_DISK_DROP_CACHE, [0; 4]);
-    if st < 0 {
-        return hostcall_failed(cb, st);
-    }
 
     let mut read_cycles = 0u64;
     let mut h = seed;

@@ -9,7 +9,7 @@
 //! records: [write cycles × chunks, flush cycles, read cycles × chunks].
 //! results: [0] write-phase cycles (writes + flush), [1] read-phase cycles.
 //! checksum: fold over every word read back. cycles: both phases.
-use super::{disk_io, fold, hostcall_failed, pattern_word, work_words};
+use super::{disk_io, flush_then_drop_cache, fold, hostcall_failed, pattern_word, work_words};
 use crate::abi::*;
 use crate::rt;
 
@@ -51,18 +51,12 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
         *slot = dt;
         write_cycles += dt;
     }
-    let t0 = rt::rdtsc();
-    let st = rt::hostcall(cb, HC_DISK_FLUSH, [0; 4]);
-    let dt = rt::rdtsc() - t0;
-    if st < 0 {
-        return hostcall_failed(cb, st);
-    }
+    let dt = match flush_then_drop_cache(cb) {
+        Ok(dt) => dt,
+        Err(st) => return hostcall_failed(cb, st),
+    };
     frec[0] = dt;
     write_cycles += dt;
-    let st = rt::hostcall(cb, HC_DISK_DROP_CACHE, [0; 4]);
-    if st < 0 {
-        return hostcall_failed(cb, st);
-    }
 
     let mut read_cycles = 0u64;
     let mut h = seed;

@@ -61,6 +61,22 @@ pub fn disk_io(cb: &mut ControlBlock, op: u16, offset: u64, buf: u64, len: u64) 
     }
 }
 
+/// End a write phase: fsync the disk (timed; returns its cycles), then drop the disk from
+/// the host page cache (untimed) so the read phase reads from the device.
+pub fn flush_then_drop_cache(cb: &mut ControlBlock) -> Result<u64, i64> {
+    let t0 = crate::rt::rdtsc();
+    let st = crate::rt::hostcall(cb, HC_DISK_FLUSH, [0; 4]);
+    let dt = crate::rt::rdtsc() - t0;
+    if st < 0 {
+        return Err(st);
+    }
+    let st = crate::rt::hostcall(cb, HC_DISK_DROP_CACHE, [0; 4]);
+    if st < 0 {
+        return Err(st);
+    }
+    Ok(dt)
+}
+
 /// The working memory viewed as `n` u64 words starting at byte offset `off`, if it fits.
 pub fn work_words(cb: &mut ControlBlock, off: u64, n: u64) -> Option<&'static mut [u64]> {
     let end = n.checked_mul(8)?.checked_add(off)?;
