@@ -173,7 +173,7 @@ impl Plan {
         let (workloads, start) = select_workloads(&args.workload)?;
         let profile = args.profile();
         let (rounds_default, warmup_default) = match profile {
-            Profile::Quick => (5, 1),
+            Profile::Quick => (10, 2),
             Profile::Full => (15, 2),
         };
         let rounds = args.rounds.unwrap_or(rounds_default);

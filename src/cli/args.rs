@@ -84,11 +84,11 @@ pub struct RunArgs {
     pub workload: Vec<String>,
 
     /// Measured rounds; each runs every (environment, workload) pair once in a seeded
-    /// random order. Verdicts need at least 5. [default: 5 quick, 15 full]
+    /// random order. Verdicts need at least 5. [default: 10 quick, 15 full]
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
 
-    /// Warm-up rounds run first and discarded. [default: 1 quick, 2 full]
+    /// Warm-up rounds run first and discarded. [default: 2]
     #[arg(long, value_name = "N")]
     pub warmup: Option<u32>,
 
