@@ -441,8 +441,13 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
             status(eb),
             status(ec),
         );
-        let keys: std::collections::BTreeSet<&String> =
-            eb.facts.keys().chain(ec.facts.keys()).collect();
+        // Per-instance facts (paths with a PID in them) differ in every run by design.
+        let keys: std::collections::BTreeSet<&String> = eb
+            .facts
+            .keys()
+            .chain(ec.facts.keys())
+            .filter(|k| !k.starts_with(crate::env::INSTANCE_FACT_PREFIX))
+            .collect();
         for k in keys {
             check(
                 &format!("environment {} {k}", eb.label),
@@ -635,6 +640,30 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
 mod tests {
     use super::*;
     use std::path::PathBuf;
+
+    #[test]
+    fn per_instance_facts_are_not_differences() {
+        let env = |paths: &str, cpus: &str| crate::results::EnvRecord {
+            label: "container".into(),
+            facts: [
+                ("instance.cgroup_paths".to_string(), paths.to_string()),
+                ("cpus".to_string(), cpus.to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        let run = |e| RunFile {
+            environments: vec![e],
+            ..Default::default()
+        };
+        let a = run(env("/sys/fs/cgroup/cpu/isobench/isobench-1-0", "unlimited"));
+        let b = run(env("/sys/fs/cgroup/cpu/isobench/isobench-2-0", "unlimited"));
+        assert!(differences(&a, &b).is_empty());
+        let c = run(env("/sys/fs/cgroup/cpu/isobench/isobench-3-0", "0.5"));
+        let d = differences(&a, &c);
+        assert_eq!(d.len(), 1);
+        assert_eq!(d[0].what, "environment container cpus");
+    }
 
     fn row(round: u32, env: &str, metric: &str, value: f64, better: &str) -> SampleRow {
         SampleRow {

@@ -91,6 +91,9 @@ pub struct RawRun {
     pub counters: BTreeMap<String, u64>,
 }
 
+/// Prefix of environment facts that identify one instance rather than a configuration.
+pub const INSTANCE_FACT_PREFIX: &str = "instance.";
+
 /// Why an environment could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum EnvError {
@@ -177,6 +180,8 @@ pub trait Environment {
     /// to the image's first instruction in TSC cycles, then tear it down.
     fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError>;
     /// Facts about this environment for `run.json` (limits, page sizes, cgroup version, ...).
+    /// Keys starting with [`INSTANCE_FACT_PREFIX`] name this run's own objects (cgroup paths
+    /// with a PID in them): recorded, but not compared between runs.
     fn facts(&self) -> BTreeMap<String, String>;
     /// Tear the instance down, removing everything it created.
     fn stop(&mut self) -> Result<(), EnvError>;

@@ -194,7 +194,7 @@ fn cpu_int_checksum_matches_native() {
     assert_eq!(raw2.checksum, raw.checksum);
     let facts = c.facts();
     assert_eq!(facts["namespaces"], "mnt pid uts ipc net cgroup");
-    assert!(facts.contains_key("cgroup.paths"));
+    assert!(facts.contains_key("instance.cgroup_paths"));
     c.stop().unwrap();
 
     let mut n = Native::new("native");

@@ -158,7 +158,7 @@ impl Group {
             }
         }
         self.facts.insert(
-            "cgroup.paths".into(),
+            "instance.cgroup_paths".into(),
             self.dirs()
                 .iter()
                 .map(|d| d.display().to_string())

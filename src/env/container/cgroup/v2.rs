@@ -118,7 +118,7 @@ impl Group {
         self.facts
             .insert("cgroup.controllers".into(), enabled.join(" "));
         self.facts
-            .insert("cgroup.paths".into(), dir.display().to_string());
+            .insert("instance.cgroup_paths".into(), dir.display().to_string());
         if let Some(c) = limits.cpus {
             let v = format!("{} {CPU_PERIOD_US}", cpu_quota_us(c));
             write_file(&dir.join("cpu.max"), &v)?;
