@@ -29,8 +29,8 @@ const BLOCK: u64 = 64;
 /// (order n, repetitions) per profile.
 fn size(profile: Profile) -> (u64, u64) {
     match profile {
-        Profile::Quick => (256, 48),
-        Profile::Full => (1024, 1),
+        Profile::Quick => (256, 96),
+        Profile::Full => (1024, 4),
     }
 }
 

@@ -22,8 +22,8 @@ const BUFFER_BYTES: u64 = 16 * 1024;
 
 fn passes(profile: Profile) -> u64 {
     match profile {
-        Profile::Quick => 16_000,
-        Profile::Full => 40_000,
+        Profile::Quick => 40_000,
+        Profile::Full => 200_000,
     }
 }
 
