@@ -130,10 +130,7 @@ pub fn newest_run(out: &Path) -> Result<PathBuf, BaselineError> {
             continue;
         };
         let key = (started, name.clone());
-        if best
-            .as_ref()
-            .map_or(true, |(s, n, _)| key > (*s, n.clone()))
-        {
+        if best.as_ref().is_none_or(|(s, n, _)| key > (*s, n.clone())) {
             best = Some((key.0, key.1, entry.path()));
         }
     }

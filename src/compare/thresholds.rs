@@ -151,14 +151,12 @@ impl Rule {
     }
 
     pub fn matches(&self, env: &str, workload: &str, metric: &str) -> bool {
-        self.env
-            .as_ref()
-            .map_or(true, |p| p.matches_with(env, MATCH))
+        self.env.as_ref().is_none_or(|p| p.matches_with(env, MATCH))
             && self.workload.matches_with(workload, MATCH)
             && self
                 .metric
                 .as_ref()
-                .map_or(true, |p| p.matches_with(metric, MATCH))
+                .is_none_or(|p| p.matches_with(metric, MATCH))
     }
 
     fn specificity(&self) -> (usize, bool, bool) {

@@ -69,7 +69,7 @@ pub fn last_level_cache_bytes(cpu0: &Path) -> Option<u64> {
         let Some(bytes) = parse_cache_size(size.trim()) else {
             continue;
         };
-        if best.map_or(true, |(l, _)| level > l) {
+        if best.is_none_or(|(l, _)| level > l) {
             best = Some((level, bytes));
         }
     }

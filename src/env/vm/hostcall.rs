@@ -133,7 +133,7 @@ pub fn decode_doorbell(port: u16, data: &[u8], bounds: &GuestBounds) -> Result<u
         .try_into()
         .map_err(|_| HostcallError::Size { size: data.len() })?;
     let addr = u32::from_le_bytes(bytes) as u64;
-    if addr % 8 != 0 || !inside(addr, HOSTCALL_REQUEST_SIZE as u64, bounds.user_low) {
+    if !addr.is_multiple_of(8) || !inside(addr, HOSTCALL_REQUEST_SIZE as u64, bounds.user_low) {
         return Err(HostcallError::RequestAddress {
             addr,
             start: bounds.user_low.0,

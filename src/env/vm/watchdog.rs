@@ -111,7 +111,7 @@ impl Watchdog {
             // SAFETY: pthread_self has no preconditions.
             thread: unsafe { libc::pthread_self() },
         });
-        if st.wake_at.map_or(true, |w| w > deadline) {
+        if st.wake_at.is_none_or(|w| w > deadline) {
             self.shared.cv.notify_all();
         }
         ArmGuard { dog: self }
