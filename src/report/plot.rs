@@ -237,6 +237,80 @@ fn max_label_width<DB: DrawingBackend>(
     Ok(w)
 }
 
+/// The frame shared by the per-metric percent charts (overhead bars, distributions): title,
+/// room for a legend, one row per label, a percent x axis, the shaded ±margin band, the
+/// zero line and row separators. Returns the legend area and the chart to draw rows into.
+#[allow(clippy::type_complexity)]
+fn percent_rows_frame<'a, DB: DrawingBackend>(
+    root: &'a DrawingArea<DB, Shift>,
+    title: &str,
+    labels: &[String],
+    (x0, x1): (f64, f64),
+    x_desc: &str,
+    margin_pct: f64,
+) -> Result<
+    (
+        DrawingArea<DB, Shift>,
+        ChartContext<
+            'a,
+            DB,
+            Cartesian2d<
+                plotters::coord::types::RangedCoordf64,
+                plotters::coord::types::RangedCoordf64,
+            >,
+        >,
+    ),
+    String,
+> {
+    let n = labels.len();
+    let label_w = max_label_width(root, labels)?;
+    let body = root.titled(title, font(TITLE_PX)).map_err(err)?;
+    let (legend_row, chart_area) = body.split_vertically(LEGEND_ROOM);
+    let mut chart = ChartBuilder::on(&chart_area)
+        .margin_top(4)
+        .margin_right(30)
+        .margin_left(10)
+        .x_label_area_size(55)
+        .y_label_area_size(label_w + 20)
+        .build_cartesian_2d(x0..x1, -0.5..(n as f64 - 0.5))
+        .map_err(err)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .y_labels(0)
+        .x_labels(10)
+        .x_label_formatter(&pct_tick(x1 - x0))
+        .x_desc(x_desc)
+        .label_style(font(TICK_PX))
+        .axis_desc_style(font(LABEL_PX))
+        .light_line_style(RGBColor(235, 235, 235))
+        .draw()
+        .map_err(err)?;
+    let (ylo, yhi) = (-0.5, n as f64 - 0.5);
+    chart
+        .draw_series([Rectangle::new(
+            [(-margin_pct, ylo), (margin_pct, yhi)],
+            BAND.mix(0.25).filled(),
+        )])
+        .map_err(err)?;
+    chart
+        .draw_series([PathElement::new(
+            vec![(0.0, ylo), (0.0, yhi)],
+            BLACK.stroke_width(1),
+        )])
+        .map_err(err)?;
+    for i in 1..n {
+        let y = i as f64 - 0.5;
+        chart
+            .draw_series([PathElement::new(
+                vec![(x0, y), (x1, y)],
+                RGBColor(225, 225, 225).stroke_width(1),
+            )])
+            .map_err(err)?;
+    }
+    Ok((legend_row, chart))
+}
+
 // ---------------------------------------------------------------------------------------
 // (a) overhead bars
 
@@ -267,53 +341,14 @@ impl Figure for OverheadBars<'_> {
             .flatten()
             .flat_map(|(e, l, h)| [*e, *l, *h]);
         let (x0, x1) = pct_range(values, self.margin_pct, CAP_PCT);
-        let label_w = max_label_width(root, &self.labels)?;
-        let body = root.titled(self.title, font(TITLE_PX)).map_err(err)?;
-        let (legend_row, chart_area) = body.split_vertically(LEGEND_ROOM);
-        let mut chart = ChartBuilder::on(&chart_area)
-            .margin_top(4)
-            .margin_right(30)
-            .margin_left(10)
-            .x_label_area_size(55)
-            .y_label_area_size(label_w + 20)
-            .build_cartesian_2d(x0..x1, -0.5..(n as f64 - 0.5))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_labels(10)
-            .x_label_formatter(&pct_tick(x1 - x0))
-            .x_desc("overhead vs native, % (positive = worse than native; whiskers: 95% interval)")
-            .label_style(font(TICK_PX))
-            .axis_desc_style(font(LABEL_PX))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
-        // ±margin band and the zero line.
-        let (ylo, yhi) = (-0.5, n as f64 - 0.5);
-        chart
-            .draw_series([Rectangle::new(
-                [(-self.margin_pct, ylo), (self.margin_pct, yhi)],
-                BAND.mix(0.25).filled(),
-            )])
-            .map_err(err)?;
-        chart
-            .draw_series([PathElement::new(
-                vec![(0.0, ylo), (0.0, yhi)],
-                BLACK.stroke_width(1),
-            )])
-            .map_err(err)?;
-        // Separators between rows.
-        for i in 1..n {
-            let y = i as f64 - 0.5;
-            chart
-                .draw_series([PathElement::new(
-                    vec![(x0, y), (x1, y)],
-                    RGBColor(225, 225, 225).stroke_width(1),
-                )])
-                .map_err(err)?;
-        }
+        let (legend_row, mut chart) = percent_rows_frame(
+            root,
+            self.title,
+            &self.labels,
+            (x0, x1),
+            "overhead vs native, % (positive = worse than native; whiskers: 95% interval)",
+            self.margin_pct,
+        )?;
         let slot = 0.8 / k as f64;
         let clip = |v: f64| v.clamp(x0, x1);
         let value_style = font(12).color(&BLACK);
@@ -430,53 +465,14 @@ impl Figure for Distributions {
             self.margin_pct,
             CAP_PCT,
         );
-        let label_w = max_label_width(root, &self.labels)?;
-        let body = root
-            .titled("Samples relative to native's median", font(TITLE_PX))
-            .map_err(err)?;
-        let (legend_row, chart_area) = body.split_vertically(LEGEND_ROOM);
-        let mut chart = ChartBuilder::on(&chart_area)
-            .margin_top(4)
-            .margin_right(30)
-            .margin_left(10)
-            .x_label_area_size(55)
-            .y_label_area_size(label_w + 20)
-            .build_cartesian_2d(x0..x1, -0.5..(n as f64 - 0.5))
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(0)
-            .x_labels(10)
-            .x_label_formatter(&pct_tick(x1 - x0))
-            .x_desc("each sample vs native's median, % (positive = worse; points beyond the axis drawn at its edge)")
-            .label_style(font(TICK_PX))
-            .axis_desc_style(font(LABEL_PX))
-            .light_line_style(RGBColor(235, 235, 235))
-            .draw()
-            .map_err(err)?;
-        let (ylo, yhi) = (-0.5, n as f64 - 0.5);
-        chart
-            .draw_series([Rectangle::new(
-                [(-self.margin_pct, ylo), (self.margin_pct, yhi)],
-                BAND.mix(0.25).filled(),
-            )])
-            .map_err(err)?;
-        chart
-            .draw_series([PathElement::new(
-                vec![(0.0, ylo), (0.0, yhi)],
-                BLACK.stroke_width(1),
-            )])
-            .map_err(err)?;
-        for i in 1..n {
-            let y = i as f64 - 0.5;
-            chart
-                .draw_series([PathElement::new(
-                    vec![(x0, y), (x1, y)],
-                    RGBColor(225, 225, 225).stroke_width(1),
-                )])
-                .map_err(err)?;
-        }
+        let (legend_row, mut chart) = percent_rows_frame(
+            root,
+            "Samples relative to native's median",
+            &self.labels,
+            (x0, x1),
+            "each sample vs native's median, % (positive = worse; points beyond the axis drawn at its edge)",
+            self.margin_pct,
+        )?;
         let slot = 0.8 / k as f64;
         for (i, per_env) in self.points.iter().enumerate() {
             let yc_row = (n - 1 - i) as f64;
