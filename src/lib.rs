@@ -13,6 +13,7 @@ pub mod measure;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod scratch;
 pub mod stats;
 pub mod tsc;
 pub mod workload;

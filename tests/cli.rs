@@ -390,3 +390,84 @@ fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
         .collect();
     assert!(mine.is_empty(), "left behind: {mine:?}");
 }
+
+#[test]
+fn clean_removes_what_a_sigkilled_run_left_behind() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = isobench()
+        .args([
+            "run",
+            "--env",
+            "native,container",
+            "--strict",
+            "--workload",
+            "cpu.int,io.seq",
+            "--rounds",
+            "100000",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        assert!(
+            t0.elapsed() < Duration::from_secs(60),
+            "no container samples within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        let dirs: Vec<PathBuf> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+            .collect();
+        if let Some(d) = dirs.first() {
+            if read_samples(&d.join(SAMPLES_CSV))
+                .map(|s| s.iter().any(|r| r.env == "container"))
+                .unwrap_or(false)
+            {
+                break;
+            }
+        }
+    }
+    let pid = child.id();
+    child.kill().unwrap(); // SIGKILL: no cleanup runs in isobench itself.
+    child.wait().unwrap();
+    let mine = || -> Vec<String> {
+        host_leftovers()
+            .into_iter()
+            .filter(|l| l.contains(&format!("isobench-{pid}-")))
+            .collect()
+    };
+    // Give the kernel a moment to reap the runner (it dies with its parent).
+    std::thread::sleep(Duration::from_millis(300));
+    let scratch_root = out.path().join(".scratch");
+    let left_scratch = std::fs::read_dir(&scratch_root).unwrap().count();
+    assert!(
+        !mine().is_empty() || left_scratch > 0,
+        "a SIGKILLed run leaves something for clean to find"
+    );
+    let warned = isobench()
+        .args(["clean", "--dry-run", "--out"])
+        .arg(out.path())
+        .assert()
+        .success();
+    assert!(String::from_utf8_lossy(&warned.get_output().stdout).contains("would remove"));
+    isobench()
+        .args(["clean", "--out"])
+        .arg(out.path())
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("removed"));
+    assert!(mine().is_empty(), "left behind after clean: {:?}", mine());
+    assert_eq!(
+        std::fs::read_dir(&scratch_root).unwrap().count(),
+        0,
+        "scratch directories left after clean"
+    );
+    // The measured samples are the user's: clean never touches them.
+    let dir = run_dir(out.path());
+    assert!(!read_samples(&dir.join(SAMPLES_CSV)).unwrap().is_empty());
+}

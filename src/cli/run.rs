@@ -15,6 +15,7 @@ use crate::env::{self, EnvKind, Environment, InstanceSpec};
 use crate::measure::{self, Ended, Progress, Protocol, SampleSink};
 use crate::plan::Plan;
 use crate::results::{self, EnvRecord, RunConfig, RunFile, SampleRow, SamplesWriter};
+use crate::scratch::Scratch;
 use crate::{host, image, report, stats, workload};
 
 /// Bytes of scratch space one environment instance may need beyond its disk file.
@@ -76,14 +77,6 @@ impl SampleSink for Tee {
     }
 }
 
-/// Removes the run's scratch directory however the run ends.
-struct ScratchGuard(PathBuf);
-impl Drop for ScratchGuard {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A new, unique run directory under `out`: `<UTC timestamp>[-N]`.
 fn create_run_dir(out: &Path) -> Result<(String, PathBuf)> {
     std::fs::create_dir_all(out)
@@ -122,15 +115,26 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
         Plan::from_args(args).map_err(|e| anyhow::Error::new(e).context("invalid run options"))?;
     let (image_sha, image_size) = (image::sha256_hex(), image::IMAGE.len());
 
+    let scratch_root = plan
+        .scratch
+        .clone()
+        .unwrap_or_else(|| plan.out.join(".scratch"));
+    let mut leftovers: Vec<String> = crate::scratch::stale(&scratch_root)
+        .iter()
+        .map(|d| format!("scratch directory {}", d.display()))
+        .collect();
     if plan.envs.contains(&EnvKind::Container) {
-        let leftovers = env::container::find_leftovers();
-        if !leftovers.is_empty() {
-            eprintln!(
-                "isobench: warning: {} thing(s) left behind by a killed isobench run (first: {}); `isobench clean` removes them",
-                leftovers.len(),
-                leftovers[0]
-            );
-        }
+        leftovers.extend(
+            env::container::find_leftovers()
+                .iter()
+                .map(|l| l.to_string()),
+        );
+    }
+    if let Some(first) = leftovers.first() {
+        eprintln!(
+            "isobench: warning: {} thing(s) left behind by a killed isobench run (first: {first}); `isobench clean` removes them",
+            leftovers.len()
+        );
     }
 
     // Which environments can run here.
@@ -193,21 +197,15 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
     );
     let host = host::facts();
     let (run_id, run_dir) = create_run_dir(&plan.out)?;
-    let scratch_root = plan
-        .scratch
-        .clone()
-        .unwrap_or_else(|| plan.out.join(".scratch"));
-    let scratch = scratch_root.join(&run_id);
-    std::fs::create_dir_all(&scratch).with_context(|| {
+    // Removed when this function returns, however the run ends; `isobench clean` finds it
+    // if the process is killed.
+    let scratch_dir = Scratch::create(&scratch_root, &run_id).with_context(|| {
         format!(
             "creating the scratch directory {} (use --scratch to put it elsewhere)",
-            scratch.display()
+            scratch_root.join(&run_id).display()
         )
     })?;
-    let scratch = scratch
-        .canonicalize()
-        .with_context(|| format!("resolving {}", scratch.display()))?;
-    let _scratch_guard = ScratchGuard(scratch.clone());
+    let scratch = scratch_dir.path().to_path_buf();
 
     // Prepare the workloads: parameters and reference checksums, computed once.
     let prepared: Vec<_> = plan
