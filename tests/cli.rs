@@ -290,6 +290,14 @@ fn all_three_environments_run_the_same_image_with_verified_checksums() {
         .environments
         .iter()
         .all(|e| e.image_sha256 == run.image.sha256));
+    for e in &run.environments {
+        assert_eq!(
+            e.facts.get("image_verified").map(String::as_str),
+            Some("read back from the running instance"),
+            "{}: the image hash is of the bytes in its memory",
+            e.label
+        );
+    }
     let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
     for env in ["container", "vm"] {
         for w in ["cpu.int", "mem.touch", "io.rand", "sys.call", "start"] {

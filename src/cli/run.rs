@@ -289,6 +289,41 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
         }
     }
     for e in &envs {
+        let mut facts = e.facts();
+        // Prove that every environment runs the same bytes: read the image back from the
+        // running instance (runner memory or guest memory) and hash it.
+        let loaded = if failure.is_some() {
+            None
+        } else {
+            e.loaded_image()
+        };
+        let image_sha256 = match loaded {
+            Some(Ok(bytes)) => {
+                let sha = image::sha256_hex_of(&bytes);
+                if sha != image_sha {
+                    failure.get_or_insert(anyhow::anyhow!(
+                        "the image loaded in the {} environment has sha256 {sha}, not the embedded image's {image_sha}: its memory was altered after loading",
+                        e.label()
+                    ));
+                }
+                facts.insert(
+                    "image_verified".into(),
+                    "read back from the running instance".into(),
+                );
+                sha
+            }
+            Some(Err(err)) => {
+                facts.insert(
+                    "image_verified".into(),
+                    format!("no: reading it back failed ({err})"),
+                );
+                image_sha.clone()
+            }
+            None => {
+                facts.insert("image_verified".into(), "no: not read back".into());
+                image_sha.clone()
+            }
+        };
         records.push(EnvRecord {
             label: e.label().into(),
             kind: e.kind().name().into(),
@@ -298,8 +333,8 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
                 "ran".into()
             },
             reason: None,
-            image_sha256: image_sha.clone(),
-            facts: e.facts(),
+            image_sha256,
+            facts,
         });
     }
     records.sort_by_key(|r| env_rank(&r.label));

@@ -185,6 +185,12 @@ pub trait Environment {
     fn facts(&self) -> BTreeMap<String, String>;
     /// Tear the instance down, removing everything it created.
     fn stop(&mut self) -> Result<(), EnvError>;
+    /// The image bytes as loaded in the running instance (read back from the runner's or the
+    /// guest's memory at `IMAGE_BASE`), so a run can prove every environment ran the same
+    /// bytes. `None` when this environment cannot read them back (or is not started).
+    fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
+        None
+    }
 }
 
 /// Why an environment kind cannot run on this machine, if it cannot.

@@ -179,6 +179,11 @@ impl Environment for Native {
         )])
     }
 
+    fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
+        let inst = self.instance.as_ref()?;
+        Some(process::read_loaded_image(inst.handle.pid))
+    }
+
     fn stop(&mut self) -> Result<(), EnvError> {
         if let Some(mut inst) = self.instance.take() {
             inst.handle.quit();

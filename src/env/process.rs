@@ -387,6 +387,15 @@ pub(crate) fn wait_byte(fd: &OwnedFd, timeout: Duration) -> Result<Option<u8>, (
     }
 }
 
+/// Read the image back from a runner's memory at `IMAGE_BASE` (`/proc/<pid>/mem`).
+pub fn read_loaded_image(pid: Pid) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem"))?;
+    let mut buf = vec![0u8; image::IMAGE.len()];
+    mem.read_exact_at(&mut buf, IMAGE_BASE)?;
+    Ok(buf)
+}
+
 /// Describe how a child ended, for an error message.
 pub fn describe_exit(status: WaitStatus) -> String {
     match status {

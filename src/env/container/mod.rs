@@ -725,6 +725,11 @@ impl Environment for Container {
     fn stop(&mut self) -> Result<(), EnvError> {
         self.teardown_instance()
     }
+
+    fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
+        let pid = self.instance.as_ref()?.handle.pid;
+        Some(process::read_loaded_image(pid))
+    }
 }
 
 impl Drop for Container {

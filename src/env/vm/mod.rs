@@ -469,6 +469,18 @@ impl Environment for Vm {
         self.instance = None;
         Ok(())
     }
+
+    fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
+        let inst = self.instance.as_ref()?;
+        let mut buf = vec![0u8; image::IMAGE.len()];
+        Some(
+            inst.machine
+                .mem
+                .read(IMAGE_BASE, &mut buf)
+                .map(|()| buf)
+                .map_err(std::io::Error::other),
+        )
+    }
 }
 
 #[cfg(test)]
