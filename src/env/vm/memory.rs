@@ -77,7 +77,6 @@ impl Region {
 /// All guest memory of one VM.
 pub struct GuestMemory {
     regions: Vec<Region>,
-    thp: Thp,
 }
 
 // SAFETY: GuestMemory exclusively owns its mappings (nothing else holds the pointers but the
@@ -85,13 +84,12 @@ pub struct GuestMemory {
 unsafe impl Send for GuestMemory {}
 
 impl GuestMemory {
-    /// Map one region per `(gpa, len)`; `len` is rounded up to 2 MiB.
-    pub fn new(layout: &[(u64, u64)], thp: Thp) -> Result<GuestMemory, MemoryError> {
+    /// Map one region per `(gpa, len, thp)`; `len` is rounded up to 2 MiB.
+    pub fn new(layout: &[(u64, u64, Thp)]) -> Result<GuestMemory, MemoryError> {
         let mut mem = GuestMemory {
             regions: Vec::with_capacity(layout.len()),
-            thp,
         };
-        for &(gpa, len) in layout {
+        for &(gpa, len, thp) in layout {
             let len = len.next_multiple_of(HOST_ALIGN as u64);
             let host = map_aligned(len as usize, thp)?;
             mem.regions.push(Region { gpa, len, host });
@@ -125,10 +123,6 @@ impl GuestMemory {
             })?;
         }
         Ok(())
-    }
-
-    pub fn thp(&self) -> Thp {
-        self.thp
     }
 
     /// The host pointer for `[gpa, gpa + len)` if it lies wholly inside one region.
@@ -356,7 +350,7 @@ mod tests {
 
     #[test]
     fn accesses_are_bounds_checked() {
-        let m = GuestMemory::new(&[(0, 4 << 20), (1 << 30, 4096)], Thp::Off).unwrap();
+        let m = GuestMemory::new(&[(0, 4 << 20, Thp::Off), (1 << 30, 4096, Thp::Off)]).unwrap();
         assert_eq!(m.regions()[1].len, 2 << 20);
         assert_eq!(m.regions()[0].host_addr() % (2 << 20), 0);
         m.write_u64(8, 0x1234).unwrap();
@@ -373,7 +367,7 @@ mod tests {
 
     #[test]
     fn discard_zeroes_and_stays_inside() {
-        let m = GuestMemory::new(&[(1 << 30, 2 << 20)], Thp::On).unwrap();
+        let m = GuestMemory::new(&[(1 << 30, 2 << 20, Thp::On)]).unwrap();
         m.write_u64(1 << 30, 99).unwrap();
         m.discard(1 << 30, 100).unwrap();
         assert_eq!(m.read_u64(1 << 30).unwrap(), 0);

@@ -116,11 +116,14 @@ impl Machine {
             PAGE_TABLE_LIMIT,
         )?;
         let vm = host.kvm.create_vm().map_err(VmError::CreateVm)?;
-        let mut regions = vec![(0, LOW_END)];
+        // THP applies to the working memory, as natively; the low region (image, stack,
+        // control, records, tables) uses small host pages like the native runner's mappings,
+        // which also keeps start-up free of huge-page zeroing and compaction stalls.
+        let mut regions = vec![(0, LOW_END, Thp::Off)];
         if work_size > 0 {
-            regions.push((WORK_BASE, work_size));
+            regions.push((WORK_BASE, work_size, opts.thp));
         }
-        let mem = GuestMemory::new(&regions, opts.thp)?;
+        let mem = GuestMemory::new(&regions)?;
         mem.register(&vm)?;
         mem.write(IMAGE_BASE, image::IMAGE)?;
         let gdt: Vec<u8> = layout::gdt().iter().flat_map(|w| w.to_le_bytes()).collect();
