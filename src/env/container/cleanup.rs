@@ -117,9 +117,18 @@ impl Marker {
     pub fn store(&self, state_dir: &Path) -> Result<PathBuf, CleanupError> {
         let path = state_dir.join(&self.name);
         let tmp = state_dir.join(format!(".{}.tmp", self.name));
-        std::fs::create_dir_all(state_dir)
-            .and_then(|()| std::fs::write(&tmp, self.render()))
-            .and_then(|()| std::fs::rename(&tmp, &path))
+        let write = || {
+            std::fs::create_dir_all(state_dir)
+                .and_then(|()| std::fs::write(&tmp, self.render()))
+                .and_then(|()| std::fs::rename(&tmp, &path))
+        };
+        // Another run may remove the (then empty) state directory between our create and
+        // write; once more is enough, since our temporary file then keeps it non-empty.
+        write()
+            .or_else(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => write(),
+                _ => Err(e),
+            })
             .map_err(|source| CleanupError::WriteMarker {
                 path: path.clone(),
                 source,
@@ -282,6 +291,8 @@ pub fn clean_leftovers_in(
             }
         }
     }
+    // Only an empty state directory is removed: live runs keep theirs.
+    let _ = std::fs::remove_dir(state_dir);
     first_err.map_or(Ok(removed), Err)
 }
 

@@ -124,7 +124,12 @@ impl Resources {
         // Keep the marker when something stayed behind, so `isobench clean` can finish.
         if first.is_none() {
             if let Some(m) = self.marker.take() {
-                let _ = std::fs::remove_file(m);
+                let _ = std::fs::remove_file(&m);
+                // The state directory goes when the last marker does (remove_dir only
+                // removes an empty directory, so a concurrent run's markers are safe).
+                if let Some(dir) = m.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
             }
         }
         first.map_or(Ok(()), Err)

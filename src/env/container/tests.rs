@@ -461,6 +461,14 @@ fn clean_leftovers_removes_what_a_killed_run_left() {
     // A live owner's group (ours) must stay.
     let live = layout.group_dirs(&cleanup::container_name(std::process::id(), 2_000_000));
     std::fs::create_dir_all(&live[0]).unwrap();
+    // Removed however this test ends, so a failed assertion leaves no cgroup behind.
+    struct RemoveOnDrop(Vec<std::path::PathBuf>);
+    impl Drop for RemoveOnDrop {
+        fn drop(&mut self) {
+            let _ = cgroup::remove_dirs(&self.0);
+        }
+    }
+    let _live_guard = RemoveOnDrop(live[..1].to_vec());
 
     let mi = || std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     let found = cleanup::find_leftovers_in(state.path(), Some(&layout), &mi());
@@ -485,7 +493,10 @@ fn clean_leftovers_removes_what_a_killed_run_left() {
     for d in cgroups.iter().chain(&unmarked) {
         assert!(!d.exists(), "{}", d.display());
     }
-    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0);
+    assert!(
+        !state.path().exists(),
+        "the emptied state directory is removed too"
+    );
     assert!(live[0].exists(), "a live owner's cgroup was removed");
     cgroup::remove_dirs(&live[..1]).unwrap();
     assert!(cleanup::find_leftovers_in(state.path(), Some(&layout), &mi()).is_empty());
