@@ -8,7 +8,7 @@ fn main() {
     let code = match cli::dispatch(parsed) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("isobench: error: {err:#}");
+            eprintln!("isobench: error: {}", cli::describe(&err));
             if err.chain().any(|e| {
                 e.is::<isobench::plan::PlanError>() || e.is::<isobench::results::ReadError>()
             }) {

@@ -226,21 +226,110 @@ impl crate::measure::SampleSink for SamplesWriter {
     }
 }
 
-/// Read `samples.csv`.
+/// Columns `samples.csv` must have.
+pub const SAMPLE_COLUMNS: [&str; 9] = [
+    "round", "env", "workload", "metric", "value", "unit", "better", "cycles", "wall_ns",
+];
+
+/// Read and validate `samples.csv`: the header, every field, positive finite values of
+/// performance metrics (the statistics take their logarithms), `better` of
+/// `higher`/`lower`, no duplicate samples. Errors name the file, the line and the field.
 pub fn read_samples(path: &Path) -> Result<Vec<SampleRow>, ReadError> {
     let file = File::open(path).map_err(|source| ReadError::Io {
         path: path.into(),
         source,
     })?;
+    let malformed = |detail: String| ReadError::Malformed {
+        path: path.into(),
+        detail,
+    };
+    let mut reader = csv::Reader::from_reader(file);
+    let headers = reader
+        .headers()
+        .map_err(|e| malformed(format!("its header cannot be read: {e}")))?
+        .clone();
+    let missing: Vec<&str> = SAMPLE_COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !headers.iter().any(|h| h == *c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(malformed(format!(
+            "the header lacks column(s) {} (expected {})",
+            missing.join(", "),
+            SAMPLE_COLUMNS.join(",")
+        )));
+    }
     let mut rows = Vec::new();
-    for (i, rec) in csv::Reader::from_reader(file).deserialize().enumerate() {
-        let row: SampleRow = rec.map_err(|e| ReadError::Malformed {
-            path: path.into(),
-            detail: format!("data row {}: {e}", i + 1),
-        })?;
+    let mut seen = std::collections::BTreeSet::new();
+    for rec in reader.deserialize::<SampleRow>() {
+        let row = rec.map_err(|e| malformed(csv_row_problem(&headers, e)))?;
+        // Line of this record: the header is line 1, and isobench writes one line per row.
+        let line = rows.len() as u64 + 2;
+        let bad = |field: &str, problem: String| {
+            malformed(format!("line {line}: field `{field}`: {problem}"))
+        };
+        for (field, v) in [
+            ("env", &row.env),
+            ("workload", &row.workload),
+            ("metric", &row.metric),
+        ] {
+            if v.is_empty() {
+                return Err(bad(field, "is empty".into()));
+            }
+        }
+        if !row.is_counter() {
+            if !(row.value.is_finite() && row.value > 0.0) {
+                return Err(bad(
+                    "value",
+                    format!("{} is not a positive finite number (performance metrics are rates or times)", row.value),
+                ));
+            }
+            if row.better != "higher" && row.better != "lower" {
+                return Err(bad(
+                    "better",
+                    format!("{:?} is neither `higher` nor `lower`", row.better),
+                ));
+            }
+            let key = (
+                row.round,
+                row.env.clone(),
+                row.workload.clone(),
+                row.metric.clone(),
+            );
+            if !seen.insert(key) {
+                return Err(bad(
+                    "round",
+                    format!(
+                        "a second sample for round {} of {} {}/{} (a run has one per round)",
+                        row.round, row.env, row.workload, row.metric
+                    ),
+                ));
+            }
+        }
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// A csv error on a data row, as "line N: field `x`: problem".
+fn csv_row_problem(headers: &csv::StringRecord, e: csv::Error) -> String {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let detail = match e.kind() {
+        csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!(
+            "{len} field(s) where the header has {expected_len} (the file is truncated or not an isobench samples.csv)"
+        ),
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let field = err
+                .field()
+                .and_then(|i| headers.get(i as usize))
+                .map(|h| format!("field `{h}`: "))
+                .unwrap_or_default();
+            format!("{field}{}", err.kind())
+        }
+        _ => e.to_string(),
+    };
+    format!("line {line}: {detail}")
 }
 
 /// Read `run.json`, refusing other schema versions with a clear message.

@@ -147,7 +147,7 @@ pub fn compare(args: &CompareArgs) -> Result<ExitCode> {
     match run(args) {
         Ok(code) => Ok(code),
         Err(err) => {
-            eprintln!("isobench: error: {err:#}");
+            eprintln!("isobench: error: {}", super::describe(&err));
             Ok(ExitCode::Usage)
         }
     }

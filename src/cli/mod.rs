@@ -22,6 +22,20 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
+/// An error and its causes on one line, outermost first. Many errors already quote their
+/// source in their own message; a cause whose text is already there is not repeated.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
 /// Run the parsed command.
 pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
     match cli.command {
@@ -38,5 +52,26 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Report(a) => report::report(&a),
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Baseline(a) => baseline::baseline(&a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_does_not_repeat_quoted_causes() {
+        let io = std::io::Error::other("disk full");
+        let quoted = anyhow::Error::new(crate::results::ReadError::Io {
+            path: "x.csv".into(),
+            source: io,
+        })
+        .context("reading the run");
+        assert_eq!(
+            describe(&quoted),
+            "reading the run: cannot read x.csv: disk full"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(describe(&plain), "outer: inner");
     }
 }

@@ -397,7 +397,7 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
     }
     .into();
     if let Some(err) = &failure {
-        run.warnings.push(format!("{err:#}"));
+        run.warnings.push(super::describe(err));
     }
     write_run(&run_json, &run)?;
 
@@ -421,7 +421,8 @@ pub fn run(args: &RunArgs, interrupted: Arc<AtomicBool>) -> Result<ExitCode> {
         Err(err) => {
             let err = anyhow::Error::new(err).context("rendering the report");
             eprintln!(
-                "isobench: error: {err:#} (re-run `isobench report {}` once fixed)",
+                "isobench: error: {} (re-run `isobench report {}` once fixed)",
+                super::describe(&err),
                 run_dir.display()
             );
             failure.get_or_insert(err);

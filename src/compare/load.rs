@@ -2,15 +2,9 @@
 //! read both, and reject malformed, truncated or foreign files with a message naming the
 //! file, the line and the field.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::results::{self, ReadError, RunFile, SampleRow, RUN_JSON, SAMPLES_CSV};
-
-/// Columns `samples.csv` must have.
-pub const SAMPLE_COLUMNS: [&str; 9] = [
-    "round", "env", "workload", "metric", "value", "unit", "better", "cycles", "wall_ns",
-];
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -32,14 +26,8 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path} is not an isobench samples.csv: {detail}")]
-    SamplesHeader { path: PathBuf, detail: String },
-    #[error("{path} line {line}: {detail}")]
-    SamplesRow {
-        path: PathBuf,
-        line: u64,
-        detail: String,
-    },
+    #[error("{0}")]
+    Samples(ReadError),
 }
 
 /// One stored run: its `run.json` and its samples.
@@ -112,116 +100,13 @@ pub fn read_run_json(path: &Path) -> Result<RunFile, LoadError> {
     }
 }
 
-/// Read and validate `samples.csv`: the header, every field, positive finite values of
-/// performance metrics, `better` of `higher`/`lower`, no duplicate samples.
+/// `results::read_samples` (which validates every row), with the IO error telling where
+/// samples.csv is expected.
 pub fn read_samples_csv(path: &Path) -> Result<Vec<SampleRow>, LoadError> {
-    let file = std::fs::File::open(path).map_err(|source| LoadError::SamplesIo {
-        path: path.into(),
-        source,
-    })?;
-    let mut reader = csv::Reader::from_reader(file);
-    let headers = reader
-        .headers()
-        .map_err(|e| LoadError::SamplesHeader {
-            path: path.into(),
-            detail: format!("its header cannot be read: {e}"),
-        })?
-        .clone();
-    let missing: Vec<&str> = SAMPLE_COLUMNS
-        .iter()
-        .copied()
-        .filter(|c| !headers.iter().any(|h| h == *c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(LoadError::SamplesHeader {
-            path: path.into(),
-            detail: format!(
-                "the header lacks column(s) {} (expected {})",
-                missing.join(", "),
-                SAMPLE_COLUMNS.join(",")
-            ),
-        });
-    }
-    let mut rows = Vec::new();
-    let mut seen = BTreeSet::new();
-    for rec in reader.deserialize::<SampleRow>() {
-        let row = rec.map_err(|e| samples_error(path, &headers, e))?;
-        // Line of this record: the header is line 1, and isobench writes one line per row.
-        let line = rows.len() as u64 + 2;
-        let bad = |field: &str, problem: String| LoadError::SamplesRow {
-            path: path.into(),
-            line,
-            detail: format!("field `{field}`: {problem}"),
-        };
-        for (field, v) in [
-            ("env", &row.env),
-            ("workload", &row.workload),
-            ("metric", &row.metric),
-        ] {
-            if v.is_empty() {
-                return Err(bad(field, "is empty".into()));
-            }
-        }
-        if !row.is_counter() {
-            if !(row.value.is_finite() && row.value > 0.0) {
-                return Err(bad(
-                    "value",
-                    format!(
-                        "{} is not a positive finite number (performance metrics are rates or times)",
-                        row.value
-                    ),
-                ));
-            }
-            if row.better != "higher" && row.better != "lower" {
-                return Err(bad(
-                    "better",
-                    format!("{:?} is neither `higher` nor `lower`", row.better),
-                ));
-            }
-            let key = (
-                row.round,
-                row.env.clone(),
-                row.workload.clone(),
-                row.metric.clone(),
-            );
-            if !seen.insert(key) {
-                return Err(bad(
-                    "round",
-                    format!(
-                        "a second sample for round {} of {} {}/{} (a run has one per round)",
-                        row.round, row.env, row.workload, row.metric
-                    ),
-                ));
-            }
-        }
-        rows.push(row);
-    }
-    Ok(rows)
-}
-
-fn samples_error(path: &Path, headers: &csv::StringRecord, e: csv::Error) -> LoadError {
-    let line = e.position().map(|p| p.line()).unwrap_or(0);
-    let detail = match e.kind() {
-        csv::ErrorKind::UnequalLengths {
-            expected_len, len, ..
-        } => format!(
-            "{len} field(s) where the header has {expected_len} (the file is truncated or not an isobench samples.csv)"
-        ),
-        csv::ErrorKind::Deserialize { err, .. } => {
-            let field = err
-                .field()
-                .and_then(|i| headers.get(i as usize))
-                .map(|h| format!("field `{h}`: "))
-                .unwrap_or_default();
-            format!("{field}{}", err.kind())
-        }
-        _ => e.to_string(),
-    };
-    LoadError::SamplesRow {
-        path: path.into(),
-        line,
-        detail,
-    }
+    results::read_samples(path).map_err(|e| match e {
+        ReadError::Io { path, source } => LoadError::SamplesIo { path, source },
+        other => LoadError::Samples(other),
+    })
 }
 
 #[cfg(test)]
