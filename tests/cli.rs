@@ -340,9 +340,23 @@ fn all_three_environments_run_the_same_image_with_verified_checksums() {
     assert!(mine.is_empty(), "left behind: {mine:?}");
 }
 
-#[test]
-fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
-    let out = tempfile::tempdir().unwrap();
+/// Whether a run under `out` has written container samples yet.
+fn has_container_samples(out: &Path) -> bool {
+    let Ok(entries) = std::fs::read_dir(out) else {
+        return false;
+    };
+    entries.flatten().map(|e| e.path()).any(|d| {
+        d.is_dir()
+            && !d.is_symlink()
+            && read_samples(&d.join(SAMPLES_CSV))
+                .is_ok_and(|s| s.iter().any(|r| r.env == "container"))
+    })
+}
+
+/// Start a long native+container run writing into `out`, and wait until it has written
+/// container samples (so a container exists to interrupt or kill). On timeout the run is
+/// killed and reaped before the test fails, so it never outlives the test.
+fn long_container_run(out: &Path) -> std::process::Child {
     let mut child = isobench()
         .args([
             "run",
@@ -355,36 +369,27 @@ fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
             "100000",
         ])
         .arg("--out")
-        .arg(out.path())
+        .arg(out)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no container samples within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        let dirs: Vec<PathBuf> = std::fs::read_dir(out.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| {
-                p.is_dir()
-                    && !p.is_symlink()
-                    && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-            })
-            .collect();
-        if let Some(d) = dirs.first() {
-            if read_samples(&d.join(SAMPLES_CSV))
-                .map(|s| s.iter().any(|r| r.env == "container"))
-                .unwrap_or(false)
-            {
-                break;
-            }
+    while !has_container_samples(out) {
+        if t0.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no container samples within 60 s");
         }
+        std::thread::sleep(Duration::from_millis(100));
     }
+    child
+}
+
+#[test]
+fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
+    let out = tempfile::tempdir().unwrap();
+    let mut child = long_container_run(out.path());
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -412,44 +417,7 @@ fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
 #[test]
 fn clean_removes_what_a_sigkilled_run_left_behind() {
     let out = tempfile::tempdir().unwrap();
-    let mut child = isobench()
-        .args([
-            "run",
-            "--env",
-            "native,container",
-            "--strict",
-            "--workload",
-            "cpu.int,io.seq",
-            "--rounds",
-            "100000",
-        ])
-        .arg("--out")
-        .arg(out.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    loop {
-        assert!(
-            t0.elapsed() < Duration::from_secs(60),
-            "no container samples within 60 s"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-        let dirs: Vec<PathBuf> = std::fs::read_dir(out.path())
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-            .collect();
-        if let Some(d) = dirs.first() {
-            if read_samples(&d.join(SAMPLES_CSV))
-                .map(|s| s.iter().any(|r| r.env == "container"))
-                .unwrap_or(false)
-            {
-                break;
-            }
-        }
-    }
+    let mut child = long_container_run(out.path());
     let pid = child.id();
     child.kill().unwrap(); // SIGKILL: no cleanup runs in isobench itself.
     child.wait().unwrap();
