@@ -237,6 +237,21 @@ fn max_label_width<DB: DrawingBackend>(
     Ok(w)
 }
 
+/// Legend items for the percent charts: one per environment, then the shaded margin band.
+fn env_and_margin_legend(
+    envs: &[(String, RGBColor)],
+    margin_pct: f64,
+) -> Vec<(String, RGBColor, f64)> {
+    let mut items: Vec<(String, RGBColor, f64)> =
+        envs.iter().map(|(e, c)| (e.clone(), *c, 1.0)).collect();
+    items.push((
+        format!("±{} margin", format_margin(margin_pct / 100.0)),
+        BAND,
+        0.35,
+    ));
+    items
+}
+
 /// The frame shared by the per-metric percent charts (overhead bars, distributions): title,
 /// room for a legend, one row per label, a percent x axis, the shaded ±margin band, the
 /// zero line and row separators. Returns the legend area and the chart to draw rows into.
@@ -404,16 +419,7 @@ impl Figure for OverheadBars<'_> {
             }
         }
         row_labels(root, &chart, x0, &self.labels)?;
-        let mut items: Vec<(String, RGBColor, f64)> = self
-            .envs
-            .iter()
-            .map(|(e, c)| (e.clone(), *c, 1.0))
-            .collect();
-        items.push((
-            format!("±{} margin", format_margin(self.margin_pct / 100.0)),
-            BAND,
-            0.35,
-        ));
+        let items = env_and_margin_legend(&self.envs, self.margin_pct);
         legend_in(&legend_row, &items)
     }
 }
@@ -506,16 +512,7 @@ impl Figure for Distributions {
             }
         }
         row_labels(root, &chart, x0, &self.labels)?;
-        let mut items: Vec<(String, RGBColor, f64)> = self
-            .envs
-            .iter()
-            .map(|(e, c)| (e.clone(), *c, 1.0))
-            .collect();
-        items.push((
-            format!("±{} margin", format_margin(self.margin_pct / 100.0)),
-            BAND,
-            0.35,
-        ));
+        let mut items = env_and_margin_legend(&self.envs, self.margin_pct);
         items.push(("black tick: median".to_string(), BLACK, 0.0));
         legend_in(&legend_row, &items)
     }
