@@ -22,31 +22,14 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::results::SampleRow;
-use crate::stats::bootstrap::{estimate_mean, Interval, DEFAULT_RESAMPLES};
+use crate::results::{label_rank, order_labels, SampleRow, SummaryRow};
+pub use crate::results::{NATIVE, NATIVE_B};
+use crate::stats::bootstrap::{estimate_mean, stream_seed, Interval, DEFAULT_RESAMPLES};
 use crate::stats::outliers::{count_outliers, warmup_drift, WarmupDrift};
-use crate::stats::paired::{overhead_from_log, pair, std_dev, Better};
-use crate::stats::summary::{mad, median};
+use crate::stats::paired::{overhead_from_log, pair, Better};
+use crate::stats::summary::{mad, median, std_dev};
 use crate::stats::verdict::{decide, Verdict, VerdictInput, DEFAULT_MARGIN};
-
-/// The reference environment every overhead is measured against.
-pub const NATIVE: &str = "native";
-/// The second native instance: the A/A noise floor.
-pub const NATIVE_B: &str = "native-b";
-
-/// Canonical workload order (DESIGN §4); unknown workloads follow alphabetically.
-pub const WORKLOAD_ORDER: &[&str] = &[
-    "cpu.int",
-    "cpu.fp",
-    "mem.stream",
-    "mem.random",
-    "mem.latency",
-    "mem.touch",
-    "io.seq",
-    "io.rand",
-    "sys.call",
-    "start",
-];
+use crate::workload;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum AnalysisError {
@@ -160,8 +143,7 @@ impl MetricAnalysis {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Analysis {
     pub config: AnalysisConfig,
-    /// Environments with samples: native, native-b, then as ordered by the caller, then
-    /// alphabetical.
+    /// Environments with samples, in the one order of `results::label_rank`.
     pub envs: Vec<String>,
     /// In canonical workload order, metrics in order of first appearance.
     pub metrics: Vec<MetricAnalysis>,
@@ -182,51 +164,14 @@ impl Analysis {
     }
 }
 
-/// Orders environment names: native, native-b, then `hint` order, then alphabetical.
-pub fn order_envs<'a>(envs: impl IntoIterator<Item = &'a str>, hint: &[String]) -> Vec<String> {
-    let rank = |e: &str| -> (usize, usize) {
-        match e {
-            NATIVE => (0, 0),
-            NATIVE_B => (1, 0),
-            _ => (2, hint.iter().position(|h| h == e).unwrap_or(usize::MAX)),
-        }
-    };
-    let mut v: Vec<String> = envs.into_iter().map(str::to_string).collect();
-    v.sort_by(|a, b| (rank(a), a).cmp(&(rank(b), b)));
-    v.dedup();
-    v
-}
-
-fn workload_rank(w: &str) -> usize {
-    WORKLOAD_ORDER
-        .iter()
-        .position(|x| *x == w)
-        .unwrap_or(WORKLOAD_ORDER.len())
-}
-
-/// 64-bit FNV-1a, used to derive per-comparison seeds (stable across platforms/versions).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
-}
-
 /// Seed of the bootstrap for one comparison.
 pub fn comparison_seed(seed: u64, env: &str, workload: &str, metric: &str) -> u64 {
-    seed ^ fnv1a64(format!("{env}\0{workload}\0{metric}").as_bytes())
+    stream_seed(seed, &format!("{env}\0{workload}\0{metric}"))
 }
 
-/// Analyses `samples` (rows of `samples.csv`). `env_order` orders the non-native
-/// environments (e.g. the run's configured environments); missing environments are simply
-/// absent.
-pub fn analyze(
-    samples: &[SampleRow],
-    env_order: &[String],
-    config: AnalysisConfig,
-) -> Result<Analysis, AnalysisError> {
+/// Analyses `samples` (rows of `samples.csv`). Environments come in the one order of
+/// `results::label_rank`; missing environments are simply absent.
+pub fn analyze(samples: &[SampleRow], config: AnalysisConfig) -> Result<Analysis, AnalysisError> {
     config.validate()?;
     let mut counter_rows = 0;
     let mut undirected = Vec::new();
@@ -238,7 +183,7 @@ pub fn analyze(
             counter_rows += 1;
             continue;
         }
-        let Some(better) = Better::parse(&row.better) else {
+        let Some(better) = row.better else {
             let label = format!("{}/{}", row.workload, row.metric);
             if !undirected.contains(&label) {
                 undirected.push(label);
@@ -253,16 +198,10 @@ pub fn analyze(
             .push((row.round, row.value));
     }
 
-    let envs = order_envs(
-        groups
-            .values()
-            .flat_map(|g| g.3.keys().copied())
-            .collect::<Vec<_>>(),
-        env_order,
-    );
+    let envs = order_labels(groups.values().flat_map(|g| g.3.keys().copied()));
 
     let mut ordered: Vec<_> = groups.into_iter().collect();
-    ordered.sort_by_key(|((w, _), g)| (workload_rank(w), *w, g.0));
+    ordered.sort_by_key(|((w, _), g)| (workload::rank(w), *w, g.0));
 
     let metrics = ordered
         .into_iter()
@@ -354,6 +293,59 @@ fn analyze_metric(
     }
 }
 
+/// Simple summaries of every (env, workload, metric) in `samples` (n, median, MAD, min,
+/// max, ratio of medians to native), for `summary.csv` and `run.json`, in a stable order:
+/// workload, metric, then environment in the one label order. Counters are included.
+pub fn summarize(samples: &[SampleRow]) -> Vec<SummaryRow> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&SampleRow>> = BTreeMap::new();
+    for s in samples {
+        groups
+            .entry((s.workload.clone(), s.metric.clone(), s.env.clone()))
+            .or_default()
+            .push(s);
+    }
+    let mut rows: Vec<SummaryRow> = groups
+        .iter()
+        .map(|((workload, metric, env), rows)| {
+            let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let native_median = groups
+                .get(&(workload.clone(), metric.clone(), NATIVE.to_string()))
+                .map(|n| median(&n.iter().map(|r| r.value).collect::<Vec<_>>()));
+            let med = median(&values);
+            SummaryRow {
+                env: env.clone(),
+                workload: workload.clone(),
+                metric: metric.clone(),
+                unit: rows[0].unit.clone(),
+                better: rows[0].better,
+                n: values.len(),
+                median: med,
+                mad: mad(&values),
+                min,
+                max,
+                ratio_to_native: native_median.filter(|m| *m != 0.0).map(|m| med / m),
+            }
+        })
+        .collect();
+    rows.sort_by(|a, b| {
+        (
+            a.workload.as_str(),
+            a.metric.as_str(),
+            label_rank(&a.env),
+            a.env.as_str(),
+        )
+            .cmp(&(
+                b.workload.as_str(),
+                b.metric.as_str(),
+                label_rank(&b.env),
+                b.env.as_str(),
+            ))
+    });
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +365,11 @@ mod tests {
             metric: metric.into(),
             value,
             unit: "u".into(),
-            better: better.into(),
+            better: match better {
+                "higher" => Some(Better::Higher),
+                "lower" => Some(Better::Lower),
+                _ => None,
+            },
             cycles: 0,
             wall_ns: 0,
         }
@@ -391,13 +387,8 @@ mod tests {
             rows.push(row(r, "native", "cpu.int", "counter.exits", 3.0, ""));
         }
         rows.push(row(0, "native", "cpu.int", "odd", 1.0, ""));
-        let a = analyze(
-            &rows,
-            &["vm".into(), "container".into()],
-            AnalysisConfig::new(1),
-        )
-        .unwrap();
-        assert_eq!(a.envs, vec!["native", "vm", "container"]);
+        let a = analyze(&rows, AnalysisConfig::new(1)).unwrap();
+        assert_eq!(a.envs, vec!["native", "container", "vm"]);
         assert_eq!(a.counter_rows, 6);
         assert_eq!(a.undirected, vec!["cpu.int/odd"]);
         let labels: Vec<String> = a.metrics.iter().map(|m| m.label()).collect();
@@ -417,7 +408,7 @@ mod tests {
         let rows: Vec<_> = (0..6)
             .map(|r| row(r, "vm", "sys.call", "ns_per_call", 5.0, "lower"))
             .collect();
-        let a = analyze(&rows, &[], AnalysisConfig::new(1)).unwrap();
+        let a = analyze(&rows, AnalysisConfig::new(1)).unwrap();
         let c = a.metrics[0].comparison("vm").unwrap();
         assert_eq!(c.overhead, None);
         assert_eq!(c.verdict, Verdict::TooFewRounds { n: 0 });
@@ -428,11 +419,11 @@ mod tests {
         let mut c = AnalysisConfig::new(1);
         c.margin = 0.0;
         assert_eq!(
-            analyze(&[], &[], c),
+            analyze(&[], c),
             Err(AnalysisError::InvalidMargin { margin: 0.0 })
         );
         c.margin = 0.01;
         c.resamples = 0;
-        assert_eq!(analyze(&[], &[], c), Err(AnalysisError::NoResamples));
+        assert_eq!(analyze(&[], c), Err(AnalysisError::NoResamples));
     }
 }

@@ -6,8 +6,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::compare::load::{self, LoadError};
-use crate::results::{RUN_JSON, SAMPLES_CSV};
+use crate::results::{load_run, LoadError};
+use crate::results::{EnvStatus, RUN_JSON, SAMPLES_CSV};
 
 /// Directory under the results directory that holds the baselines.
 pub const BASELINES_DIR: &str = "baselines";
@@ -161,7 +161,7 @@ impl Drop for TempDir {
 /// and renamed into place, so a baseline is always whole. Returns the baseline directory.
 pub fn save(out: &Path, name: &str, run: &Path, force: bool) -> Result<PathBuf, BaselineError> {
     validate_name(name)?;
-    let data = load::load_run(run)?;
+    let data = load_run(run)?;
     let src_dir = data
         .run_json
         .parent()
@@ -242,18 +242,18 @@ pub fn list(out: &Path) -> Result<Vec<BaselineInfo>, BaselineError> {
         if name.starts_with('.') || !entry.path().is_dir() {
             continue;
         }
-        let summary = load::load_run(&entry.path())
+        let summary = load_run(&entry.path())
             .map(|d| RunSummary {
                 run_id: d.run.run_id,
                 started_at: d.run.started_at,
                 hostname: d.run.host.hostname,
-                profile: d.run.config.profile,
+                profile: d.run.config.profile.name().to_string(),
                 rounds: d.run.config.rounds,
                 environments: d
                     .run
                     .environments
                     .iter()
-                    .filter(|e| e.status == "ran")
+                    .filter(|e| e.status == EnvStatus::Ran)
                     .map(|e| e.label.clone())
                     .collect(),
                 isobench_version: d.run.isobench_version,
@@ -335,11 +335,11 @@ mod tests {
         let a = make_run(out.path(), "A", "2025-01-01T00:00:00+00:00");
         let b = make_run(out.path(), "B", "2025-01-02T00:00:00+00:00");
         let saved = save(out.path(), "main", &a, false).unwrap();
-        assert_eq!(load::load_run(&saved).unwrap().run.run_id, "A");
+        assert_eq!(load_run(&saved).unwrap().run.run_id, "A");
         let e = save(out.path(), "main", &b, false).unwrap_err().to_string();
         assert!(e.contains("--force"), "{e}");
         save(out.path(), "main", &b.join(RUN_JSON), true).unwrap();
-        assert_eq!(load::load_run(&saved).unwrap().run.run_id, "B");
+        assert_eq!(load_run(&saved).unwrap().run.run_id, "B");
         // No temporary directories are left behind.
         let names: Vec<String> = fs::read_dir(baselines_dir(out.path()))
             .unwrap()
@@ -381,10 +381,7 @@ mod tests {
         let other = out.path().join("20250102T000000Z");
         update_latest_link(out.path(), &other).unwrap();
         assert_eq!(fs::read_link(&link).unwrap(), Path::new("20250102T000000Z"));
-        assert_eq!(
-            load::load_run(&link).unwrap().run.run_id,
-            "20250102T000000Z"
-        );
+        assert_eq!(load_run(&link).unwrap().run.run_id, "20250102T000000Z");
         // The symlink is not itself a run.
         assert_eq!(newest_run(out.path()).unwrap(), newer);
         fs::remove_file(&link).unwrap();

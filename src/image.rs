@@ -1,5 +1,9 @@
-//! The embedded workload image: its bytes, size, load address and SHA-256.
+//! The embedded workload image: its bytes, size, load address and SHA-256, and the shape of
+//! one call of it ([`Invocation`] in, [`RawRun`] out) that every environment implements.
 
+use std::collections::BTreeMap;
+
+use isobench_abi::{PARAM_COUNT, RESULT_COUNT};
 use sha2::{Digest, Sha256};
 
 include!(concat!(env!("OUT_DIR"), "/image_meta.rs"));
@@ -18,6 +22,38 @@ pub fn sha256_hex_of(bytes: &[u8]) -> String {
 /// SHA-256 of the embedded image.
 pub fn sha256_hex() -> String {
     sha256_hex_of(IMAGE)
+}
+
+/// One invocation of the image: which workload with which parameters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invocation {
+    /// Stable workload name (`cpu.int`), used in errors.
+    pub name: &'static str,
+    /// `WL_*` id from `isobench-abi`.
+    pub workload: u32,
+    pub params: [u64; PARAM_COUNT],
+    /// `FLAG_*` bits.
+    pub flags: u64,
+}
+
+/// What one invocation returned, before any interpretation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawRun {
+    /// `STATUS_*` left by the image (the environment has already turned a non-OK status into
+    /// an error, so this is `STATUS_OK` in every `RawRun` handed out).
+    pub status: u32,
+    pub checksum: u64,
+    /// TSC cycles of the timed region, measured inside the image.
+    pub cycles: u64,
+    pub results: [u64; RESULT_COUNT],
+    /// The records the image wrote (per-op latencies, per-size results).
+    pub records: Vec<u64>,
+    pub hostcalls: u64,
+    /// Host wall-clock time around the whole invocation, a cross-check for `cycles`.
+    pub wall_ns: u64,
+    /// Environment-specific accounting (VM exits by reason, cgroup CPU time, ...), stored as
+    /// `counter.<name>` rows with the samples.
+    pub counters: BTreeMap<String, u64>,
 }
 
 #[cfg(test)]

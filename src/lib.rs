@@ -14,6 +14,7 @@ pub mod plan;
 pub mod report;
 pub mod results;
 pub mod scratch;
+pub mod session;
 pub mod stats;
 pub mod tsc;
 pub mod workload;

@@ -10,7 +10,9 @@ fn main() {
         Err(err) => {
             eprintln!("isobench: error: {}", cli::describe(&err));
             if err.chain().any(|e| {
-                e.is::<isobench::plan::PlanError>() || e.is::<isobench::results::ReadError>()
+                e.is::<isobench::plan::PlanError>()
+                    || e.is::<isobench::results::ReadError>()
+                    || e.is::<isobench::results::LoadError>()
             }) {
                 ExitCode::Usage
             } else {

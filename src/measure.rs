@@ -1,4 +1,4 @@
-//! The run protocol (DESIGN §5): warm-up rounds (discarded), then measured rounds; each
+//! The run protocol (docs/METHODOLOGY.md): warm-up rounds (discarded), then measured rounds; each
 //! round runs every (environment, workload) pair once in a seeded random order, verifies
 //! every checksum, and hands the round's samples to a sink as soon as the round ends.
 
@@ -10,9 +10,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::env::{EnvError, Environment, InstanceSpec};
-use crate::plan::START;
-use crate::results::SampleRow;
-use crate::workload::{Better, ChecksumMismatch, Prepared, Workload};
+use crate::results::{SampleRow, SampleSink};
+use crate::workload::{Better, ChecksumMismatch, Prepared, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
@@ -50,18 +49,6 @@ pub struct NoProgress;
 impl Progress for NoProgress {
     fn task_started(&mut self, _: u32, _: bool, _: &str, _: &str) {}
     fn task_done(&mut self) {}
-}
-
-/// Receives each measured round's samples as soon as the round ends.
-pub trait SampleSink {
-    fn round_done(&mut self, rows: &[SampleRow]) -> std::io::Result<()>;
-}
-
-impl SampleSink for Vec<SampleRow> {
-    fn round_done(&mut self, rows: &[SampleRow]) -> std::io::Result<()> {
-        self.extend_from_slice(rows);
-        Ok(())
-    }
 }
 
 /// The fixed inputs of the round loop.
@@ -107,14 +94,6 @@ pub fn round_order(
     tasks
 }
 
-fn better_str(b: Better) -> String {
-    match b {
-        Better::Higher => "higher",
-        Better::Lower => "lower",
-    }
-    .to_string()
-}
-
 /// Run one task and turn its outcome into sample rows.
 fn run_task(
     env: &mut dyn Environment,
@@ -135,7 +114,7 @@ fn run_task(
                 metric: "start_us".into(),
                 value: cycles as f64 / p.tsc_hz * 1e6,
                 unit: "µs".into(),
-                better: better_str(Better::Lower),
+                better: Some(Better::Lower),
                 cycles,
                 wall_ns,
             }])
@@ -158,7 +137,7 @@ fn run_task(
                     metric: m.name,
                     value: m.value,
                     unit: m.unit,
-                    better: better_str(m.better),
+                    better: Some(m.better),
                     cycles: raw.cycles,
                     wall_ns: raw.wall_ns,
                 })
@@ -172,7 +151,7 @@ fn run_task(
                 metric: format!("counter.{name}"),
                 value: value as f64,
                 unit: "count".into(),
-                better: String::new(),
+                better: None,
                 cycles: raw.cycles,
                 wall_ns: raw.wall_ns,
             }));

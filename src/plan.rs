@@ -1,16 +1,17 @@
-//! The validated run plan ("high" arguments): which environments and workloads, how many
-//! rounds, the seed, where results and scratch go, and the environment options. Everything
-//! the user typed is checked here, so the measurement never starts on a bad configuration.
+//! The run plan: every option of `isobench run` in its one typed form, from the parser
+//! (these structs are the clap arguments) through the environments to `run.json` (each
+//! option recorded under its serde name), and the validation that turns them into a
+//! [`Plan`], so a measurement never starts on a bad configuration.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::cli::args::{GuestPage, OnOff, RunArgs, Upper};
-use crate::env::EnvKind;
-use crate::workload::{self, Profile, Workload};
+use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
 
-/// The pseudo-workload measuring launch-to-first-instruction of each environment.
-pub const START: &str = "start";
+use crate::results::EnvKind;
+use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -26,37 +27,198 @@ pub enum PlanError {
     NoRounds,
     #[error("--deadline must be a positive number of seconds, got {0}")]
     BadDeadline(f64),
-    #[error("--cpus must be a positive number of CPUs (e.g. 0.5), got {0}")]
-    BadCpus(f64),
-    #[error("--memory '{0}' is not a size: use bytes or a number with K, M or G (e.g. 512M)")]
-    BadMemory(String),
-    #[error("--io-weight must be between 1 and 10000, got {0}")]
-    BadIoWeight(u32),
-    #[error("--cpuset '{0}' is not a CPU list: use numbers and ranges like 0 or 0-1,3")]
-    BadCpuset(String),
 }
 
-/// Container options, validated.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ContainerPlan {
+/// Where the container's overlay upper and work dirs live.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Upper {
+    /// Upper and work dirs on the scratch filesystem, the same as native's IO, so an IO
+    /// comparison measures overlay itself.
+    #[default]
+    Disk,
+    /// Upper and work dirs on a tmpfs inside the container.
+    Tmpfs,
+}
+
+impl Upper {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Upper::Disk => "disk",
+            Upper::Tmpfs => "tmpfs",
+        }
+    }
+}
+
+/// Guest page size of the vm's identity mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+pub enum GuestPageSize {
+    /// 4 KiB pages (a 4-level walk to a PTE).
+    #[value(name = "4k")]
+    #[serde(rename = "4k")]
+    Size4K,
+    /// 2 MiB pages (leaves in the page directory).
+    #[value(name = "2m")]
+    #[serde(rename = "2m")]
+    Size2M,
+}
+
+impl GuestPageSize {
+    pub fn bytes(self) -> u64 {
+        match self {
+            GuestPageSize::Size4K => 4 << 10,
+            GuestPageSize::Size2M => 2 << 20,
+        }
+    }
+
+    /// The name used in options and facts: `4k` or `2m`.
+    pub fn name(self) -> &'static str {
+        match self {
+            GuestPageSize::Size4K => "4k",
+            GuestPageSize::Size2M => "2m",
+        }
+    }
+}
+
+/// Transparent huge pages for the working memory of every environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Thp {
+    /// `madvise(MADV_HUGEPAGE)`: huge pages where the kernel's policy allows (`always` or
+    /// `madvise`).
+    On,
+    /// `madvise(MADV_NOHUGEPAGE)`: 4 KiB host pages only.
+    Off,
+}
+
+impl Thp {
+    pub fn name(self) -> &'static str {
+        match self {
+            Thp::On => "on",
+            Thp::Off => "off",
+        }
+    }
+}
+
+/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`),
+/// validated as they are parsed.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+#[command(next_help_heading = "Container")]
+pub struct ContainerOptions {
+    /// Container: CPU limit in CPUs, like `docker run --cpus` (0.1 = 10% of one CPU).
+    #[arg(long, value_name = "CPUS", value_parser = parse_cpus)]
     pub cpus: Option<f64>,
-    pub memory_bytes: Option<u64>,
+
+    /// Container: memory limit, e.g. 512M, 2G (bytes without a suffix).
+    #[arg(long, value_name = "SIZE", value_parser = parse_memory)]
+    pub memory: Option<u64>,
+
+    /// Container: CPUs the container may use, e.g. 0 or 0-1.
+    #[arg(long, value_name = "LIST", value_parser = parse_cpuset)]
     pub cpuset: Option<String>,
-    pub io_weight: Option<u32>,
-    pub upper_tmpfs: bool,
+
+    /// Container: relative IO weight (1-10000 on cgroup v2; 10-1000 on v1 blkio).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub io_weight: Option<u16>,
+
+    /// Container: where the overlay's upper and work dirs live.
+    #[arg(long, value_enum, default_value_t = Upper::Disk)]
+    pub upper: Upper,
 }
 
-/// VM options, validated.
-#[derive(Clone, Debug, PartialEq)]
-pub struct VmPlan {
-    pub guest_page_2m: bool,
+/// How the vm's guest is built.
+#[derive(Args, Clone, Copy, Debug, PartialEq, Eq)]
+#[command(next_help_heading = "VM")]
+pub struct VmOptions {
+    /// VM: guest page size.
+    #[arg(long, value_enum, default_value_t = GuestPageSize::Size2M)]
+    pub guest_page: GuestPageSize,
+
+    /// Transparent huge pages for the working memory of every environment (natively and in
+    /// the container by madvise, in the vm for the guest memory's host backing).
+    #[arg(long, value_enum, default_value_t = Thp::On, help_heading = None)]
+    pub thp: Thp,
 }
 
+impl Default for VmOptions {
+    /// 2 MiB guest pages on THP-backed memory: the fewest TLB misses on both levels.
+    fn default() -> Self {
+        VmOptions {
+            guest_page: GuestPageSize::Size2M,
+            thp: Thp::On,
+        }
+    }
+}
+
+/// Everything `isobench run` accepts, as the user typed it (after parsing).
+#[derive(Args, Clone, Debug)]
+pub struct RunOptions {
+    /// Environments, comma-separated: native, container, vm. `native` also runs a second
+    /// native instance, `native-b`, as the A/A noise floor. [default: all available]
+    #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
+    pub env: Vec<String>,
+
+    /// Workloads, comma-separated names or globs (`mem.*`); see `isobench info`. `start`
+    /// is the launch-to-first-instruction time of each environment. [default: all]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub workload: Vec<String>,
+
+    /// Measured rounds; each runs every (environment, workload) pair once in a seeded
+    /// random order. Verdicts need at least 5. [default: 10 quick, 15 full]
+    #[arg(long, value_name = "N")]
+    pub rounds: Option<u32>,
+
+    /// Warm-up rounds run first and discarded. [default: 2]
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u32>,
+
+    /// Small sizes: the whole catalogue in a few minutes (the default).
+    #[arg(long, conflicts_with = "full")]
+    pub quick: bool,
+
+    /// Sizes that follow the benchmarks' own rules (STREAM arrays ≥ 4× LLC); much slower.
+    #[arg(long)]
+    pub full: bool,
+
+    /// Seed for the round order and the workloads' data. [default: random, recorded]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Directory the run directory is created in.
+    #[arg(long, value_name = "DIR", default_value = "results")]
+    pub out: PathBuf,
+
+    /// Scratch directory for IO workloads and container layers. [default: OUT/.scratch]
+    #[arg(long, value_name = "DIR")]
+    pub scratch: Option<PathBuf>,
+
+    /// Margin of the verdict in percent: an environment is "within" when the 90% interval
+    /// of its overhead lies inside ±MARGIN.
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub margin: f64,
+
+    /// Fail when a requested environment cannot run here, instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+
+    /// Longest one invocation may run before it is stopped as a runaway, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
+    pub deadline: f64,
+
+    #[command(flatten)]
+    pub container: ContainerOptions,
+
+    #[command(flatten)]
+    pub vm: VmOptions,
+}
+
+/// A validated run plan.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    /// Environment kinds in the order given (native first when present).
+    /// Environment kinds in isolation order (native first when present).
     pub envs: Vec<EnvKind>,
-    /// Whether the user named the environments (otherwise: all available, skip silently-ish).
+    /// Whether the user named the environments (otherwise: all available).
     pub envs_explicit: bool,
     pub workloads: Vec<&'static Workload>,
     /// Whether the `start` pseudo-workload was selected.
@@ -65,14 +227,15 @@ pub struct Plan {
     pub rounds: u32,
     pub warmup: u32,
     pub seed: u64,
+    /// Margin of the verdicts, as a fraction (0.01 = 1%).
+    pub margin: f64,
     pub out: PathBuf,
     pub scratch: Option<PathBuf>,
     pub strict: bool,
     pub deadline: Duration,
-    pub container: ContainerPlan,
-    pub vm: VmPlan,
-    /// Transparent huge pages for every environment's working memory.
-    pub thp: bool,
+    pub container: ContainerOptions,
+    /// The vm's options; `vm.thp` applies to every environment's working memory.
+    pub vm: VmOptions,
 }
 
 /// Parse a size like `512M`, `2G`, `65536`, `64KiB`.
@@ -95,20 +258,36 @@ pub fn parse_size(s: &str) -> Option<u64> {
     (bytes.is_finite() && bytes >= 1.0).then_some(bytes as u64)
 }
 
-fn valid_cpuset(s: &str) -> bool {
-    !s.is_empty()
+fn parse_memory(s: &str) -> Result<u64, String> {
+    parse_size(s).ok_or_else(|| {
+        format!("--memory '{s}' is not a size: use bytes or a number with K, M or G (e.g. 512M)")
+    })
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(c) if c.is_finite() && c > 0.0 => Ok(c),
+        _ => Err(format!(
+            "--cpus must be a positive number of CPUs (e.g. 0.5), got {s}"
+        )),
+    }
+}
+
+fn parse_cpuset(s: &str) -> Result<String, String> {
+    let valid = !s.is_empty()
         && s.split(',').all(|part| {
             let mut ends = part.splitn(2, '-');
-            let a = ends
-                .next()
-                .map(|x| x.parse::<u32>().is_ok())
-                .unwrap_or(false);
-            let b = ends
-                .next()
-                .map(|x| x.parse::<u32>().is_ok())
-                .unwrap_or(true);
+            let a = ends.next().is_some_and(|x| x.parse::<u32>().is_ok());
+            let b = ends.next().is_none_or(|x| x.parse::<u32>().is_ok());
             a && b
-        })
+        });
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "--cpuset '{s}' is not a CPU list: use numbers and ranges like 0 or 0-1,3"
+        ))
+    }
 }
 
 /// Resolve workload names and globs into catalogue entries (and whether `start` is in).
@@ -155,10 +334,28 @@ pub fn select_workloads(patterns: &[String]) -> Result<(Vec<&'static Workload>, 
     ))
 }
 
-impl Plan {
-    pub fn from_args(args: &RunArgs) -> Result<Plan, PlanError> {
+/// A verdict margin given in percent, checked.
+pub fn margin_fraction(percent: f64) -> Result<f64, PlanError> {
+    if percent.is_finite() && percent > 0.0 && percent < 100.0 {
+        Ok(percent / 100.0)
+    } else {
+        Err(PlanError::BadMargin(percent))
+    }
+}
+
+impl RunOptions {
+    pub fn profile(&self) -> Profile {
+        if self.full {
+            Profile::Full
+        } else {
+            Profile::Quick
+        }
+    }
+
+    /// Check everything and resolve the defaults (the seed included) into a plan.
+    pub fn plan(&self) -> Result<Plan, PlanError> {
         let mut envs = Vec::new();
-        for name in args.env.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+        for name in self.env.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             let kind =
                 EnvKind::from_name(name).ok_or_else(|| PlanError::UnknownEnv(name.into()))?;
             if !envs.contains(&kind) {
@@ -170,41 +367,19 @@ impl Plan {
             envs = EnvKind::ALL.to_vec();
         }
         envs.sort();
-        let (workloads, start) = select_workloads(&args.workload)?;
-        let profile = args.profile();
+        let (workloads, start) = select_workloads(&self.workload)?;
+        let profile = self.profile();
         let (rounds_default, warmup_default) = match profile {
             Profile::Quick => (10, 2),
             Profile::Full => (15, 2),
         };
-        let rounds = args.rounds.unwrap_or(rounds_default);
+        let rounds = self.rounds.unwrap_or(rounds_default);
         if rounds == 0 {
             return Err(PlanError::NoRounds);
         }
-        if !(args.margin.is_finite() && args.margin > 0.0 && args.margin < 100.0) {
-            return Err(PlanError::BadMargin(args.margin));
-        }
-        if !(args.deadline.is_finite() && args.deadline > 0.0) {
-            return Err(PlanError::BadDeadline(args.deadline));
-        }
-        if let Some(c) = args.cpus {
-            if !(c.is_finite() && c > 0.0) {
-                return Err(PlanError::BadCpus(c));
-            }
-        }
-        let memory_bytes = args
-            .memory
-            .as_deref()
-            .map(|m| parse_size(m).ok_or_else(|| PlanError::BadMemory(m.into())))
-            .transpose()?;
-        if let Some(w) = args.io_weight {
-            if !(1..=10000).contains(&w) {
-                return Err(PlanError::BadIoWeight(w));
-            }
-        }
-        if let Some(c) = &args.cpuset {
-            if !valid_cpuset(c) {
-                return Err(PlanError::BadCpuset(c.clone()));
-            }
+        let margin = margin_fraction(self.margin)?;
+        if !(self.deadline.is_finite() && self.deadline > 0.0) {
+            return Err(PlanError::BadDeadline(self.deadline));
         }
         Ok(Plan {
             envs,
@@ -213,26 +388,20 @@ impl Plan {
             start,
             profile,
             rounds,
-            warmup: args.warmup.unwrap_or(warmup_default),
-            seed: args.seed.unwrap_or_else(rand::random),
-            out: args.out.clone(),
-            scratch: args.scratch.clone(),
-            strict: args.strict,
-            deadline: Duration::from_secs_f64(args.deadline),
-            container: ContainerPlan {
-                cpus: args.cpus,
-                memory_bytes,
-                cpuset: args.cpuset.clone(),
-                io_weight: args.io_weight,
-                upper_tmpfs: args.upper == Upper::Tmpfs,
-            },
-            vm: VmPlan {
-                guest_page_2m: args.guest_page == GuestPage::TwoM,
-            },
-            thp: args.thp == OnOff::On,
+            warmup: self.warmup.unwrap_or(warmup_default),
+            seed: self.seed.unwrap_or_else(rand::random),
+            margin,
+            out: self.out.clone(),
+            scratch: self.scratch.clone(),
+            strict: self.strict,
+            deadline: Duration::from_secs_f64(self.deadline),
+            container: self.container.clone(),
+            vm: self.vm,
         })
     }
+}
 
+impl Plan {
     /// Workload names in plan order, `start` last when selected.
     pub fn workload_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.workloads.iter().map(|w| w.name.to_string()).collect();
@@ -240,6 +409,32 @@ impl Plan {
             v.push(START.into());
         }
         v
+    }
+
+    /// The environment options as recorded in `run.json` (`config.options`): each typed
+    /// option under its own name, its value the word the user types for it.
+    pub fn recorded_options(&self) -> BTreeMap<String, String> {
+        let c = &self.container;
+        let or = |v: Option<String>, none: &str| v.unwrap_or_else(|| none.to_string());
+        BTreeMap::from([
+            (
+                "container.cpus".into(),
+                or(c.cpus.map(|v| v.to_string()), "unlimited"),
+            ),
+            (
+                "container.memory_bytes".into(),
+                or(c.memory.map(|v| v.to_string()), "unlimited"),
+            ),
+            ("container.cpuset".into(), or(c.cpuset.clone(), "all")),
+            (
+                "container.io_weight".into(),
+                or(c.io_weight.map(|v| v.to_string()), "default"),
+            ),
+            ("container.upper".into(), c.upper.name().into()),
+            ("vm.guest_page".into(), self.vm.guest_page.name().into()),
+            ("thp".into(), self.vm.thp.name().into()),
+            ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
+        ])
     }
 }
 
@@ -261,11 +456,11 @@ mod tests {
 
     #[test]
     fn cpusets() {
-        assert!(valid_cpuset("0"));
-        assert!(valid_cpuset("0-1,3"));
-        assert!(!valid_cpuset("a"));
-        assert!(!valid_cpuset(""));
-        assert!(!valid_cpuset("1-"));
+        assert!(parse_cpuset("0").is_ok());
+        assert!(parse_cpuset("0-1,3").is_ok());
+        assert!(parse_cpuset("a").is_err());
+        assert!(parse_cpuset("").is_err());
+        assert!(parse_cpuset("1-").is_err());
     }
 
     #[test]
@@ -277,5 +472,26 @@ mod tests {
         assert!(start);
         let err = select_workloads(&["nope*".into()]).unwrap_err().to_string();
         assert!(err.contains("nope*") && err.contains("cpu.int"), "{err}");
+    }
+
+    #[test]
+    fn typed_options_record_as_typed() {
+        for u in [Upper::Disk, Upper::Tmpfs] {
+            assert_eq!(u.to_possible_value().unwrap().get_name(), u.name());
+            assert_eq!(
+                serde_json::to_string(&u).unwrap(),
+                format!("\"{}\"", u.name())
+            );
+        }
+        for g in [GuestPageSize::Size4K, GuestPageSize::Size2M] {
+            assert_eq!(g.to_possible_value().unwrap().get_name(), g.name());
+            assert_eq!(
+                serde_json::to_string(&g).unwrap(),
+                format!("\"{}\"", g.name())
+            );
+        }
+        for t in [Thp::On, Thp::Off] {
+            assert_eq!(t.to_possible_value().unwrap().get_name(), t.name());
+        }
     }
 }

@@ -59,7 +59,7 @@ fn native_quick_run_writes_complete_results() {
         .stdout(predicate::str::contains("results:"));
     let dir = run_dir(out.path());
     let run = read_run(&dir.join(RUN_JSON)).unwrap();
-    assert_eq!(run.outcome, "complete");
+    assert_eq!(run.outcome.name(), "complete");
     assert_eq!(run.config.seed, 42);
     assert_eq!(run.image.sha256, isobench::image::sha256_hex());
     assert!(
@@ -70,11 +70,11 @@ fn native_quick_run_writes_complete_results() {
     let labels: Vec<&str> = run
         .environments
         .iter()
-        .filter(|e| e.status == "ran")
+        .filter(|e| e.status.name() == "ran")
         .map(|e| e.label.as_str())
         .collect();
     assert_eq!(labels, ["native", "native-b"]);
-    for e in run.environments.iter().filter(|e| e.status == "ran") {
+    for e in run.environments.iter().filter(|e| e.status.name() == "ran") {
         assert_eq!(
             e.image_sha256, run.image.sha256,
             "every environment ran the same image"
@@ -216,7 +216,7 @@ fn ctrl_c_keeps_what_was_measured() {
     assert_eq!(status.code(), Some(130), "interrupted runs exit 130");
     let dir = samples.parent().unwrap();
     let run = read_run(&dir.join(RUN_JSON)).unwrap();
-    assert_eq!(run.outcome, "interrupted");
+    assert_eq!(run.outcome.name(), "interrupted");
     assert!(read_samples(&samples).unwrap().len() >= 4, "samples kept");
     assert!(dir.join(SUMMARY_CSV).exists());
 }
@@ -292,7 +292,7 @@ fn all_three_environments_run_the_same_image_with_verified_checksums() {
     let ran: Vec<&str> = run
         .environments
         .iter()
-        .filter(|e| e.status == "ran")
+        .filter(|e| e.status.name() == "ran")
         .map(|e| e.label.as_str())
         .collect();
     assert_eq!(ran, ["native", "native-b", "container", "vm"]);
@@ -398,7 +398,7 @@ fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     let dir = run_dir(out.path());
     assert_eq!(
-        read_run(&dir.join(RUN_JSON)).unwrap().outcome,
+        read_run(&dir.join(RUN_JSON)).unwrap().outcome.name(),
         "interrupted"
     );
     let scratch = out.path().join(".scratch").join(dir.file_name().unwrap());

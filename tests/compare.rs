@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use assert_cmd::prelude::*;
-use isobench::results::{RunFile, SampleRow, SCHEMA_VERSION};
+use isobench::results::{Outcome, RunFile, SampleRow, SCHEMA_VERSION};
+use isobench::stats::Better;
+use isobench::workload::Profile;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -39,7 +41,7 @@ fn run_file(id: &str, kernel: &str) -> RunFile {
         git_commit: "abc".into(),
         run_id: id.into(),
         started_at: "2025-01-01T00:00:00+00:00".into(),
-        outcome: "complete".into(),
+        outcome: Outcome::Complete,
         ..Default::default()
     };
     run.host.hostname = "ci".into();
@@ -47,7 +49,7 @@ fn run_file(id: &str, kernel: &str) -> RunFile {
     run.host.kernel = kernel.into();
     run.host.kvm_flavour = "kvm_pvm".into();
     run.host.cgroup_version = "hybrid".into();
-    run.config.profile = "quick".into();
+    run.config.profile = Profile::Quick;
     run.config.rounds = ROUNDS;
     run.image.sha256 = "00ff".into();
     run
@@ -94,7 +96,11 @@ fn write_run(dir: &Path, spec: &Spec) -> PathBuf {
                     metric: metric.into(),
                     value: base * factor * noise,
                     unit: unit.into(),
-                    better: better.into(),
+                    better: if better == "higher" {
+                        Some(Better::Higher)
+                    } else {
+                        Some(Better::Lower)
+                    },
                     cycles: 1000,
                     wall_ns: 2000,
                 })
@@ -106,7 +112,7 @@ fn write_run(dir: &Path, spec: &Spec) -> PathBuf {
                     metric: "counter.hostcalls".into(),
                     value: f64::from(round),
                     unit: "count".into(),
-                    better: String::new(),
+                    better: None,
                     cycles: 1000,
                     wall_ns: 2000,
                 })

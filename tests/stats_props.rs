@@ -21,7 +21,7 @@ fn row(round: u32, env: &str, value: f64, better: &str) -> SampleRow {
         metric: "hash".into(),
         value,
         unit: "MB/s".into(),
-        better: better.into(),
+        better: common::better(better),
         cycles: 1,
         wall_ns: 1,
     }
@@ -66,7 +66,7 @@ fn interval_covers_the_true_ratio_at_about_the_stated_rate() {
     let mut covered = 0;
     for trial in 0..trials {
         let rows = lognormal_rounds(20, effect, 0.02, 1000 + trial);
-        let a = analyze(&rows, &[], config(trial, 2000)).unwrap();
+        let a = analyze(&rows, config(trial, 2000)).unwrap();
         let o = a.metrics[0].comparison("vm").unwrap().overhead.unwrap();
         if o.ci95.contains(effect) {
             covered += 1;
@@ -95,7 +95,7 @@ fn higher_is_better_uses_the_inverse_ratio() {
             ]
         })
         .collect();
-    let a = analyze(&rows, &[], config(3, 1000)).unwrap();
+    let a = analyze(&rows, config(3, 1000)).unwrap();
     let o = a.metrics[0]
         .comparison("container")
         .unwrap()
@@ -107,7 +107,7 @@ fn higher_is_better_uses_the_inverse_ratio() {
 #[test]
 fn too_few_rounds_gives_no_verdict() {
     let rows = lognormal_rounds(4, 0.5, 0.01, 7);
-    let a = analyze(&rows, &[], config(1, 500)).unwrap();
+    let a = analyze(&rows, config(1, 500)).unwrap();
     let c = a.metrics[0].comparison("vm").unwrap();
     assert_eq!(c.verdict, Verdict::TooFewRounds { n: 4 });
     assert!(c.verdict.describe(0.01).starts_with("too few rounds (n<5"));
@@ -129,7 +129,7 @@ proptest! {
             .enumerate()
             .flat_map(|(r, v)| [row(r as u32, "native", *v, better), row(r as u32, "native-b", *v, better)])
             .collect();
-        let a = analyze(&rows, &[], config(seed, 500)).unwrap();
+        let a = analyze(&rows, config(seed, 500)).unwrap();
         let c = a.metrics[0].comparison("native-b").unwrap();
         let o = c.overhead.unwrap();
         prop_assert_eq!(o.estimate, 0.0);
@@ -141,7 +141,7 @@ proptest! {
     #[test]
     fn a_known_five_percent_slowdown_is_above(seed in any::<u64>(), noise in 0.0f64..0.01) {
         let rows = lognormal_rounds(30, 0.05, noise, seed);
-        let a = analyze(&rows, &[], config(seed, 1000)).unwrap();
+        let a = analyze(&rows, config(seed, 1000)).unwrap();
         let c = a.metrics[0].comparison("vm").unwrap();
         prop_assert_eq!(c.verdict, Verdict::Above);
         let o = c.overhead.unwrap();
@@ -151,8 +151,8 @@ proptest! {
     #[test]
     fn same_seed_same_result(seed in any::<u64>(), data_seed in any::<u64>()) {
         let rows = lognormal_rounds(12, 0.01, 0.02, data_seed);
-        let a = analyze(&rows, &[], config(seed, 1000)).unwrap();
-        let b = analyze(&rows, &[], config(seed, 1000)).unwrap();
+        let a = analyze(&rows, config(seed, 1000)).unwrap();
+        let b = analyze(&rows, config(seed, 1000)).unwrap();
         prop_assert_eq!(a, b);
     }
 

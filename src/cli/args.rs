@@ -1,11 +1,11 @@
-//! Command-line flags as typed by the user ("low" arguments); `plan.rs` validates them into
-//! a run plan.
+//! The command line: subcommands and their flags. `isobench run`'s options are the plan's
+//! own typed options (`plan::RunOptions`), so they have one form from here to `run.json`.
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
-use crate::workload::Profile;
+use crate::plan::RunOptions;
 
 const ABOUT: &str = "Measure what isolation costs.
 
@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run workloads in environments and write results/<run-id>/.
-    Run(Box<RunArgs>),
+    Run(Box<RunOptions>),
     /// Show the workload image, the host facts, the workloads, and which environments can run here.
     Info,
     /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs).
@@ -47,112 +47,6 @@ pub enum Command {
     Compare(Box<super::compare::CompareArgs>),
     /// Save and list named baselines for `compare --baseline` (OUT/baselines/NAME/).
     Baseline(super::baseline::BaselineArgs),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum GuestPage {
-    #[value(name = "4k")]
-    FourK,
-    #[value(name = "2m")]
-    TwoM,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
-    On,
-    Off,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Upper {
-    /// Upper and work dirs on the scratch filesystem (same as native's IO).
-    Disk,
-    /// Upper and work dirs on a tmpfs.
-    Tmpfs,
-}
-
-#[derive(Debug, Args)]
-pub struct RunArgs {
-    /// Environments, comma-separated: native, container, vm. `native` also runs a second
-    /// native instance, `native-b`, as the A/A noise floor. [default: all available]
-    #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
-    pub env: Vec<String>,
-
-    /// Workloads, comma-separated names or globs (`mem.*`); see `isobench info`. `start`
-    /// is the launch-to-first-instruction time of each environment. [default: all]
-    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
-    pub workload: Vec<String>,
-
-    /// Measured rounds; each runs every (environment, workload) pair once in a seeded
-    /// random order. Verdicts need at least 5. [default: 10 quick, 15 full]
-    #[arg(long, value_name = "N")]
-    pub rounds: Option<u32>,
-
-    /// Warm-up rounds run first and discarded. [default: 2]
-    #[arg(long, value_name = "N")]
-    pub warmup: Option<u32>,
-
-    /// Small sizes: the whole catalogue in a few minutes (the default).
-    #[arg(long, conflicts_with = "full")]
-    pub quick: bool,
-
-    /// Sizes that follow the benchmarks' own rules (STREAM arrays ≥ 4× LLC); much slower.
-    #[arg(long)]
-    pub full: bool,
-
-    /// Seed for the round order and the workloads' data. [default: random, recorded]
-    #[arg(long, value_name = "N")]
-    pub seed: Option<u64>,
-
-    /// Directory the run directory is created in.
-    #[arg(long, value_name = "DIR", default_value = "results")]
-    pub out: PathBuf,
-
-    /// Scratch directory for IO workloads and container layers. [default: OUT/.scratch]
-    #[arg(long, value_name = "DIR")]
-    pub scratch: Option<PathBuf>,
-
-    /// Margin of the verdict in percent: an environment is "within" when the 90% interval
-    /// of its overhead lies inside ±MARGIN.
-    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
-    pub margin: f64,
-
-    /// Fail when a requested environment cannot run here, instead of skipping it.
-    #[arg(long)]
-    pub strict: bool,
-
-    /// Longest one invocation may run before it is stopped as a runaway, in seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 120.0)]
-    pub deadline: f64,
-
-    /// Container: CPU limit in CPUs, like `docker run --cpus` (0.1 = 10% of one CPU).
-    #[arg(long, value_name = "CPUS", help_heading = "Container")]
-    pub cpus: Option<f64>,
-
-    /// Container: memory limit, e.g. 512M, 2G (bytes without a suffix).
-    #[arg(long, value_name = "SIZE", help_heading = "Container")]
-    pub memory: Option<String>,
-
-    /// Container: CPUs the container may use, e.g. 0 or 0-1.
-    #[arg(long, value_name = "LIST", help_heading = "Container")]
-    pub cpuset: Option<String>,
-
-    /// Container: relative IO weight (1-10000 on cgroup v2; 10-1000 on v1 blkio).
-    #[arg(long, value_name = "N", help_heading = "Container")]
-    pub io_weight: Option<u32>,
-
-    /// Container: where the overlay's upper and work dirs live.
-    #[arg(long, value_enum, default_value_t = Upper::Disk, help_heading = "Container")]
-    pub upper: Upper,
-
-    /// VM: guest page size.
-    #[arg(long, value_enum, default_value_t = GuestPage::TwoM, help_heading = "VM")]
-    pub guest_page: GuestPage,
-
-    /// Transparent huge pages for the working memory of every environment (natively and in
-    /// the container by madvise, in the vm for the guest memory's host backing).
-    #[arg(long, value_enum, default_value_t = OnOff::On)]
-    pub thp: OnOff,
 }
 
 #[derive(Debug, Args)]
@@ -182,14 +76,4 @@ pub struct CleanArgs {
     /// A scratch directory given to `run --scratch`, searched as well.
     #[arg(long, value_name = "DIR")]
     pub scratch: Option<PathBuf>,
-}
-
-impl RunArgs {
-    pub fn profile(&self) -> Profile {
-        if self.full {
-            Profile::Full
-        } else {
-            Profile::Quick
-        }
-    }
 }

@@ -63,7 +63,7 @@ pub fn info() -> Result<ExitCode> {
     }
     println!(
         "  {:<12} launch of a fresh instance to the image's first instruction (µs)",
-        crate::plan::START
+        crate::workload::START
     );
     Ok(ExitCode::Success)
 }

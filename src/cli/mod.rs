@@ -22,19 +22,7 @@ pub enum ExitCode {
     Interrupted = 130,
 }
 
-/// An error and its causes on one line, outermost first. Many errors already quote their
-/// source in their own message; a cause whose text is already there is not repeated.
-pub fn describe(err: &anyhow::Error) -> String {
-    let mut text = err.to_string();
-    for cause in err.chain().skip(1) {
-        let c = cause.to_string();
-        if !text.contains(&c) {
-            text.push_str(": ");
-            text.push_str(&c);
-        }
-    }
-    text
-}
+pub use crate::session::describe;
 
 /// Run the parsed command.
 pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
@@ -45,7 +33,7 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
             // A second Ctrl-C while we clean up is ignored: cleanup must finish.
             ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
                 .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler failed: {e}"))?;
-            run::run(&a, interrupted)
+            run::run(&a, &interrupted)
         }
         args::Command::Info => info::info(),
         args::Command::Clean(a) => clean::clean(&a),

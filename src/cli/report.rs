@@ -1,15 +1,13 @@
 //! `isobench report DIR`: re-render a stored run's summaries, verdicts, plots and report.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 
 use super::args::ReportArgs;
 use super::ExitCode;
 use crate::report;
 
 pub fn report(args: &ReportArgs) -> Result<ExitCode> {
-    if !(args.margin.is_finite() && args.margin > 0.0 && args.margin < 100.0) {
-        bail!(crate::plan::PlanError::BadMargin(args.margin));
-    }
+    let margin = crate::plan::margin_fraction(args.margin)?;
     // Accept the run directory or its run.json.
     let dir = if args
         .run
@@ -23,7 +21,7 @@ pub fn report(args: &ReportArgs) -> Result<ExitCode> {
     } else {
         args.run.clone()
     };
-    let rendered = report::render(&dir, Some(args.margin / 100.0), args.seed)
+    let rendered = report::render(&dir, Some(margin), args.seed)
         .with_context(|| format!("re-rendering the report of {}", dir.display()))?;
     println!(
         "{}",

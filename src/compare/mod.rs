@@ -20,7 +20,6 @@
 //! keys only in the current run are **new**.
 
 pub mod format;
-pub mod load;
 pub mod significance;
 pub mod thresholds;
 
@@ -28,11 +27,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{load_run, LoadError, RunData};
+pub use crate::results::{load_run, LoadError, RunData};
 pub use thresholds::{AppliedThreshold, ThresholdError, Thresholds};
 
-use crate::results::{RunFile, SampleRow};
-use crate::workload::Better;
+use crate::results::{label_rank, Outcome, RunFile, SampleRow, INSTANCE_FACT_PREFIX, NATIVE};
+use crate::stats::bootstrap::stream_seed;
+use crate::stats::Better;
 use significance::TestResult;
 
 /// Version of the JSON written by `compare --format json`.
@@ -239,15 +239,6 @@ struct Series {
     log_costs: Vec<f64>,
 }
 
-fn parse_better(s: &str) -> Better {
-    // The loader has checked that performance rows say `higher` or `lower`.
-    if s == "higher" {
-        Better::Higher
-    } else {
-        Better::Lower
-    }
-}
-
 /// Build the series of one run.
 fn series(samples: &[SampleRow]) -> BTreeMap<Key, Series> {
     // (env, workload, metric) -> round -> row
@@ -261,14 +252,15 @@ fn series(samples: &[SampleRow]) -> BTreeMap<Key, Series> {
     for (&(env, workload, metric), rounds) in &by {
         let first = rounds.values().next().map(|r| (*r).clone());
         let Some(first) = first else { continue };
-        let better = parse_better(&first.better);
+        // The loader has checked that every performance row has a direction.
+        let Some(better) = first.better else { continue };
         let sign = match better {
             Better::Lower => 1.0,
             Better::Higher => -1.0,
         };
-        let native = by.get(&("native", workload, metric));
+        let native = by.get(&(NATIVE, workload, metric));
         let (quantity, log_costs) = match native {
-            Some(native) if env != "native" => {
+            Some(native) if env != NATIVE => {
                 let costs: Vec<f64> = rounds
                     .iter()
                     .filter_map(|(round, row)| {
@@ -313,27 +305,13 @@ fn estimate(quantity: Quantity, better: Better, log_costs: &[f64]) -> f64 {
     }
 }
 
-/// FNV-1a, to give every row its own random stream derived from the seed.
-fn fnv1a(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-fn env_rank(env: &str) -> usize {
-    ["native", "native-b", "container", "vm"]
-        .iter()
-        .position(|e| *e == env)
-        .unwrap_or(usize::MAX)
-}
-
 fn run_info(data: &RunData) -> RunInfo {
     let r = &data.run;
     RunInfo {
         path: data.run_json.display().to_string(),
         run_id: r.run_id.clone(),
         started_at: r.started_at.clone(),
-        outcome: r.outcome.clone(),
+        outcome: r.outcome.name().to_string(),
         hostname: r.host.hostname.clone(),
         isobench_version: r.isobench_version.clone(),
         git_commit: r.git_commit.clone(),
@@ -396,8 +374,8 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
     );
     check(
         "profile",
-        baseline.config.profile.clone(),
-        current.config.profile.clone(),
+        baseline.config.profile.name().to_string(),
+        current.config.profile.name().to_string(),
     );
     check(
         "warm-up rounds",
@@ -433,8 +411,8 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
             continue;
         };
         let status = |e: &crate::results::EnvRecord| match &e.reason {
-            Some(r) => format!("{} ({r})", e.status),
-            None => e.status.clone(),
+            Some(r) => format!("{} ({r})", e.status.name()),
+            None => e.status.name().to_string(),
         };
         check(
             &format!("environment {} status", eb.label),
@@ -446,7 +424,7 @@ pub fn differences(baseline: &RunFile, current: &RunFile) -> Vec<Difference> {
             .facts
             .keys()
             .chain(ec.facts.keys())
-            .filter(|k| !k.starts_with(crate::env::INSTANCE_FACT_PREFIX))
+            .filter(|k| !k.starts_with(INSTANCE_FACT_PREFIX))
             .collect();
         for k in keys {
             check(
@@ -465,11 +443,11 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
     let sc = series(&current.samples);
     let mut warnings = Vec::new();
     for (name, data) in [("baseline", baseline), ("current", current)] {
-        if data.run.outcome != "complete" {
+        if data.run.outcome != Outcome::Complete {
             warnings.push(format!(
-                "the {name} run {} ended {:?}, not complete: it may have fewer rounds or workloads than planned",
+                "the {name} run {} ended \"{}\", not complete: it may have fewer rounds or workloads than planned",
                 data.run_json.display(),
-                data.run.outcome
+                data.run.outcome.name()
             ));
         }
         if data.samples.iter().all(|s| s.is_counter()) {
@@ -482,7 +460,7 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
     let min_rounds_needed = significance::rounds_needed(opts.alpha);
     let mut keys: Vec<&Key> = sb.keys().chain(sc.keys()).collect();
     keys.sort_by(|a, b| {
-        (&a.1, &a.2, env_rank(&a.0), &a.0, a.3).cmp(&(&b.1, &b.2, env_rank(&b.0), &b.0, b.3))
+        (&a.1, &a.2, label_rank(&a.0), &a.0, a.3).cmp(&(&b.1, &b.2, label_rank(&b.0), &b.0, b.3))
     });
     keys.dedup();
     let mut rows = Vec::new();
@@ -523,8 +501,10 @@ pub fn compare(baseline: &RunData, current: &RunData, opts: &Options) -> Compari
                         c.log_costs.clone(),
                     )
                 };
-                let stream =
-                    opts.seed ^ fnv1a(&format!("{env}\0{workload}\0{metric}\0{quantity:?}"));
+                let stream = stream_seed(
+                    opts.seed,
+                    &format!("{env}\0{workload}\0{metric}\0{quantity:?}"),
+                );
                 let test = significance::permutation_test(&bl, &cl, opts.permutations, stream);
                 let d = significance::mean_difference(&bl, &cl);
                 let (lo, hi) = significance::bootstrap_interval(
@@ -673,7 +653,11 @@ mod tests {
             metric: metric.into(),
             value,
             unit: "u".into(),
-            better: better.into(),
+            better: match better {
+                "higher" => Some(Better::Higher),
+                "lower" => Some(Better::Lower),
+                _ => None,
+            },
             cycles: 0,
             wall_ns: 0,
         }
@@ -697,7 +681,7 @@ mod tests {
         RunData {
             run_json: PathBuf::from("run.json"),
             run: RunFile {
-                outcome: "complete".into(),
+                outcome: Outcome::Complete,
                 ..Default::default()
             },
             samples,

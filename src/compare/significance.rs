@@ -15,6 +15,7 @@
 //! rounds it is narrower than it should be, so it describes the change and the decision
 //! rests on the test.
 
+use crate::stats::summary::{mean, quantile_sorted};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -63,10 +64,6 @@ pub fn binomial(n: u64, k: u64) -> u64 {
         }
     }
     acc as u64
-}
-
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
 }
 
 /// `mean(current) − mean(baseline)`.
@@ -175,15 +172,10 @@ pub fn bootstrap_interval(
         .collect();
     diffs.sort_by(f64::total_cmp);
     let tail = (1.0 - confidence) / 2.0;
-    (quantile(&diffs, tail), quantile(&diffs, 1.0 - tail))
-}
-
-/// Quantile of sorted values by linear interpolation between order statistics (type 7).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q.clamp(0.0, 1.0);
-    let lo = h.floor() as usize;
-    let hi = h.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (h - lo as f64)
+    (
+        quantile_sorted(&diffs, tail),
+        quantile_sorted(&diffs, 1.0 - tail),
+    )
 }
 
 /// The fewest rounds per run (equal on both sides) with which the test can reach

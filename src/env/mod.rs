@@ -1,6 +1,6 @@
 //! Environments: where the workload image runs. One trait, one implementation per
 //! environment; the plan, the statistics and the reports never know which one produced a
-//! sample (DESIGN §3).
+//! sample (docs/ARCHITECTURE.md, "Environments").
 
 pub mod container;
 pub mod fake;
@@ -12,34 +12,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use isobench_abi::{PARAM_COUNT, RESULT_COUNT};
-
-/// The kinds of environment isobench knows.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum EnvKind {
-    Native,
-    Container,
-    Vm,
-}
-
-impl EnvKind {
-    pub const ALL: [EnvKind; 3] = [EnvKind::Native, EnvKind::Container, EnvKind::Vm];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            EnvKind::Native => "native",
-            EnvKind::Container => "container",
-            EnvKind::Vm => "vm",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<EnvKind> {
-        EnvKind::ALL.into_iter().find(|k| k.name() == s)
-    }
-}
+pub use crate::image::{Invocation, RawRun};
+pub use crate::results::{EnvKind, INSTANCE_FACT_PREFIX};
 
 /// What one environment instance needs to provide, fixed for the whole run.
 #[derive(Clone, Debug)]
@@ -58,41 +32,6 @@ pub struct InstanceSpec {
     /// comparison is like for like.
     pub thp: bool,
 }
-
-/// One invocation of the image: which workload with which parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Invocation {
-    /// Stable workload name (`cpu.int`), used in errors.
-    pub name: &'static str,
-    /// `WL_*` id from `isobench-abi`.
-    pub workload: u32,
-    pub params: [u64; PARAM_COUNT],
-    /// `FLAG_*` bits.
-    pub flags: u64,
-}
-
-/// What one invocation returned, before any interpretation.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RawRun {
-    /// `STATUS_*` left by the image (the environment has already turned a non-OK status into
-    /// an error, so this is `STATUS_OK` in every `RawRun` handed out).
-    pub status: u32,
-    pub checksum: u64,
-    /// TSC cycles of the timed region, measured inside the image.
-    pub cycles: u64,
-    pub results: [u64; RESULT_COUNT],
-    /// The records the image wrote (per-op latencies, per-size results).
-    pub records: Vec<u64>,
-    pub hostcalls: u64,
-    /// Host wall-clock time around the whole invocation, a cross-check for `cycles`.
-    pub wall_ns: u64,
-    /// Environment-specific accounting (VM exits by reason, cgroup CPU time, ...), stored as
-    /// `counter.<name>` rows with the samples.
-    pub counters: BTreeMap<String, u64>,
-}
-
-/// Prefix of environment facts that identify one instance rather than a configuration.
-pub const INSTANCE_FACT_PREFIX: &str = "instance.";
 
 /// Why an environment could not do what was asked.
 #[derive(Debug, thiserror::Error)]
@@ -208,34 +147,9 @@ pub fn build(
     label: &str,
     plan: &crate::plan::Plan,
 ) -> Result<Box<dyn Environment>, EnvError> {
-    match kind {
-        EnvKind::Native => Ok(Box::new(native::Native::new(label))),
-        EnvKind::Vm => {
-            let guest_page = if plan.vm.guest_page_2m {
-                vm::GuestPageSize::Size2M
-            } else {
-                vm::GuestPageSize::Size4K
-            };
-            let thp = if plan.thp { vm::Thp::On } else { vm::Thp::Off };
-            Ok(Box::new(vm::Vm::new(
-                label,
-                vm::VmOptions { guest_page, thp },
-            )))
-        }
-        EnvKind::Container => {
-            let c = &plan.container;
-            let options = container::ContainerOptions {
-                cpus: c.cpus,
-                memory: c.memory_bytes,
-                cpuset: c.cpuset.clone(),
-                io_weight: c.io_weight.map(|w| w.min(u32::from(u16::MAX)) as u16),
-                upper: if c.upper_tmpfs {
-                    container::UpperKind::Tmpfs
-                } else {
-                    container::UpperKind::Scratch
-                },
-            };
-            Ok(Box::new(container::Container::new(label, options)))
-        }
-    }
+    Ok(match kind {
+        EnvKind::Native => Box::new(native::Native::new(label)),
+        EnvKind::Vm => Box::new(vm::Vm::new(label, plan.vm)),
+        EnvKind::Container => Box::new(container::Container::new(label, plan.container.clone())),
+    })
 }

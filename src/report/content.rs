@@ -3,7 +3,7 @@
 //! stored run and its analysis. Markdown and HTML render the same document.
 
 use crate::analysis::{Analysis, Comparison, MetricAnalysis, NATIVE, NATIVE_B};
-use crate::results::RunFile;
+use crate::results::{EnvStatus, RunFile};
 use crate::stats::bootstrap::Interval;
 use crate::stats::outliers::OUTLIER_THRESHOLD;
 use crate::stats::summary::median;
@@ -55,7 +55,7 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
     doc.paragraph(format!(
         "Outcome: {}. Started {}, finished {}. isobench {} (commit {}). Workload image SHA-256 {} \
          ({} bytes, loaded at {}).",
-        or_dash(&run.outcome),
+        or_dash(run.outcome.name()),
         or_dash(&run.started_at),
         run.finished_at.as_deref().unwrap_or("—"),
         or_dash(&run.isobench_version),
@@ -146,11 +146,18 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
     doc.heading(1, "Configuration");
     let c = &run.config;
     let mut rows = vec![
-        ("profile", c.profile.clone()),
+        ("profile", c.profile.name().to_string()),
         ("rounds (measured)", c.rounds.to_string()),
         ("warm-up rounds (discarded)", c.warmup.to_string()),
         ("seed (order and bootstrap)", c.seed.to_string()),
-        ("environments", c.environments.join(", ")),
+        (
+            "environments",
+            c.environments
+                .iter()
+                .map(|k| k.name())
+                .collect::<Vec<_>>()
+                .join(", "),
+        ),
         ("workloads", c.workloads.join(", ")),
         ("scratch", c.scratch.clone()),
         ("command line", c.command_line.join(" ")),
@@ -190,7 +197,7 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
                 .map(|e| {
                     let status = match &e.reason {
                         Some(r) => format!("{} ({r})", e.status),
-                        None => e.status.clone(),
+                        None => e.status.to_string(),
                     };
                     let image = if e.image_sha256.is_empty() {
                         "—".to_string()
@@ -203,7 +210,7 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
                         e.facts.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     vec![
                         e.label.clone(),
-                        e.kind.clone(),
+                        e.kind.to_string(),
                         status,
                         image,
                         facts.join(", "),
@@ -410,7 +417,7 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
         out.push(s);
     }
     for e in &run.environments {
-        if e.status != "ran" && !e.status.is_empty() {
+        if e.status != EnvStatus::Ran {
             let reason = e.reason.as_deref().unwrap_or("no reason recorded");
             out.push(format!(
                 "{}: {} — {reason}; no samples from it.",

@@ -3,9 +3,8 @@
 
 use serde::Serialize;
 
-use crate::analysis::{Analysis, NATIVE};
+use crate::analysis::{summarize, Analysis, NATIVE};
 use crate::results::{SampleRow, SummaryRow};
-use crate::stats::summary::summarize;
 
 /// One row of `overhead.csv`: one environment against native on one metric.
 ///
@@ -131,9 +130,9 @@ pub fn overhead_csv(analysis: &Analysis) -> Result<Vec<u8>, csv::Error> {
 }
 
 /// `summary.csv`: the simple per-(environment, workload, metric) summaries of
-/// `stats::summary`, counters included, environments in `env_order`.
-pub fn summary_csv(samples: &[SampleRow], env_order: &[String]) -> Result<Vec<u8>, csv::Error> {
-    let rows: Vec<SummaryRow> = summarize(samples, env_order);
+/// `analysis::summarize`, counters included.
+pub fn summary_csv(samples: &[SampleRow]) -> Result<Vec<u8>, csv::Error> {
+    let rows: Vec<SummaryRow> = summarize(samples);
     to_csv(&rows, SUMMARY_HEADER)
 }
 
@@ -160,7 +159,7 @@ mod tests {
             workload: String::new(),
             metric: String::new(),
             unit: String::new(),
-            better: String::new(),
+            better: None,
             n: 0,
             median: 0.0,
             mad: 0.0,

@@ -8,23 +8,20 @@ pub mod document;
 pub mod html;
 pub mod markdown;
 pub mod plot;
-pub mod stored;
 pub mod table;
 
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::analysis::{analyze, order_envs, Analysis, AnalysisConfig, AnalysisError};
+use crate::analysis::{analyze, Analysis, AnalysisConfig, AnalysisError};
+use crate::results::{load_run, LoadError, SUMMARY_CSV};
 use crate::stats::bootstrap::DEFAULT_RESAMPLES;
 use crate::stats::verdict::DEFAULT_MARGIN;
 
 pub use plot::Plot;
-pub use stored::read_run_dir;
 pub use table::{color_wanted, stdout_color_wanted, terminal_table};
 
-/// `summary.csv`: simple per-(environment, workload, metric) summaries.
-pub const SUMMARY_CSV: &str = "summary.csv";
 /// `overhead.csv`: one row per (workload, metric, environment) with estimate, intervals
 /// and verdict.
 pub const OVERHEAD_CSV: &str = "overhead.csv";
@@ -36,7 +33,7 @@ pub const PLOT_DIR: &str = "plots";
 #[derive(Debug, Error)]
 pub enum ReportError {
     #[error("cannot read the stored run: {0}")]
-    ReadRun(#[from] crate::results::ReadError),
+    ReadRun(#[from] LoadError),
     #[error("cannot analyse the run: {0}")]
     Analyze(#[from] AnalysisError),
     #[error("cannot encode {file}: {source}")]
@@ -100,24 +97,20 @@ pub fn render(dir: &Path, margin: Option<f64>, seed: Option<u64>) -> Result<Rend
 
 /// [`render`] with every option.
 pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, ReportError> {
-    let (run, samples) = read_run_dir(dir)?;
+    let stored = load_run(dir)?;
+    let (run, samples) = (stored.run, stored.samples);
     let config = AnalysisConfig {
         margin: options.margin.unwrap_or(DEFAULT_MARGIN),
         seed: options.seed.unwrap_or(run.config.seed),
         resamples: options.resamples.unwrap_or(DEFAULT_RESAMPLES),
     };
-    let analysis = analyze(&samples, &run.config.environments, config)?;
+    let analysis = analyze(&samples, config)?;
     let mut files = Vec::new();
 
-    let env_order = order_envs(
-        samples.iter().map(|s| s.env.as_str()),
-        &run.config.environments,
-    );
-    let summary =
-        csv_files::summary_csv(&samples, &env_order).map_err(|source| ReportError::EncodeCsv {
-            file: SUMMARY_CSV,
-            source,
-        })?;
+    let summary = csv_files::summary_csv(&samples).map_err(|source| ReportError::EncodeCsv {
+        file: SUMMARY_CSV,
+        source,
+    })?;
     let overhead = csv_files::overhead_csv(&analysis).map_err(|source| ReportError::EncodeCsv {
         file: OVERHEAD_CSV,
         source,

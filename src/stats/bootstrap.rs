@@ -11,7 +11,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::paired::mean;
+use super::summary::{mean, quantile_sorted};
 
 /// Default number of bootstrap resamples.
 pub const DEFAULT_RESAMPLES: usize = 10_000;
@@ -74,14 +74,18 @@ impl BootstrapMeans {
     }
 }
 
-/// Quantile `q` in [0, 1] of an ascending non-empty slice (linear interpolation, type 7).
-pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
-    assert!(!sorted.is_empty(), "quantile of no values");
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    let frac = pos - lo as f64;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+/// 64-bit FNV-1a of `bytes` (stable across platforms and versions).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The seed of one comparison's own random stream: the run's `seed` mixed with a key naming
+/// the comparison, so that a result depends only on the seed and its own data, not on which
+/// other comparisons were made.
+pub fn stream_seed(seed: u64, key: &str) -> u64 {
+    seed ^ fnv1a64(key.as_bytes())
 }
 
 /// Mean of `values` with its 95% and 90% percentile-bootstrap intervals, all from one
@@ -106,6 +110,7 @@ pub fn estimate_mean(values: &[f64], resamples: usize, seed: u64) -> MeanEstimat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stats::summary::quantile_sorted;
 
     #[test]
     fn quantiles_interpolate() {

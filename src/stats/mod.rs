@@ -1,7 +1,10 @@
-//! Statistics over samples: pure functions, no IO, no plotting.
+//! Statistics over numbers: pure functions, no IO, no plotting, no knowledge of result
+//! files (numbers in, numbers out). The methods are described in `docs/METHODOLOGY.md`.
 
 pub mod bootstrap;
 pub mod outliers;
 pub mod paired;
 pub mod summary;
 pub mod verdict;
+
+pub use paired::Better;

@@ -1,9 +1,5 @@
-//! Simple per-(environment, workload, metric) summaries: n, median, MAD, min, max and the
-//! ratio of medians to native.
-
-use std::collections::BTreeMap;
-
-use crate::results::{SampleRow, SummaryRow};
+//! Descriptive statistics of a slice of numbers: mean, standard deviation, median, MAD and
+//! quantiles. Every other module takes these from here.
 
 /// Median of a non-empty slice (sorted copy; the mean of the two middle values when even).
 pub fn median(values: &[f64]) -> f64 {
@@ -25,60 +21,43 @@ pub fn mad(values: &[f64]) -> f64 {
     median(&dev)
 }
 
-/// Summaries of every (env, workload, metric) in `samples`, in a stable order (workload,
-/// metric, env as first seen in `env_order`, then alphabetical). Counters are included.
-pub fn summarize(samples: &[SampleRow], env_order: &[String]) -> Vec<SummaryRow> {
-    let mut groups: BTreeMap<(String, String, String), Vec<&SampleRow>> = BTreeMap::new();
-    for s in samples {
-        groups
-            .entry((s.workload.clone(), s.metric.clone(), s.env.clone()))
-            .or_default()
-            .push(s);
+/// Arithmetic mean of a non-empty slice.
+pub fn mean(values: &[f64]) -> f64 {
+    assert!(!values.is_empty(), "mean of no values");
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+/// Sample standard deviation (n − 1); 0 for fewer than two values.
+pub fn std_dev(values: &[f64]) -> f64 {
+    if values.len() < 2 {
+        return 0.0;
     }
-    let rank = |env: &str| {
-        env_order
-            .iter()
-            .position(|e| e == env)
-            .unwrap_or(usize::MAX)
-    };
-    let mut rows: Vec<SummaryRow> = groups
-        .iter()
-        .map(|((workload, metric, env), rows)| {
-            let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let native_median = groups
-                .get(&(workload.clone(), metric.clone(), "native".to_string()))
-                .map(|n| median(&n.iter().map(|r| r.value).collect::<Vec<_>>()));
-            let med = median(&values);
-            SummaryRow {
-                env: env.clone(),
-                workload: workload.clone(),
-                metric: metric.clone(),
-                unit: rows[0].unit.clone(),
-                better: rows[0].better.clone(),
-                n: values.len(),
-                median: med,
-                mad: mad(&values),
-                min,
-                max,
-                ratio_to_native: native_median.filter(|m| *m != 0.0).map(|m| med / m),
-            }
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        (
-            a.workload.as_str(),
-            a.metric.as_str(),
-            rank(&a.env),
-            a.env.as_str(),
-        )
-            .cmp(&(
-                b.workload.as_str(),
-                b.metric.as_str(),
-                rank(&b.env),
-                b.env.as_str(),
-            ))
-    });
-    rows
+    let m = mean(values);
+    let ss: f64 = values.iter().map(|x| (x - m) * (x - m)).sum();
+    (ss / (values.len() - 1) as f64).sqrt()
+}
+
+/// Quantile `q` in [0, 1] of an ascending non-empty slice (linear interpolation, type 7).
+pub fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+    assert!(!sorted.is_empty(), "quantile of no values");
+    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    let frac = pos - lo as f64;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * frac
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptive() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert_eq!(mad(&[1.0, 2.0, 3.0, 4.0, 100.0]), 1.0);
+        assert_eq!(mean(&[1.0, 2.0, 3.0]), 2.0);
+        assert_eq!(std_dev(&[1.0]), 0.0);
+        assert!((std_dev(&[1.0, 2.0, 3.0]) - 1.0).abs() < 1e-12);
+    }
 }

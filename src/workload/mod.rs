@@ -1,4 +1,4 @@
-//! The workload catalogue (DESIGN §4): stable names, parameters per profile, the
+//! The workload catalogue (docs/ARCHITECTURE.md, "Workloads"): stable names, parameters per profile, the
 //! independent reference computation each checksum is verified against, and the metrics
 //! derived from one invocation's raw output.
 //!
@@ -21,13 +21,18 @@ pub enum Profile {
     Full,
 }
 
-/// Whether a larger value of a metric is better (throughput) or worse (latency, time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Better {
-    Higher,
-    Lower,
+impl Profile {
+    /// The profile's name as typed and as recorded (`quick`, `full`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+        }
+    }
 }
+
+/// Whether a larger value of a metric is better (throughput) or worse (latency, time).
+pub use crate::stats::Better;
 
 /// One measured value of one invocation.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -146,6 +151,20 @@ pub fn catalogue() -> &'static [Workload] {
         sys_call::WORKLOAD,
     ];
     ALL
+}
+
+/// The pseudo-workload measuring launch-to-first-instruction of each environment: not a
+/// kernel of the image, but listed and reported like one, after the catalogue.
+pub const START: &str = "start";
+
+/// The position of a workload name in every table and chart: catalogue order, then
+/// `start`, then names isobench does not know.
+pub fn rank(name: &str) -> usize {
+    catalogue()
+        .iter()
+        .position(|w| w.name == name)
+        .or_else(|| (name == START).then_some(catalogue().len()))
+        .unwrap_or(usize::MAX)
 }
 
 /// Look a workload up by its stable name.

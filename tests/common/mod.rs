@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use isobench::results::{
-    EnvRecord, HostFacts, ImageFacts, RunConfig, RunFile, SampleRow, SCHEMA_VERSION,
+    EnvKind, EnvRecord, EnvStatus, HostFacts, ImageFacts, Outcome, RunConfig, RunFile, SampleRow,
+    SCHEMA_VERSION,
 };
+use isobench::stats::Better;
+use isobench::workload::Profile;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr_free::normal;
@@ -151,7 +154,7 @@ pub fn synthetic_samples(
                     metric: spec.metric.clone(),
                     value,
                     unit: spec.unit.into(),
-                    better: spec.better.into(),
+                    better: better(spec.better),
                     cycles: (value * 1000.0) as u64,
                     wall_ns: 1_000_000 + u64::from(round),
                 });
@@ -163,13 +166,31 @@ pub fn synthetic_samples(
                 metric: "counter.exits".into(),
                 value: if *env == "vm" { 1000.0 } else { 0.0 },
                 unit: "".into(),
-                better: "".into(),
+                better: None,
                 cycles: 0,
                 wall_ns: 0,
             });
         }
     }
     rows
+}
+
+/// The `better` column's word as the typed direction (`None` for anything else).
+pub fn better(word: &str) -> Option<Better> {
+    match word {
+        "higher" => Some(Better::Higher),
+        "lower" => Some(Better::Lower),
+        _ => None,
+    }
+}
+
+/// The kind of a synthetic environment label.
+fn kind(label: &str) -> EnvKind {
+    if label.starts_with("native") {
+        EnvKind::Native
+    } else {
+        EnvKind::from_name(label).expect("a synthetic environment is native, container or vm")
+    }
 }
 
 /// A run.json to go with the synthetic samples.
@@ -179,12 +200,8 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
         .iter()
         .map(|e| EnvRecord {
             label: e.to_string(),
-            kind: if e.starts_with("native") {
-                "native".into()
-            } else {
-                e.to_string()
-            },
-            status: "ran".into(),
+            kind: kind(e),
+            status: EnvStatus::Ran,
             reason: None,
             image_sha256: sha.clone(),
             facts: BTreeMap::from([("cpus".to_string(), "2".to_string())]),
@@ -193,8 +210,8 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
     if !envs.contains(&"vm") {
         environments.push(EnvRecord {
             label: "vm".into(),
-            kind: "vm".into(),
-            status: "skipped".into(),
+            kind: EnvKind::Vm,
+            status: EnvStatus::Skipped,
             reason: Some("/dev/kvm not accessible".into()),
             image_sha256: String::new(),
             facts: BTreeMap::new(),
@@ -207,7 +224,7 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
         run_id: "synthetic".into(),
         started_at: "2025-01-01T00:00:00Z".into(),
         finished_at: Some("2025-01-01T00:10:00Z".into()),
-        outcome: "complete".into(),
+        outcome: Outcome::Complete,
         host: HostFacts {
             hostname: "testhost".into(),
             cpu_model: "Synthetic CPU".into(),
@@ -223,9 +240,13 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
             tsc_source: "calibrated".into(),
         },
         config: RunConfig {
-            environments: envs.iter().map(|e| e.to_string()).collect(),
+            environments: {
+                let mut kinds: Vec<EnvKind> = envs.iter().map(|e| kind(e)).collect();
+                kinds.dedup();
+                kinds
+            },
             workloads: vec!["cpu.int".into()],
-            profile: "quick".into(),
+            profile: Profile::Quick,
             rounds,
             warmup: 2,
             seed,

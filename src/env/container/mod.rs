@@ -33,9 +33,9 @@ use isobench_abi::*;
 use nix::errno::Errno;
 use nix::unistd::{pipe2, Pid};
 
+pub use crate::plan::Upper;
 pub use cgroup::{CgroupError, Layout, Limits};
 pub use cleanup::{clean_leftovers, find_leftovers, CleanupError, Leftover};
-pub use rootfs::UpperKind;
 
 use super::process::{self, ChildConfig, RunnerHandle, RunnerMemory};
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
@@ -49,30 +49,15 @@ const READY_TIMEOUT: Duration = Duration::from_secs(60);
 /// The byte the parent sends once the child is in its cgroup.
 const GO: u8 = b'G';
 
-/// The container's options (the CLI's `--cpus`, `--memory`, `--cpuset`, `--io-weight`,
-/// `--upper`).
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct ContainerOptions {
-    /// CPUs' worth of time, like `docker run --cpus` (0.1 = 10% of one CPU).
-    pub cpus: Option<f64>,
-    /// Memory limit in bytes.
-    pub memory: Option<u64>,
-    /// CPU list the container may run on (`0`, `0-1`).
-    pub cpuset: Option<String>,
-    /// Relative IO weight (v2 io.weight 1..=10000; v1 blkio.weight 10..=1000, clamped).
-    pub io_weight: Option<u16>,
-    /// Where the overlay's upper and work dirs live.
-    pub upper: UpperKind,
-}
+pub use crate::plan::ContainerOptions;
 
-impl ContainerOptions {
-    pub fn limits(&self) -> Limits {
-        Limits {
-            cpus: self.cpus,
-            memory: self.memory,
-            cpuset: self.cpuset.clone(),
-            io_weight: self.io_weight,
-        }
+/// The cgroup limits asked for by the container's options.
+fn limits(opts: &ContainerOptions) -> Limits {
+    Limits {
+        cpus: opts.cpus,
+        memory: opts.memory,
+        cpuset: opts.cpuset.clone(),
+        io_weight: opts.io_weight,
     }
 }
 
@@ -376,7 +361,7 @@ impl Container {
         let root = rootfs.plan()?;
         res.rootfs = Some(rootfs);
         marks.dirs = tsc::now();
-        let cg = Cgroup::create(&layout, &res.name, &self.opts.limits())?;
+        let cg = Cgroup::create(&layout, &res.name, &limits(&self.opts))?;
         if cg.dirs() != marker.cgroups {
             marker.cgroups = cg.dirs();
             marker.store(std::path::Path::new(cleanup::STATE_DIR))?;
@@ -700,8 +685,8 @@ impl Environment for Container {
             format!(
                 "overlayfs; lower: read-only skeleton; upper+work: {}",
                 match self.opts.upper {
-                    UpperKind::Scratch => "scratch directory (same filesystem as native)",
-                    UpperKind::Tmpfs => "tmpfs inside the container",
+                    Upper::Disk => "scratch directory (same filesystem as native)",
+                    Upper::Tmpfs => "tmpfs inside the container",
                 }
             ),
         );

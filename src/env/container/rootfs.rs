@@ -8,33 +8,7 @@ use std::ffi::{CStr, CString};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-/// Where upper and work dirs live.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum UpperKind {
-    /// Under the run's scratch directory, on the same filesystem as native's scratch files,
-    /// so an IO comparison measures overlay itself.
-    #[default]
-    Scratch,
-    /// On a tmpfs mounted inside the container.
-    Tmpfs,
-}
-
-impl UpperKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            UpperKind::Scratch => "scratch",
-            UpperKind::Tmpfs => "tmpfs",
-        }
-    }
-
-    pub fn from_name(s: &str) -> Option<UpperKind> {
-        match s {
-            "scratch" => Some(UpperKind::Scratch),
-            "tmpfs" => Some(UpperKind::Tmpfs),
-            _ => None,
-        }
-    }
-}
+use crate::plan::Upper;
 
 /// The device nodes bind-mounted into the container's `/dev`.
 pub const DEV_NODES: [&str; 3] = ["null", "zero", "urandom"];
@@ -63,7 +37,7 @@ pub struct Rootfs {
     pub dir: PathBuf,
     pub lower: PathBuf,
     pub merged: PathBuf,
-    pub upper_kind: UpperKind,
+    pub upper_kind: Upper,
     /// Scratch: the upper/work dirs. Tmpfs: the mount point and the dirs created in it.
     pub upper: PathBuf,
     pub work: PathBuf,
@@ -86,14 +60,14 @@ fn cstr(p: &Path) -> Result<CString, RootfsError> {
 impl Rootfs {
     /// Create `<scratch>/<name>/{lower,upper,work,merged}` (or `upperfs` for a tmpfs upper).
     /// On error the partial tree is removed.
-    pub fn prepare(scratch: &Path, name: &str, kind: UpperKind) -> Result<Rootfs, RootfsError> {
+    pub fn prepare(scratch: &Path, name: &str, kind: Upper) -> Result<Rootfs, RootfsError> {
         let dir = scratch.join(name);
         let bytes = dir.as_os_str().as_bytes();
         if bytes.iter().any(|b| matches!(b, b',' | b':' | b'\n' | 0)) {
             return Err(RootfsError::BadPath { path: dir });
         }
         let rootfs = match kind {
-            UpperKind::Scratch => Rootfs {
+            Upper::Disk => Rootfs {
                 lower: dir.join("lower"),
                 merged: dir.join("merged"),
                 upper: dir.join("upper"),
@@ -102,7 +76,7 @@ impl Rootfs {
                 upper_kind: kind,
                 dir,
             },
-            UpperKind::Tmpfs => Rootfs {
+            Upper::Tmpfs => Rootfs {
                 lower: dir.join("lower"),
                 merged: dir.join("merged"),
                 upper: dir.join("upperfs/upper"),
@@ -284,7 +258,7 @@ mod tests {
     #[test]
     fn prepare_makes_the_skeleton_and_the_plan_names_it() {
         let t = tempfile::tempdir().unwrap();
-        let r = Rootfs::prepare(t.path(), "isobench-1-0", UpperKind::Scratch).unwrap();
+        let r = Rootfs::prepare(t.path(), "isobench-1-0", Upper::Disk).unwrap();
         for d in [
             "lower/proc",
             "lower/dev",
@@ -310,7 +284,7 @@ mod tests {
         r.remove().unwrap();
         assert!(!r.dir.exists());
 
-        let r = Rootfs::prepare(t.path(), "isobench-1-1", UpperKind::Tmpfs).unwrap();
+        let r = Rootfs::prepare(t.path(), "isobench-1-1", Upper::Tmpfs).unwrap();
         assert!(r.dir.join("upperfs").is_dir());
         assert!(
             !r.upper.exists(),
@@ -324,7 +298,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let bad = t.path().join("a,b");
         std::fs::create_dir(&bad).unwrap();
-        let e = Rootfs::prepare(&bad, "isobench-1-2", UpperKind::Scratch).unwrap_err();
+        let e = Rootfs::prepare(&bad, "isobench-1-2", Upper::Disk).unwrap_err();
         assert!(matches!(e, RootfsError::BadPath { .. }));
     }
 }

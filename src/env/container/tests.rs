@@ -104,7 +104,7 @@ fn tree_snapshot(root: &Path) -> Vec<(PathBuf, String, Vec<u8>)> {
 fn isolation_seen_from_inside() {
     let _g = serial();
     require_container();
-    for upper in [UpperKind::Scratch, UpperKind::Tmpfs] {
+    for upper in [Upper::Disk, Upper::Tmpfs] {
         let t = tempfile::tempdir().unwrap();
         let pristine = tempfile::tempdir().unwrap();
         let fresh = Rootfs::prepare(pristine.path(), "x", upper).unwrap();
@@ -128,12 +128,12 @@ fn isolation_seen_from_inside() {
                     "visible on the host path"
                 );
                 match upper {
-                    UpperKind::Scratch => assert_eq!(
+                    Upper::Disk => assert_eq!(
                         std::fs::read(v.rootfs.upper.join(name)).unwrap(),
                         inside::WRITTEN_TEXT
                     ),
                     // The tmpfs lived in the container's mount namespace: gone with it.
-                    UpperKind::Tmpfs => assert!(!v.rootfs.upper.exists()),
+                    Upper::Tmpfs => assert!(!v.rootfs.upper.exists()),
                 }
                 assert!(!v.cgroup_dirs.is_empty());
                 checked = true;

@@ -9,6 +9,8 @@
 
 use isobench_abi::{HOSTCALL_PORT, IMAGE_BASE, LOW_END, PAGE_TABLE_BASE};
 
+use crate::plan::GuestPageSize;
+
 /// Guest-physical (= virtual) address of the GDT.
 pub const GDT_ADDR: u64 = 0x1000;
 /// Address of the IDT (fault vectors 0..31 only).
@@ -64,34 +66,6 @@ const _: () = assert!(IDT_ADDR + IDT_VECTORS * 16 <= TSS_ADDR);
 const _: () = assert!(TSS_ADDR + TSS_SIZE <= FAULT_STUBS_ADDR);
 const _: () = assert!(FAULT_STUBS_ADDR + IDT_VECTORS * FAULT_STUB_SIZE <= FAULT_STACK_TOP - 0x2000);
 const _: () = assert!(FAULT_STACK_TOP <= SUPERVISOR_END && SUPERVISOR_END <= USER_LOW_START);
-
-/// Guest page size used for the identity mapping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum GuestPageSize {
-    /// 4 KiB pages (a 4-level walk to a PTE).
-    #[value(name = "4k")]
-    Size4K,
-    /// 2 MiB pages (leaves in the page directory).
-    #[value(name = "2m")]
-    Size2M,
-}
-
-impl GuestPageSize {
-    pub fn bytes(self) -> u64 {
-        match self {
-            GuestPageSize::Size4K => 4 << 10,
-            GuestPageSize::Size2M => 2 << 20,
-        }
-    }
-
-    /// The name used in options and facts: `4k` or `2m`.
-    pub fn name(self) -> &'static str {
-        match self {
-            GuestPageSize::Size4K => "4k",
-            GuestPageSize::Size2M => "2m",
-        }
-    }
-}
 
 /// Why the layout could not be built.
 #[derive(Debug, thiserror::Error)]

@@ -9,27 +9,10 @@ use std::ptr::NonNull;
 
 use isobench_abi::ControlBlock;
 
+use crate::plan::Thp;
+
 /// Alignment of every host mapping, so that THP can back it with huge pages.
 const HOST_ALIGN: usize = 2 << 20;
-
-/// Transparent huge pages for the host backing of guest memory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, clap::ValueEnum)]
-pub enum Thp {
-    /// `madvise(MADV_HUGEPAGE)`: huge pages where the kernel's policy allows (`always` or
-    /// `madvise`).
-    On,
-    /// `madvise(MADV_NOHUGEPAGE)`: 4 KiB host pages only.
-    Off,
-}
-
-impl Thp {
-    pub fn name(self) -> &'static str {
-        match self {
-            Thp::On => "on",
-            Thp::Off => "off",
-        }
-    }
-}
 
 /// Why guest memory could not be set up or accessed.
 #[derive(Debug, thiserror::Error)]

@@ -31,28 +31,8 @@ use memory::{GuestMemory, MemoryError};
 use vcpu::{RunFailure, Vcpu, VcpuError};
 use watchdog::Watchdog;
 
+pub use crate::plan::{GuestPageSize, Thp, VmOptions};
 pub use kvm::{detect_flavour, host_is_nested, tsc_khz, KvmFlavour};
-pub use layout::GuestPageSize;
-pub use memory::Thp;
-
-/// How the guest is built.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmOptions {
-    /// Guest page size of the identity mapping.
-    pub guest_page: GuestPageSize,
-    /// Transparent huge pages for the host backing.
-    pub thp: Thp,
-}
-
-impl Default for VmOptions {
-    /// 2 MiB guest pages on THP-backed memory: the fewest TLB misses on both levels.
-    fn default() -> Self {
-        VmOptions {
-            guest_page: GuestPageSize::Size2M,
-            thp: Thp::On,
-        }
-    }
-}
 
 /// Why building or running the VM failed.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,343 @@
+//! One run, from plan to report, as a library function: probe the environments, size and
+//! start their instances, prove each runs the embedded image, drive the round protocol,
+//! write `run.json` and `samples.csv`, and render the report. The CLI only parses, shows
+//! progress and prints; a test or another front end calls [`run`] the same way.
+//! The life of a run is described in `docs/ARCHITECTURE.md`.
+
+mod instances;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{bail, Context, Result};
+
+use crate::analysis::Analysis;
+use crate::env::{self, EnvKind, InstanceSpec};
+use crate::measure::{self, Ended, Progress, Protocol};
+use crate::plan::{Plan, Thp};
+use crate::results::{
+    self, EnvRecord, EnvStatus, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter,
+};
+use crate::scratch::Scratch;
+use crate::{analysis, baseline, host, image, report};
+
+/// Bytes of scratch space one environment instance may need beyond its disk file.
+const SCRATCH_SLACK: u64 = 64 << 20;
+
+/// What a front end is told while a run goes on.
+pub trait Observer: Progress {
+    /// Something the user should know (an environment skipped, a leftover found).
+    fn note(&mut self, message: &str);
+    /// The measurement starts: `tasks` tasks in `rounds` measured and `warmup` warm-up
+    /// rounds.
+    fn measuring(&mut self, _tasks: u64, _rounds: u32, _warmup: u32) {}
+    /// The measurement has ended (before the report is rendered).
+    fn measured(&mut self) {}
+}
+
+/// A finished run: where its files are, how it ended, and its analysis.
+pub struct Finished {
+    pub run_dir: PathBuf,
+    pub outcome: Outcome,
+    /// Measured rounds handed to `samples.csv`.
+    pub rounds_done: u32,
+    /// The report's analysis, when any sample was taken and the report rendered.
+    pub analysis: Option<Analysis>,
+    /// Why the run failed, when it did (what was measured is still in `run_dir`).
+    pub failure: Option<anyhow::Error>,
+}
+
+/// Writes every round to samples.csv and keeps a copy for the summaries.
+struct Tee {
+    writer: SamplesWriter,
+    rows: Vec<SampleRow>,
+}
+
+impl SampleSink for Tee {
+    fn round_done(&mut self, rows: &[SampleRow]) -> std::io::Result<()> {
+        self.writer.round_done(rows)?;
+        self.rows.extend_from_slice(rows);
+        Ok(())
+    }
+}
+
+/// Run `plan` to the end (or until `interrupted`). An `Err` means nothing was measured and
+/// no run directory holds results; once the run directory exists, failures are reported
+/// in [`Finished::failure`] with the partial results kept.
+pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -> Result<Finished> {
+    let image_sha = image::sha256_hex();
+    let scratch_root = plan
+        .scratch
+        .clone()
+        .unwrap_or_else(|| plan.out.join(".scratch"));
+    warn_about_leftovers(plan, &scratch_root, observer);
+
+    let (mut envs, mut records) = instances::build_available(plan, observer)?;
+
+    observer.note(&format!(
+        "isobench {}: image sha256 {}…, {} profile, {} rounds + {} warm-up, seed {}",
+        env!("CARGO_PKG_VERSION"),
+        &image_sha[..16],
+        plan.profile.name(),
+        plan.rounds,
+        plan.warmup,
+        plan.seed
+    ));
+    let host = host::facts();
+    let (run_id, run_dir) = create_run_dir(&plan.out)?;
+    // Removed when this function returns, however the run ends; `isobench clean` finds it
+    // if the process is killed.
+    let scratch_dir = Scratch::create(&scratch_root, &run_id).with_context(|| {
+        format!(
+            "creating the scratch directory {} (use --scratch to put it elsewhere)",
+            scratch_root.join(&run_id).display()
+        )
+    })?;
+    let scratch = scratch_dir.path().to_path_buf();
+
+    // Prepare the workloads: parameters and reference checksums, computed once.
+    let prepared: Vec<_> = plan
+        .workloads
+        .iter()
+        .map(|w| (*w, (w.prepare)(plan.profile, plan.seed)))
+        .collect();
+    let spec = InstanceSpec {
+        work_size: prepared
+            .iter()
+            .map(|(_, p)| p.work_bytes)
+            .max()
+            .unwrap_or(0)
+            .next_multiple_of(2 << 20),
+        disk_size: prepared
+            .iter()
+            .map(|(_, p)| p.disk_bytes)
+            .max()
+            .unwrap_or(0),
+        scratch: scratch.clone(),
+        deadline: plan.deadline,
+        thp: plan.vm.thp == Thp::On,
+    };
+    check_free_space(
+        &scratch,
+        (spec.disk_size + SCRATCH_SLACK) * envs.len() as u64,
+    )?;
+
+    let mut run = RunFile {
+        schema_version: results::SCHEMA_VERSION,
+        isobench_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: env!("ISOBENCH_GIT_COMMIT").into(),
+        run_id,
+        started_at: chrono::Utc::now().to_rfc3339(),
+        finished_at: None,
+        outcome: Outcome::Running,
+        host,
+        config: RunConfig {
+            environments: plan.envs.clone(),
+            workloads: plan.workload_names(),
+            profile: plan.profile,
+            rounds: plan.rounds,
+            warmup: plan.warmup,
+            seed: plan.seed,
+            scratch: scratch.display().to_string(),
+            command_line: std::env::args().collect(),
+            options: plan.recorded_options(),
+        },
+        image: results::ImageFacts {
+            sha256: image_sha.clone(),
+            size_bytes: image::IMAGE.len() as u64,
+            load_address: format!("{:#x}", isobench_abi::IMAGE_BASE),
+        },
+        environments: Vec::new(),
+        summaries: Vec::new(),
+        warnings: Vec::new(),
+    };
+
+    // Start every environment and prove each runs the embedded image; one that fails to
+    // start fails the run.
+    let mut failure = instances::start_all(&mut envs, &spec, observer).err();
+    records.extend(instances::records(&envs, &image_sha, &mut failure));
+    records.sort_by_key(|r| results::label_rank(&r.label));
+    run.environments = records;
+    let run_json = run_dir.join(results::RUN_JSON);
+    write_run(&run_json, &run)?;
+
+    let samples_path = run_dir.join(results::SAMPLES_CSV);
+    let mut tee = Tee {
+        writer: SamplesWriter::create(&samples_path)
+            .with_context(|| format!("creating {}", samples_path.display()))?,
+        rows: Vec::new(),
+    };
+    let mut ended = Ended::Interrupted { rounds_done: 0 };
+    if failure.is_none() {
+        let tasks_per_round = envs.len() as u64 * (prepared.len() as u64 + u64::from(plan.start));
+        observer.measuring(
+            tasks_per_round * u64::from(plan.rounds + plan.warmup),
+            plan.rounds,
+            plan.warmup,
+        );
+        let protocol = Protocol {
+            workloads: &prepared,
+            start: plan.start,
+            rounds: plan.rounds,
+            warmup: plan.warmup,
+            seed: plan.seed,
+            tsc_hz: run.host.tsc_hz,
+            spec: &spec,
+        };
+        match measure::run_rounds(&mut envs, &protocol, &mut tee, observer, interrupted) {
+            Ok(e) => ended = e,
+            Err(err) => failure = Some(anyhow::Error::new(err).context("measuring")),
+        }
+        observer.measured();
+    }
+    for e in envs.iter_mut() {
+        if let Err(err) = e.stop() {
+            let warning = format!("stopping {}: {err}", e.label());
+            observer.note(&format!("warning: {warning}"));
+            run.warnings.push(warning);
+        }
+    }
+    drop(envs);
+
+    run.summaries = analysis::summarize(&tee.rows);
+    run.finished_at = Some(chrono::Utc::now().to_rfc3339());
+    run.outcome = match (&failure, &ended) {
+        (Some(_), _) => Outcome::Failed,
+        (None, Ended::Complete) => Outcome::Complete,
+        (None, Ended::Interrupted { .. }) => Outcome::Interrupted,
+    };
+    if let Some(err) = &failure {
+        run.warnings.push(describe(err));
+    }
+    write_run(&run_json, &run)?;
+
+    if let Err(err) = baseline::update_latest_link(&plan.out, &run_dir) {
+        observer.note(&format!(
+            "warning: could not point {}/latest at this run: {err}",
+            plan.out.display()
+        ));
+    }
+
+    // The report: summary.csv, overhead.csv, report.md/html and plots, from the files alone.
+    let analysis = match report::render(&run_dir, Some(plan.margin), None) {
+        Ok(rendered) => (!tee.rows.is_empty()).then_some(rendered.analysis),
+        Err(err) => {
+            let err = anyhow::Error::new(err).context(format!(
+                "rendering the report (re-run `isobench report {}` once fixed)",
+                run_dir.display()
+            ));
+            failure.get_or_insert(err);
+            None
+        }
+    };
+    let rounds_done = match ended {
+        Ended::Complete => plan.rounds,
+        Ended::Interrupted { rounds_done } => rounds_done,
+    };
+    let outcome = if failure.is_none() && interrupted.load(Ordering::SeqCst) {
+        Outcome::Interrupted
+    } else {
+        run.outcome
+    };
+    Ok(Finished {
+        run_dir,
+        outcome,
+        rounds_done,
+        analysis,
+        failure,
+    })
+}
+
+/// An error and its causes on one line, outermost first. Many errors already quote their
+/// source in their own message; a cause whose text is already there is not repeated.
+pub fn describe(err: &anyhow::Error) -> String {
+    let mut text = err.to_string();
+    for cause in err.chain().skip(1) {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+    }
+    text
+}
+
+/// Say when a killed run left things behind that `isobench clean` would remove.
+fn warn_about_leftovers(plan: &Plan, scratch_root: &Path, observer: &mut dyn Observer) {
+    let mut leftovers: Vec<String> = crate::scratch::stale(scratch_root)
+        .iter()
+        .map(|d| format!("scratch directory {}", d.display()))
+        .collect();
+    if plan.envs.contains(&EnvKind::Container) {
+        leftovers.extend(
+            env::container::find_leftovers()
+                .iter()
+                .map(|l| l.to_string()),
+        );
+    }
+    if let Some(first) = leftovers.first() {
+        observer.note(&format!(
+            "warning: {} thing(s) left behind by a killed isobench run (first: {first}); `isobench clean` removes them",
+            leftovers.len()
+        ));
+    }
+}
+
+/// A new, unique run directory under `out`: `<UTC timestamp>[-N]`.
+fn create_run_dir(out: &Path) -> Result<(String, PathBuf)> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating the results directory {}", out.display()))?;
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+    for n in 0..1000 {
+        let id = if n == 0 {
+            stamp.clone()
+        } else {
+            format!("{stamp}-{n}")
+        };
+        let dir = out.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e)
+                    .with_context(|| format!("creating the run directory {}", dir.display()))
+            }
+        }
+    }
+    bail!(
+        "could not find a free run directory name under {}",
+        out.display()
+    )
+}
+
+fn check_free_space(scratch: &Path, needed: u64) -> Result<()> {
+    let free = nix::sys::statvfs::statvfs(scratch)
+        .ok()
+        .map(|s| s.blocks_available() * s.fragment_size());
+    match free {
+        Some(free) if free < needed => bail!(
+            "the scratch directory {} has {} MiB free, the run needs about {} MiB: free space there or point --scratch at a larger filesystem",
+            scratch.display(),
+            free >> 20,
+            needed >> 20
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn write_run(path: &Path, run: &RunFile) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(run).context("serialising run.json")?;
+    bytes.push(b'\n');
+    results::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The record of an environment that did not run.
+fn skipped(kind: EnvKind, label: &str, reason: &str) -> EnvRecord {
+    EnvRecord {
+        label: label.to_string(),
+        kind,
+        status: EnvStatus::Skipped,
+        reason: Some(reason.to_string()),
+        ..Default::default()
+    }
+}
