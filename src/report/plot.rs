@@ -14,6 +14,7 @@ use thiserror::Error;
 use crate::analysis::{Analysis, MetricAnalysis, NATIVE};
 use crate::stats::summary::median;
 use crate::stats::verdict::format_margin;
+use crate::workload::{parse_percentile_metric, working_set_bytes};
 
 use super::table::fmt_overhead;
 
@@ -774,50 +775,6 @@ impl Figure for Drift {
 // ---------------------------------------------------------------------------------------
 // Building the figures from an analysis
 
-/// Parses `<op>_p<percentile>_us` (`read_p99_us`, `read_p99.9_us`, `write_p9999_us`) into
-/// (op, percentile); digits without a point read as the usual shorthand (p999 = 99.9).
-pub fn parse_percentile_metric(metric: &str) -> Option<(String, f64)> {
-    let stem = metric.strip_suffix("_us")?;
-    let at = stem.rfind("_p")?;
-    let (op, p) = (&stem[..at], &stem[at + 2..]);
-    if op.is_empty() || p.is_empty() {
-        return None;
-    }
-    let value = if p.contains('.') {
-        p.parse::<f64>().ok()?
-    } else {
-        if !p.chars().all(|c| c.is_ascii_digit()) {
-            return None;
-        }
-        let v: f64 = p.parse().ok()?;
-        if p.len() > 2 {
-            // "999" = 99.9, "9999" = 99.99.
-            v / 10f64.powi(p.len() as i32 - 2)
-        } else {
-            v
-        }
-    };
-    (value > 0.0 && value < 100.0).then(|| (op.to_string(), value))
-}
-
-/// Parses `<name>@<size>` with a size like `16KiB`, `1MiB`, `1GiB`, `512B` into bytes.
-pub fn parse_working_set(metric: &str) -> Option<f64> {
-    let (_, size) = metric.split_once('@')?;
-    let units = [
-        ("GiB", 1u64 << 30),
-        ("MiB", 1 << 20),
-        ("KiB", 1 << 10),
-        ("B", 1),
-    ];
-    for (suffix, mult) in units {
-        if let Some(num) = size.strip_suffix(suffix) {
-            let v: f64 = num.parse().ok()?;
-            return Some(v * mult as f64);
-        }
-    }
-    None
-}
-
 fn bytes_label(b: f64) -> String {
     let units = [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     for (u, m) in units {
@@ -1083,7 +1040,7 @@ fn mem_latency_figure(analysis: &Analysis) -> Option<LineFigure> {
         .iter()
         .filter(|m| m.workload == "mem.latency")
     {
-        let Some(bytes) = parse_working_set(&m.metric) else {
+        let Some(bytes) = working_set_bytes(&m.metric).map(|b| b as f64) else {
             continue;
         };
         unit = m.unit.clone();
@@ -1141,31 +1098,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_metric_names() {
-        assert_eq!(
-            parse_percentile_metric("read_p99_us"),
-            Some(("read".into(), 99.0))
-        );
-        assert_eq!(
-            parse_percentile_metric("read_p99.9_us"),
-            Some(("read".into(), 99.9))
-        );
-        assert_eq!(
-            parse_percentile_metric("write_p9999_us"),
-            Some(("write".into(), 99.99))
-        );
-        assert_eq!(
-            parse_percentile_metric("read_p50_us"),
-            Some(("read".into(), 50.0))
-        );
-        assert_eq!(parse_percentile_metric("read_iops"), None);
-        assert_eq!(parse_percentile_metric("start_us"), None);
-        assert_eq!(parse_working_set("ns_per_access@64KiB"), Some(65536.0));
-        assert_eq!(
-            parse_working_set("ns_per_access@1GiB"),
-            Some((1u64 << 30) as f64)
-        );
-        assert_eq!(parse_working_set("ns_per_access"), None);
+    fn display_labels() {
         assert_eq!(bytes_label(65536.0), "64 KiB");
         assert_eq!(percentile_label(99.9), "p99.9");
         assert_eq!(percentile_label(50.0), "p50");
