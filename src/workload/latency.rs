@@ -52,12 +52,45 @@ pub fn percentile_metrics(phase: &str, cycles: &[u64], tsc_hz: f64) -> Vec<Metri
         .iter()
         .zip(values)
         .map(|(&(_, label), v)| Metric {
-            name: format!("{phase}_{label}_us"),
+            name: percentile_metric_name(phase, label),
             value: v / 1e3,
             unit: "µs".into(),
             better: Better::Lower,
         })
         .collect()
+}
+
+/// The name of a percentile metric: `<phase>_<label>_us` (`read_p99.9_us`), with `label`
+/// from [`PERCENTILES`]. [`parse_percentile_metric`] reads it back.
+pub fn percentile_metric_name(phase: &str, label: &str) -> String {
+    format!("{phase}_{label}_us")
+}
+
+/// Parses `<op>_p<percentile>_us` (`read_p99_us`, `read_p99.9_us`, `write_p9999_us`) into
+/// (op, percentile); digits without a point read as the usual shorthand (p999 = 99.9).
+/// Reads back every name [`percentile_metric_name`] writes; `None` for any other metric.
+pub fn parse_percentile_metric(metric: &str) -> Option<(String, f64)> {
+    let stem = metric.strip_suffix("_us")?;
+    let at = stem.rfind("_p")?;
+    let (op, p) = (&stem[..at], &stem[at + 2..]);
+    if op.is_empty() || p.is_empty() {
+        return None;
+    }
+    let value = if p.contains('.') {
+        p.parse::<f64>().ok()?
+    } else {
+        if !p.chars().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        let v: f64 = p.parse().ok()?;
+        if p.len() > 2 {
+            // "999" = 99.9, "9999" = 99.99.
+            v / 10f64.powi(p.len() as i32 - 2)
+        } else {
+            v
+        }
+    };
+    (value > 0.0 && value < 100.0).then(|| (op.to_string(), value))
 }
 
 fn nearest_rank(sorted: &[u64], q: f64) -> u64 {
@@ -86,6 +119,53 @@ mod tests {
         assert!(m
             .iter()
             .all(|x| x.unit == "µs" && x.better == Better::Lower));
+    }
+
+    #[test]
+    fn percentile_metric_names_round_trip() {
+        for phase in ["read", "write", "fsync_write"] {
+            for &(q, label) in &PERCENTILES {
+                let name = percentile_metric_name(phase, label);
+                assert_eq!(
+                    parse_percentile_metric(&name),
+                    Some((phase.to_string(), q)),
+                    "{name}"
+                );
+            }
+        }
+        // The metrics the IO workloads report parse back to their phase and percentile.
+        let cycles: Vec<u64> = (1..=100).collect();
+        let metrics = percentile_metrics("write", &cycles, 1e9);
+        for (m, &(q, _)) in metrics.iter().zip(&PERCENTILES) {
+            assert_eq!(
+                parse_percentile_metric(&m.name),
+                Some(("write".to_string(), q)),
+                "{}",
+                m.name
+            );
+        }
+    }
+
+    #[test]
+    fn parses_percentile_metric_names() {
+        assert_eq!(
+            parse_percentile_metric("read_p99_us"),
+            Some(("read".into(), 99.0))
+        );
+        assert_eq!(
+            parse_percentile_metric("read_p99.9_us"),
+            Some(("read".into(), 99.9))
+        );
+        assert_eq!(
+            parse_percentile_metric("write_p9999_us"),
+            Some(("write".into(), 99.99))
+        );
+        assert_eq!(
+            parse_percentile_metric("read_p50_us"),
+            Some(("read".into(), 50.0))
+        );
+        assert_eq!(parse_percentile_metric("read_iops"), None);
+        assert_eq!(parse_percentile_metric("start_us"), None);
     }
 
     #[test]

@@ -169,6 +169,9 @@ mod tests {
             let name = format!("ns_per_access@{}", size_label(1 << log2));
             assert_eq!(working_set_bytes(&name), Some(1 << log2), "{name}");
         }
+        assert_eq!(working_set_bytes("ns_per_access@64KiB"), Some(65536));
+        assert_eq!(working_set_bytes("ns_per_access@1GiB"), Some(1 << 30));
+        assert_eq!(working_set_bytes("ns_per_access"), None);
         assert_eq!(working_set_bytes("gups"), None);
         assert_eq!(working_set_bytes("ns_per_access@12XB"), None);
     }

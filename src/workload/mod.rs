@@ -135,6 +135,7 @@ mod mem_stream;
 mod mem_touch;
 mod sys_call;
 
+pub use latency::parse_percentile_metric;
 pub use mem_latency::working_set_bytes;
 
 /// Every workload, in report order.
