@@ -20,7 +20,7 @@ use super::latency::percentile_metrics;
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
 };
-use crate::env::{Invocation, RawRun};
+use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "io.rand",

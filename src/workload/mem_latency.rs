@@ -13,7 +13,7 @@ use super::gen::{below, fold, splitmix64};
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
 };
-use crate::env::{Invocation, RawRun};
+use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "mem.latency",

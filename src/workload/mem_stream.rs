@@ -26,7 +26,7 @@ use super::gen::fold;
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
 };
-use crate::env::{Invocation, RawRun};
+use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "mem.stream",

@@ -12,7 +12,7 @@ use super::gen::{fold, pattern_word};
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
 };
-use crate::env::{Invocation, RawRun};
+use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "mem.touch",

@@ -7,7 +7,7 @@
 
 use isobench_abi::PARAM_COUNT;
 
-use crate::env::{Invocation, RawRun};
+use crate::image::{Invocation, RawRun};
 
 /// How much work each workload does.
 #[derive(

@@ -8,7 +8,7 @@ use isobench_abi::WL_SYS_CALL;
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
 };
-use crate::env::{Invocation, RawRun};
+use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "sys.call",
