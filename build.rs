@@ -2,7 +2,7 @@
 //! ELF into the bytes loaded at `IMAGE_BASE`, and hands them to the harness via `OUT_DIR`.
 //!
 //! Invoking rustc (not cargo) avoids a nested cargo's target-dir lock, workspace profile
-//! inheritance and outer RUSTFLAGS leaking into the image (KVM_NOTES.md).
+//! inheritance and outer RUSTFLAGS leaking into the image (docs/KVM.md, "The freestanding image on the stable gnu target").
 
 use std::env;
 use std::fs;

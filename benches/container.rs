@@ -1,4 +1,4 @@
-//! Container start-up (DESIGN §4 `start`): a fresh container (namespaces, cgroup, overlay,
+//! Container start-up (`start`, docs/METHODOLOGY.md "Start-up"): a fresh container (namespaces, cgroup, overlay,
 //! pivot_root) from launch to the image's first instruction. Needs root, like the container
 //! environment itself; fails with the reason when it cannot run.
 

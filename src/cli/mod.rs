@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod clean;
 pub mod compare;
 pub mod info;
+mod progress;
 pub mod report;
 pub mod run;
 

@@ -1,6 +1,6 @@
 //! Environments: where the workload image runs. One trait, one implementation per
 //! environment; the plan, the statistics and the reports never know which one produced a
-//! sample (docs/ARCHITECTURE.md, "Environments").
+//! sample (docs/ARCHITECTURE.md, "Adding an environment").
 
 pub mod container;
 pub mod fake;

@@ -4,11 +4,11 @@
 
 use anyhow::{bail, Result};
 
-use super::{skipped, Observer};
+use super::Observer;
 use crate::env::{self, Environment, InstanceSpec};
 use crate::image;
 use crate::plan::Plan;
-use crate::results::{EnvRecord, EnvStatus};
+use crate::results::{EnvKind, EnvRecord, EnvStatus};
 
 /// The environments of a run: those built to run, and the records of those skipped.
 pub(super) type Available = (Vec<Box<dyn Environment>>, Vec<EnvRecord>);
@@ -118,4 +118,15 @@ pub(super) fn records(
         });
     }
     records
+}
+
+/// The record of an environment that did not run.
+fn skipped(kind: EnvKind, label: &str, reason: &str) -> EnvRecord {
+    EnvRecord {
+        label: label.to_string(),
+        kind,
+        status: EnvStatus::Skipped,
+        reason: Some(reason.to_string()),
+        ..Default::default()
+    }
 }

@@ -4,6 +4,7 @@
 //! progress and prints; a test or another front end calls [`run`] the same way.
 //! The life of a run is described in `docs/ARCHITECTURE.md`.
 
+pub mod clean;
 mod instances;
 
 use std::path::{Path, PathBuf};
@@ -12,12 +13,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{bail, Context, Result};
 
 use crate::analysis::Analysis;
-use crate::env::{self, EnvKind, InstanceSpec};
+use crate::env::InstanceSpec;
 use crate::measure::{self, Ended, Progress, Protocol};
 use crate::plan::{Plan, Thp};
-use crate::results::{
-    self, EnvRecord, EnvStatus, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter,
-};
+use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter};
 use crate::scratch::Scratch;
 use crate::{analysis, baseline, host, image, report};
 
@@ -70,7 +69,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         .scratch
         .clone()
         .unwrap_or_else(|| plan.out.join(".scratch"));
-    warn_about_leftovers(plan, &scratch_root, observer);
+    warn_about_leftovers(plan, observer);
 
     let (mut envs, mut records) = instances::build_available(plan, observer)?;
 
@@ -263,22 +262,12 @@ pub fn describe(err: &anyhow::Error) -> String {
 }
 
 /// Say when a killed run left things behind that `isobench clean` would remove.
-fn warn_about_leftovers(plan: &Plan, scratch_root: &Path, observer: &mut dyn Observer) {
-    let mut leftovers: Vec<String> = crate::scratch::stale(scratch_root)
-        .iter()
-        .map(|d| format!("scratch directory {}", d.display()))
-        .collect();
-    if plan.envs.contains(&EnvKind::Container) {
-        leftovers.extend(
-            env::container::find_leftovers()
-                .iter()
-                .map(|l| l.to_string()),
-        );
-    }
-    if let Some(first) = leftovers.first() {
+fn warn_about_leftovers(plan: &Plan, observer: &mut dyn Observer) {
+    let found = clean::leftovers(&clean::scratch_roots(&plan.out, plan.scratch.as_deref()));
+    if let Some(first) = found.first() {
         observer.note(&format!(
             "warning: {} thing(s) left behind by a killed isobench run (first: {first}); `isobench clean` removes them",
-            leftovers.len()
+            found.len()
         ));
     }
 }
@@ -329,15 +318,4 @@ fn write_run(path: &Path, run: &RunFile) -> Result<()> {
     let mut bytes = serde_json::to_vec_pretty(run).context("serialising run.json")?;
     bytes.push(b'\n');
     results::write_atomic(path, &bytes).with_context(|| format!("writing {}", path.display()))
-}
-
-/// The record of an environment that did not run.
-fn skipped(kind: EnvKind, label: &str, reason: &str) -> EnvRecord {
-    EnvRecord {
-        label: label.to_string(),
-        kind,
-        status: EnvStatus::Skipped,
-        reason: Some(reason.to_string()),
-        ..Default::default()
-    }
 }

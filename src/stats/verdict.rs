@@ -1,4 +1,4 @@
-//! The verdict of one overhead against a margin M (DESIGN §5): within / above / below /
+//! The verdict of one overhead against a margin M (docs/METHODOLOGY.md, "Verdicts"): within / above / below /
 //! inconclusive (with the rounds an answer would need) / too few rounds.
 //!
 //! Rules, with overheads as fractions (see `paired` for the sign convention):

@@ -1,5 +1,5 @@
 //! `mem.touch`: first touch of memory (page faults included), reported apart from the
-//! steady state of the same pages (DESIGN §4).
+//! steady state of the same pages (docs/METHODOLOGY.md, "First touch and steady state").
 //!
 //! Contract with `image/src/kernels/mem_touch.rs`: params [bytes, seed]; `HC_DISCARD` of the
 //! region (untimed), then one word written per 4 KiB page (timed: first touch), then that

@@ -1,4 +1,4 @@
-//! The workload catalogue (docs/ARCHITECTURE.md, "Workloads"): stable names, parameters per profile, the
+//! The workload catalogue (docs/ARCHITECTURE.md, "Adding a workload"): stable names, parameters per profile, the
 //! independent reference computation each checksum is verified against, and the metrics
 //! derived from one invocation's raw output.
 //!

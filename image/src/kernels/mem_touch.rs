@@ -1,4 +1,4 @@
-//! `mem.touch`: first touch of memory, apart from steady state (DESIGN §4).
+//! `mem.touch`: first touch of memory, apart from steady state (docs/METHODOLOGY.md, "First touch and steady state").
 //!
 //! params: [0] bytes (multiple of 4096, ≤ work_size), [1] seed. `HC_DISCARD` gives the
 //! region back to the host (untimed), so the next access to each page is a first touch;

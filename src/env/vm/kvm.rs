@@ -105,7 +105,7 @@ pub enum KvmFlavour {
     /// AMD-V / SVM.
     Amd,
     /// Pagetable-based virtual machine: a nested, paging-based hypervisor that emulates guest
-    /// ring 0 (DESIGN §2, §6).
+    /// ring 0 (docs/ARCHITECTURE.md, "The guest runs the image in ring 3").
     Pvm,
     /// No KVM module loaded.
     None,

@@ -1,6 +1,6 @@
 //! The guest's machine layout that the VMM writes before the first instruction: the GDT
 //! (with a TSS), the fault-only IDT and its ring-0 stubs, and 4-level identity page tables
-//! with 4 KiB or 2 MiB leaves (DESIGN §2, KVM_NOTES "Entering the image at ring 3").
+//! with 4 KiB or 2 MiB leaves (docs/KVM.md, "Entering the image at ring 3").
 //!
 //! Everything here is pure: it produces bytes and words; `mod.rs` copies them into guest
 //! memory. The low 2 MiB hold the VMM's ring-0 structures and are mapped supervisor-only,
@@ -213,7 +213,7 @@ impl PageTables {
             });
         }
         self.words.resize((pages + 1) * ENTRIES, 0);
-        // Every non-leaf level carries U/S and R/W: the leaf decides (KVM_NOTES).
+        // Every non-leaf level carries U/S and R/W: the leaf decides (docs/KVM.md).
         self.words[slot] = (self.base + pages as u64 * 4096) | PRESENT | WRITABLE | USER;
         Ok(pages)
     }

@@ -1,5 +1,5 @@
 //! The vm environment: a minimal VMM on KVM that boots straight into the workload image at
-//! guest ring 3 (DESIGN §2, §3 "vm"): one VM, one vCPU, guest memory identity-mapped at the
+//! guest ring 3 (docs/ARCHITECTURE.md, "The guest runs the image in ring 3"): one VM, one vCPU, guest memory identity-mapped at the
 //! same addresses as natively, hostcalls over port IO served from a raw disk file.
 //!
 //! Files mirror KVM's objects: `kvm` (the system fd and host facts), `memory` (guest memory),

@@ -1,4 +1,4 @@
-//! The one vCPU: its register setup for a ring-3 entry into the image (KVM_NOTES values),
+//! The one vCPU: its register setup for a ring-3 entry into the image (docs/KVM.md values),
 //! the run loop that serves hostcalls until `HC_DONE`, exit accounting, and turning every
 //! other exit (fault, triple fault, MMIO, emulation failure, deadline) into a clear failure
 //! that names the exit and the guest registers.
@@ -164,7 +164,7 @@ fn task_register() -> kvm_segment {
 }
 
 impl Vcpu {
-    /// Create vCPU 0: CPUID first (before sregs, KVM_NOTES), then the long-mode state, then the
+    /// Create vCPU 0: CPUID first (before sregs, docs/KVM.md), then the long-mode state, then the
     /// TSC set to the host's so guest timestamps compare with host ones.
     pub fn new(vm: &VmFd, cpuid: &CpuId) -> Result<Vcpu, VcpuError> {
         let fd = vm.create_vcpu(0).map_err(VcpuError::Create)?;

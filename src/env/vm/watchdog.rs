@@ -2,7 +2,7 @@
 //! thread out of `KVM_RUN` with a signal (a no-op handler, so `KVM_RUN` returns `EINTR`),
 //! and keeps kicking every few milliseconds until the vCPU thread disarms it. Re-kicking
 //! closes the race of a signal that lands just before the thread enters `KVM_RUN`
-//! (KVM_NOTES "Exits and failures").
+//! (docs/KVM.md, "Exits and failures").
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
