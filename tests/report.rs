@@ -237,3 +237,26 @@ fn plots_render_from_edge_cases() {
     let overhead = String::from_utf8(read(&dir, "overhead.csv")).unwrap();
     assert!(overhead.contains(",too-few-rounds,"), "{overhead}");
 }
+
+/// A real run made by isobench 0.1.0 before the results model was typed (native, native-b,
+/// container and vm; cpu.int, sys.call, io.rand and start; 5 rounds, seed 42), with the
+/// report files that version rendered. Reading it with today's model and rendering it
+/// again must give the same bytes: the file formats did not change.
+#[test]
+fn a_run_stored_by_an_earlier_version_rerenders_byte_for_byte() {
+    let fixture =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/run-0.1.0-before-layers");
+    let dir = fresh_dir("earlier-version-run");
+    for f in ["run.json", "samples.csv"] {
+        std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
+    }
+    render(&dir, None, None).unwrap();
+    for f in ["summary.csv", "overhead.csv", "report.md", "report.html"] {
+        assert!(
+            read(&dir, f) == read(&fixture, f),
+            "{f} differs from what isobench 0.1.0 rendered (diff {} {})",
+            fixture.join(f).display(),
+            dir.join(f).display()
+        );
+    }
+}

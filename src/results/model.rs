@@ -116,6 +116,7 @@ pub struct SampleRow {
     pub value: f64,
     pub unit: String,
     /// `higher` or `lower` is better; empty (`None`) for counters.
+    #[serde(with = "better_word")]
     pub better: Option<Better>,
     /// TSC cycles of the invocation's timed region (as measured inside the image).
     pub cycles: u64,
@@ -136,6 +137,8 @@ pub struct SummaryRow {
     pub workload: String,
     pub metric: String,
     pub unit: String,
+    /// As in `samples.csv`: empty for counters.
+    #[serde(with = "better_word")]
     pub better: Option<Better>,
     pub n: usize,
     pub median: f64,
@@ -145,6 +148,32 @@ pub struct SummaryRow {
     pub max: f64,
     /// This environment's median over native's median (empty when there is no native).
     pub ratio_to_native: Option<f64>,
+}
+
+/// The `better` field in every file (CSV and JSON alike) is the word `higher` or `lower`,
+/// or the empty string for counters, which have no direction.
+mod better_word {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::stats::Better;
+
+    pub fn serialize<S: Serializer>(b: &Option<Better>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => b.serialize(s),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Better>, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "" => Ok(None),
+            "higher" => Ok(Some(Better::Higher)),
+            "lower" => Ok(Some(Better::Lower)),
+            other => Err(serde::de::Error::custom(format!(
+                "{other:?} is neither `higher` nor `lower` (nor empty, for a counter)"
+            ))),
+        }
+    }
 }
 
 /// Facts about the host, recorded so that runs can be compared later.
