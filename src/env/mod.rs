@@ -3,6 +3,8 @@
 //! sample (DESIGN §3).
 
 pub mod container;
+/// Test support for integration tests (the `testing` feature, which `cargo test` enables).
+#[cfg(feature = "testing")]
 pub mod fake;
 pub mod native;
 pub mod process;

@@ -1,12 +1,64 @@
-//! Test support: facts gathered from inside a container with raw system calls only (it runs
-//! in the child of a possibly multi-threaded process), written as `key=value` lines to a
-//! pipe for `Container::run_probe`.
+//! Test support (unit tests only): [`run_probe`] runs a function in a fresh container
+//! instead of the runner, and [`report`] is such a function: facts gathered from inside with
+//! raw system calls only (it runs in the child of a possibly multi-threaded process), written
+//! as `key=value` lines to a pipe. Nothing here is needed to run a container.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
 use std::os::fd::RawFd;
+use std::path::PathBuf;
 
-use super::process::raw_write;
+use super::process::{self, raw_write, RunnerMemory};
+use super::{read_until_eof, BodyKind, Container, ContainerError, EnvError, InstanceSpec};
+use super::{LaunchMarks, Rootfs};
+
+/// What a probe's `outside` sees after its inside function ran (the container's process has
+/// exited; its directories and cgroup are still there).
+pub struct ProbeView<'a> {
+    pub rootfs: &'a Rootfs,
+    pub cgroup_dirs: Vec<PathBuf>,
+}
+
+/// Run `inside` in a fresh container of `c`'s options instead of the runner: it gets the
+/// pipe to write facts to, in a child of a possibly multi-threaded process (raw system calls
+/// only). After it exits, `outside` sees the container's directories, then everything is
+/// removed; the inside function's output is returned.
+pub fn run_probe(
+    c: &Container,
+    spec: &InstanceSpec,
+    inside: fn(RawFd),
+    outside: &mut dyn FnMut(&ProbeView),
+) -> Result<Vec<u8>, EnvError> {
+    let mem = RunnerMemory::new()
+        .map_err(|e| c.err("creating the shared memory", ContainerError::Memfd(e)))?;
+    let mut marks = LaunchMarks::default();
+    let (mut handle, mut res) = c
+        .launch(spec, &mem, BodyKind::Probe(inside), &mut marks)
+        .map_err(|e| c.err("starting the container", e))?;
+    let output = read_until_eof(&handle.done_r, spec.deadline);
+    let how = handle.kill_and_reap();
+    let output = output.map_err(|()| {
+        c.err(
+            "running a probe",
+            format!("no end within {:?}", spec.deadline),
+        )
+    })?;
+    if output.first() == Some(&process::ANS_ERROR) {
+        return Err(c.err(
+            "setting up the container",
+            String::from_utf8_lossy(&output[1..]).into_owned(),
+        ));
+    }
+    if let Some(rootfs) = res.rootfs.as_ref() {
+        outside(&ProbeView {
+            rootfs,
+            cgroup_dirs: res.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default(),
+        });
+    }
+    res.teardown()
+        .map_err(|e| c.err(&format!("removing the container (its process {how})"), e))?;
+    Ok(output)
+}
 
 /// The file [`report`] writes inside the container (lands in the upper dir on the host).
 pub const WRITTEN_FILE: &CStr = c"/scratch/written-inside";

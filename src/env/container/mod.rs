@@ -17,8 +17,8 @@
 
 pub mod cgroup;
 pub mod cleanup;
-#[doc(hidden)]
-pub mod inside;
+#[cfg(test)]
+mod inside;
 pub mod namespaces;
 pub mod rootfs;
 
@@ -146,6 +146,7 @@ impl Drop for Resources {
 enum Body<'a> {
     Runner(ChildConfig<'a>),
     StartProbe,
+    #[cfg(test)]
     Probe(fn(RawFd)),
 }
 
@@ -221,6 +222,7 @@ fn child_run(p: &ChildPlan) -> ! {
     match &p.body {
         Body::Runner(cfg) => process::child_main(cfg),
         Body::StartProbe => process::child_start_probe(p.control_fd, p.done_w),
+        #[cfg(test)]
         Body::Probe(f) => {
             f(p.done_w);
             // SAFETY: as above.
@@ -258,16 +260,6 @@ struct Instance {
     mem: RunnerMemory,
     res: Resources,
     spec: InstanceSpec,
-}
-
-/// What a test probe sees after its inside function ran (the container's process has
-/// exited; its directories and cgroup are still there).
-#[doc(hidden)]
-pub struct ProbeView<'a> {
-    /// What the inside function wrote to its pipe.
-    pub output: &'a [u8],
-    pub rootfs: &'a Rootfs,
-    pub cgroup_dirs: Vec<PathBuf>,
 }
 
 /// The container environment.
@@ -317,12 +309,6 @@ impl Container {
         }
         Layout::detect().map_err(|e| e.to_string())?;
         Ok(())
-    }
-
-    /// The runner's PID (as seen from the host) while an instance is running.
-    #[doc(hidden)]
-    pub fn runner_pid(&self) -> Option<i32> {
-        self.instance.as_ref().map(|i| i.handle.pid.as_raw())
     }
 
     /// The last `measure_start`'s steps, in TSC cycles each, in order.
@@ -402,6 +388,7 @@ impl Container {
                 done_w: done_w.as_raw_fd(),
             }),
             BodyKind::StartProbe => Body::StartProbe,
+            #[cfg(test)]
             BodyKind::Probe(f) => Body::Probe(f),
         };
         let self_join = res.cgroup.as_ref().and_then(|c| c.self_join_files());
@@ -479,49 +466,6 @@ impl Container {
         })
     }
 
-    /// Run `inside` in a fresh container instead of the runner (test hook): it gets the pipe
-    /// to write facts to, in a child of a possibly multi-threaded process (raw system calls
-    /// only). After it exits, `outside` sees its output and the container's directories,
-    /// then everything is removed.
-    #[doc(hidden)]
-    pub fn run_probe(
-        &mut self,
-        spec: &InstanceSpec,
-        inside: fn(RawFd),
-        outside: &mut dyn FnMut(&ProbeView),
-    ) -> Result<Vec<u8>, EnvError> {
-        let mem = RunnerMemory::new()
-            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
-        let mut marks = LaunchMarks::default();
-        let (mut handle, mut res) = self
-            .launch(spec, &mem, BodyKind::Probe(inside), &mut marks)
-            .map_err(|e| self.err("starting the container", e))?;
-        let output = read_until_eof(&handle.done_r, spec.deadline);
-        let how = handle.kill_and_reap();
-        let output = output.map_err(|()| {
-            self.err(
-                "running a probe",
-                format!("no end within {:?}", spec.deadline),
-            )
-        })?;
-        if output.first() == Some(&process::ANS_ERROR) {
-            return Err(self.err(
-                "setting up the container",
-                String::from_utf8_lossy(&output[1..]).into_owned(),
-            ));
-        }
-        if let Some(rootfs) = res.rootfs.as_ref() {
-            outside(&ProbeView {
-                output: &output,
-                rootfs,
-                cgroup_dirs: res.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default(),
-            });
-        }
-        res.teardown()
-            .map_err(|e| self.err(&format!("removing the container (its process {how})"), e))?;
-        Ok(output)
-    }
-
     fn teardown_instance(&mut self) -> Result<(), EnvError> {
         if let Some(mut inst) = self.instance.take() {
             inst.handle.quit();
@@ -537,6 +481,7 @@ impl Container {
 enum BodyKind {
     Runner,
     StartProbe,
+    #[cfg(test)]
     Probe(fn(RawFd)),
 }
 
