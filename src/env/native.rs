@@ -73,12 +73,7 @@ impl Native {
             ForkResult::Parent { child } => {
                 drop(cmd_r);
                 drop(done_w);
-                let mut handle = RunnerHandle {
-                    pid: child,
-                    cmd_w,
-                    done_r,
-                    env: self.label.clone(),
-                };
+                let mut handle = RunnerHandle::new(child, cmd_w, done_r, &self.label);
                 handle.wait_ready(READY_TIMEOUT)?;
                 Ok(Instance {
                     mem,
@@ -149,12 +144,7 @@ impl Environment for Native {
             ForkResult::Parent { child } => child,
         };
         drop(done_w);
-        let mut handle = RunnerHandle {
-            pid: child,
-            cmd_w,
-            done_r,
-            env: self.label.clone(),
-        };
+        let mut handle = RunnerHandle::new(child, cmd_w, done_r, &self.label);
         let inv = Invocation {
             name: "start",
             workload: WL_START,

@@ -349,13 +349,17 @@ pub fn child_start_probe(control_fd: RawFd, done_w: RawFd) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// Parent-side handle on a running runner.
+/// Parent-side handle on a launched child (a runner or a probe). Dropping it kills and
+/// reaps the child unless it has already been reaped, so no child outlives its handle.
 pub struct RunnerHandle {
-    /// The process to kill and reap (for a container: the process isobench forked).
+    /// The process to kill and reap (for a container: the process isobench cloned).
     pub pid: Pid,
     pub cmd_w: OwnedFd,
     pub done_r: OwnedFd,
     pub env: String,
+    /// How the child ended, once it has been reaped: its PID must not be signalled or
+    /// waited for again (it may belong to another process by then).
+    ended: Option<String>,
 }
 
 /// Whether `fd` became readable (or hung up) before `end`: `Ok(true)` readable,
@@ -418,6 +422,21 @@ pub fn describe_exit(status: WaitStatus) -> String {
 }
 
 impl RunnerHandle {
+    pub fn new(pid: Pid, cmd_w: OwnedFd, done_r: OwnedFd, env: &str) -> RunnerHandle {
+        RunnerHandle {
+            pid,
+            cmd_w,
+            done_r,
+            env: env.to_string(),
+            ended: None,
+        }
+    }
+
+    /// Whether the child has been reaped (after a crash, a deadline, a kill or a quit).
+    pub fn has_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
     /// Wait for the runner's "ready" (or its setup error).
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), EnvError> {
         match wait_byte(&self.done_r, timeout) {
@@ -458,20 +477,28 @@ impl RunnerHandle {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Kill the runner (SIGKILL) and reap it; returns how it ended.
+    /// Kill the runner (SIGKILL) and reap it; returns how it ended. Once reaped, only says
+    /// how it ended.
     pub fn kill_and_reap(&mut self) -> String {
-        let _ = kill(self.pid, Signal::SIGKILL);
+        if self.ended.is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
         self.reap()
     }
 
     fn reap(&mut self) -> String {
-        loop {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
+        let how = loop {
             match waitpid(self.pid, None) {
                 Err(Errno::EINTR) => continue,
-                Ok(st) => return describe_exit(st),
-                Err(e) => return format!("could not be reaped ({e})"),
+                Ok(st) => break describe_exit(st),
+                Err(e) => break format!("could not be reaped ({e})"),
             }
-        }
+        };
+        self.ended = Some(how.clone());
+        how
     }
 
     /// Wait for a one-shot child's answer (or its end) and reap it; returns how it ended.
@@ -482,9 +509,12 @@ impl RunnerHandle {
         }
     }
 
-    /// Ask the runner to quit and reap it.
+    /// Ask the runner to quit and reap it (nothing to do once it has been reaped).
     pub fn quit(&mut self) {
-        // Closing the command pipe is the quit request; replace it with a dummy to drop it.
+        if self.has_ended() {
+            return;
+        }
+        // Any byte but CMD_RUN (or the end of the command pipe) is the quit request.
         let _ = raw_write(self.cmd_w.as_raw_fd(), b"Q");
         match wait_byte(&self.done_r, Duration::from_secs(2)) {
             Ok(None) => {
@@ -553,6 +583,14 @@ impl RunnerHandle {
             wall_ns,
             counters: Default::default(),
         })
+    }
+}
+
+impl Drop for RunnerHandle {
+    fn drop(&mut self) {
+        if !self.has_ended() {
+            let _ = self.kill_and_reap();
+        }
     }
 }
 

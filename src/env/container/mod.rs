@@ -422,12 +422,7 @@ impl Container {
         drop(sync_r);
         drop(cmd_r);
         drop(done_w);
-        let mut handle = RunnerHandle {
-            pid: Pid::from_raw(child),
-            cmd_w,
-            done_r,
-            env: self.label.clone(),
-        };
+        let mut handle = RunnerHandle::new(Pid::from_raw(child), cmd_w, done_r, &self.label);
         let joined = match (&res.cgroup, &self_join) {
             (Some(cg), None) => cg.add_pid(child).map_err(ContainerError::JoinCgroup),
             _ => Ok(()),
