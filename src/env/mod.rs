@@ -8,6 +8,7 @@ pub mod container;
 pub mod fake;
 pub mod native;
 pub mod process;
+pub mod runner;
 pub mod vm;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,11 @@
 //! The runner process shared by the native and container environments: it maps the image,
 //! the control page, the record buffer and the working memory at the fixed addresses of
-//! `isobench-abi`, then runs one invocation per command from the parent.
+//! `isobench-abi`, then runs one invocation per command from the parent. The parent-side
+//! loop around it (launch, invoke, stop, start-up measurement) is in `runner.rs`.
 //!
-//! The child side (`child_main`, `child_start_probe`) runs right after `fork` in a process
-//! that may have had other threads, so it only makes raw system calls: no allocation, no
-//! locks, errors reported as static strings over the pipe.
+//! The child side ([`ChildBody`]: `child_main`, `child_start_probe`) runs right after `fork`
+//! in a process that may have had other threads, so it only makes raw system calls: no
+//! allocation, no locks, errors reported as static strings over the pipe.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
@@ -349,6 +350,46 @@ pub fn child_start_probe(control_fd: RawFd, done_w: RawFd) -> ! {
     unsafe { libc::_exit(0) }
 }
 
+/// What a launched child runs once its environment is set up (natively: at once; in a
+/// container: after the namespaces, the cgroup and the root). Prepared before the fork.
+pub enum ChildBody<'a> {
+    /// The runner loop ([`child_main`]).
+    Runner(ChildConfig<'a>),
+    /// One start-up probe ([`child_start_probe`]): enter the image with the `WL_START` block
+    /// at `control_fd`, answer on `done_w`, exit.
+    StartProbe { control_fd: RawFd, done_w: RawFd },
+    /// A test's probe instead of the runner: `inside` writes what it finds to `done_w`, then
+    /// the child exits. Raw system calls only, like everything here.
+    #[cfg(test)]
+    Probe { inside: fn(RawFd), done_w: RawFd },
+}
+
+impl ChildBody<'_> {
+    /// The pipe the child answers on; set-up errors go there too ([`child_fail`]).
+    pub fn done_w(&self) -> RawFd {
+        match self {
+            ChildBody::Runner(cfg) => cfg.done_w,
+            ChildBody::StartProbe { done_w, .. } => *done_w,
+            #[cfg(test)]
+            ChildBody::Probe { done_w, .. } => *done_w,
+        }
+    }
+
+    /// Child side: run the body. Raw system calls only (safe after `fork`); never returns.
+    pub fn run(&self) -> ! {
+        match self {
+            ChildBody::Runner(cfg) => child_main(cfg),
+            ChildBody::StartProbe { control_fd, done_w } => child_start_probe(*control_fd, *done_w),
+            #[cfg(test)]
+            ChildBody::Probe { inside, done_w } => {
+                inside(*done_w);
+                // SAFETY: see child_fail.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+}
+
 /// Parent-side handle on a launched child (a runner or a probe). Dropping it kills and
 /// reaps the child unless it has already been reaped, so no child outlives its handle.
 pub struct RunnerHandle {
@@ -501,11 +542,26 @@ impl RunnerHandle {
         how
     }
 
-    /// Wait for a one-shot child's answer (or its end) and reap it; returns how it ended.
-    pub fn wait_done_then_reap(&mut self, timeout: Duration) -> String {
-        match wait_byte(&self.done_r, timeout) {
-            Ok(_) => self.reap(),
-            Err(()) => self.kill_and_reap(),
+    /// Wait for a start-up probe's answer and reap it; returns how it ended. A set-up error
+    /// it reported, or no answer by `deadline`, is an error (the probe killed and reaped).
+    pub fn wait_start_probe(&mut self, deadline: Duration) -> Result<String, EnvError> {
+        match wait_byte(&self.done_r, deadline) {
+            Ok(Some(ANS_ERROR)) => {
+                let msg = self.read_rest();
+                let _ = self.kill_and_reap();
+                Err(EnvError::setup(&self.env, "starting the runner", msg))
+            }
+            // Done (it exits right after answering), or it ended without an answer: the
+            // caller finds out which from the status the image left.
+            Ok(_) => Ok(self.reap()),
+            Err(()) => {
+                let _ = self.kill_and_reap();
+                Err(EnvError::Deadline {
+                    env: self.env.clone(),
+                    workload: "start".into(),
+                    deadline,
+                })
+            }
         }
     }
 

@@ -5,12 +5,15 @@
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use super::process::{self, raw_write, RunnerMemory};
-use super::{read_until_eof, BodyKind, Container, ContainerError, EnvError, InstanceSpec};
-use super::{LaunchMarks, Rootfs};
+use nix::errno::Errno;
+
+use super::process::{self, raw_write, ChildBody, RunnerMemory};
+use super::runner::{Launch, RunnerPipes};
+use super::{Container, EnvError, InstanceSpec, Rootfs};
 
 /// What a probe's `outside` sees after its inside function ran (the container's process has
 /// exited; its directories and cgroup are still there).
@@ -29,14 +32,16 @@ pub fn run_probe(
     inside: fn(RawFd),
     outside: &mut dyn FnMut(&ProbeView),
 ) -> Result<Vec<u8>, EnvError> {
-    let mem = RunnerMemory::new()
-        .map_err(|e| c.err("creating the shared memory", ContainerError::Memfd(e)))?;
-    let mut marks = LaunchMarks::default();
-    let (mut handle, mut res) = c
-        .launch(spec, &mem, BodyKind::Probe(inside), &mut marks)
-        .map_err(|e| c.err("starting the container", e))?;
-    let output = read_until_eof(&handle.done_r, spec.deadline);
-    let how = handle.kill_and_reap();
+    let mem =
+        RunnerMemory::new().map_err(|e| c.err("creating the shared control memory (memfd)", e))?;
+    let pipes = RunnerPipes::new(&c.label)?;
+    let body = ChildBody::Probe {
+        inside,
+        done_w: pipes.done_w(),
+    };
+    let mut child = c.launcher().launch(spec, &mem, &body, pipes)?;
+    let output = read_until_eof(&child.handle.done_r, spec.deadline);
+    let how = child.handle.kill_and_reap();
     let output = output.map_err(|()| {
         c.err(
             "running a probe",
@@ -49,6 +54,7 @@ pub fn run_probe(
             String::from_utf8_lossy(&output[1..]).into_owned(),
         ));
     }
+    let res = &mut child.resources;
     if let Some(rootfs) = res.rootfs.as_ref() {
         outside(&ProbeView {
             rootfs,
@@ -58,6 +64,22 @@ pub fn run_probe(
     res.teardown()
         .map_err(|e| c.err(&format!("removing the container (its process {how})"), e))?;
     Ok(output)
+}
+
+/// Read a pipe to its end (all writers closed), up to `timeout`.
+fn read_until_eof(fd: &OwnedFd, timeout: Duration) -> Result<Vec<u8>, ()> {
+    let end = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while process::wait_readable(fd, end)? {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    Ok(out)
 }
 
 /// The file [`report`] writes inside the container (lands in the upper dir on the host).

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use isobench_abi::{STATUS_OK, WL_CPU_INT};
 use nix::sys::signal::Signal;
 
 use super::*;
@@ -331,7 +332,7 @@ fn signals_from_the_terminal_do_not_stop_the_runner_and_drop_cleans_up() {
     {
         let mut c = Container::new("container", ContainerOptions::default());
         c.start(&spec(t.path(), 16 * 1024, 0)).unwrap();
-        let pid = c.instance.as_ref().unwrap().handle.pid.as_raw();
+        let pid = c.instance.as_ref().unwrap().pid().as_raw();
         // What Ctrl-C and a plain kill send: PID 1 without handlers ignores both.
         for sig in [Signal::SIGINT, Signal::SIGTERM] {
             nix::sys::signal::kill(Pid::from_raw(pid), sig).unwrap();
