@@ -135,3 +135,79 @@ impl Drop for Native {
         let _ = self.stop();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use isobench_abi::WL_CPU_INT;
+    use nix::sys::signal::{kill, Signal};
+
+    use super::*;
+    use crate::workload;
+
+    fn spec(scratch: &Path, disk_size: u64) -> InstanceSpec {
+        InstanceSpec {
+            work_size: 16 * 1024,
+            disk_size,
+            scratch: scratch.to_path_buf(),
+            deadline: Duration::from_secs(60),
+            thp: true,
+        }
+    }
+
+    fn cpu_int() -> Invocation {
+        Invocation {
+            name: "cpu.int",
+            workload: WL_CPU_INT,
+            params: workload::params(&[16 * 1024, 10, 7]),
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn a_killed_runner_is_a_crash_and_is_forgotten_with_its_disk() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        n.start(&spec(t.path(), 1 << 20)).unwrap();
+        let disk = t.path().join("native.disk");
+        assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1 << 20);
+        n.invoke(&cpu_int()).unwrap();
+        let pid = n.runner.as_ref().unwrap().pid();
+        kill(pid, Signal::SIGKILL).unwrap();
+        let err = n.invoke(&cpu_int()).unwrap_err();
+        assert!(matches!(err, EnvError::Crashed { .. }), "{err}");
+        assert!(err.to_string().contains("SIGKILL"), "{err}");
+        assert!(n.runner.is_none());
+        assert!(!disk.exists());
+        // It starts again, and stop removes the disk too.
+        n.start(&spec(t.path(), 1 << 20)).unwrap();
+        n.invoke(&cpu_int()).unwrap();
+        n.stop().unwrap();
+        assert!(!disk.exists());
+    }
+
+    #[test]
+    fn a_failed_start_leaves_no_disk() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        // The runner creates the disk file, then cannot size it.
+        let err = n.start(&spec(t.path(), 1 << 62)).unwrap_err();
+        assert!(err.to_string().contains("scratch disk"), "{err}");
+        assert!(n.runner.is_none());
+        assert!(!t.path().join("native.disk").exists());
+    }
+
+    #[test]
+    fn measure_start_times_a_fresh_process() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        let cycles = n.measure_start(&spec(t.path(), 0)).unwrap();
+        let hz = crate::tsc::calibrate(Duration::from_millis(5));
+        let ms = cycles as f64 / hz * 1e3;
+        assert!(ms > 0.0 && ms < 5000.0, "{ms} ms");
+        // A separate process: nothing of it stays.
+        assert!(n.runner.is_none());
+    }
+}
