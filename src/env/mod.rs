@@ -3,9 +3,12 @@
 //! sample (docs/ARCHITECTURE.md, "Adding an environment").
 
 pub mod container;
+/// Test support for integration tests (the `testing` feature, which `cargo test` enables).
+#[cfg(feature = "testing")]
 pub mod fake;
 pub mod native;
 pub mod process;
+pub mod runner;
 pub mod vm;
 
 use std::collections::BTreeMap;

@@ -1,35 +1,64 @@
 //! The native environment: a plain child process that maps the image and its memory at the
-//! fixed addresses and runs it (DESIGN §3 "native"). `native-b` is a second instance of the
-//! same, the A/A noise floor.
+//! fixed addresses and runs it (docs/ARCHITECTURE.md). `native-b` is a second instance of the
+//! same, the A/A noise floor. The runner loop is `runner.rs`'s; all native adds is the
+//! launch: a `fork`, nothing else.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::PathBuf;
-use std::time::Duration;
 
-use isobench_abi::*;
-use nix::unistd::{fork, pipe2, ForkResult};
+use nix::unistd::{fork, ForkResult};
 
-use super::process::{self, ChildConfig, RunnerHandle, RunnerMemory};
+use super::process::{ChildBody, RunnerMemory};
+use super::runner::{self, DiskFile, Launch, Launched, Runner, RunnerPipes};
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
-use crate::tsc;
 
-/// How long a runner may take to map its memory and say it is ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// The native launch: fork, and the child runs its body straight away.
+struct Fork<'a> {
+    label: &'a str,
+}
 
-struct Instance {
-    mem: RunnerMemory,
-    handle: RunnerHandle,
-    spec: InstanceSpec,
-    disk_path: Option<PathBuf>,
+impl Launch for Fork<'_> {
+    type Resources = ();
+
+    fn label(&self) -> &str {
+        self.label
+    }
+
+    fn disk(&self, spec: &InstanceSpec) -> Result<DiskFile, EnvError> {
+        let on_host = spec.scratch.join(format!("{}.disk", self.label));
+        let in_child = CString::new(on_host.as_os_str().as_bytes())
+            .map_err(|e| EnvError::setup(self.label, "naming the scratch disk", e))?;
+        Ok(DiskFile {
+            in_child,
+            on_host: Some(on_host),
+        })
+    }
+
+    fn launch(
+        &mut self,
+        _spec: &InstanceSpec,
+        _mem: &RunnerMemory,
+        body: &ChildBody,
+        pipes: RunnerPipes,
+    ) -> Result<Launched<()>, EnvError> {
+        // SAFETY: the child only runs `body` (the runner loop or the start-up probe), which
+        // makes raw system calls and never allocates or takes locks, so forking a possibly
+        // multi-threaded process is sound.
+        match unsafe { fork() }.map_err(|e| EnvError::setup(self.label, "fork", e))? {
+            ForkResult::Child => body.run(),
+            ForkResult::Parent { child } => Ok(Launched {
+                handle: pipes.into_handle(child, self.label),
+                resources: (),
+            }),
+        }
+    }
 }
 
 pub struct Native {
     label: String,
-    instance: Option<Instance>,
+    runner: Option<Runner<()>>,
 }
 
 impl Native {
@@ -37,57 +66,12 @@ impl Native {
     pub fn new(label: &str) -> Native {
         Native {
             label: label.to_string(),
-            instance: None,
+            runner: None,
         }
     }
 
-    fn spawn(&self, spec: &InstanceSpec) -> Result<Instance, EnvError> {
-        let env = self.label.as_str();
-        let mem = RunnerMemory::new()
-            .map_err(|e| EnvError::setup(env, "creating the shared control memory (memfd)", e))?;
-        let disk_path =
-            (spec.disk_size > 0).then(|| spec.scratch.join(format!("{}.disk", self.label)));
-        let disk_c = disk_path
-            .as_ref()
-            .map(|p| CString::new(p.as_os_str().as_bytes()))
-            .transpose()
-            .map_err(|e| EnvError::setup(env, "naming the scratch disk", e))?;
-        let (cmd_r, cmd_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| EnvError::setup(env, "creating a pipe", e))?;
-        let (done_r, done_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| EnvError::setup(env, "creating a pipe", e))?;
-        let cfg = ChildConfig {
-            control_fd: mem.control.raw_fd(),
-            records_fd: mem.records.raw_fd(),
-            work_size: spec.work_size,
-            disk_path: disk_c.as_deref(),
-            disk_size: spec.disk_size,
-            thp: spec.thp,
-            cmd_r: cmd_r.as_raw_fd(),
-            done_w: done_w.as_raw_fd(),
-        };
-        // SAFETY: the child only runs `child_main`, which makes raw system calls and never
-        // allocates or takes locks, so forking a possibly multi-threaded process is sound.
-        match unsafe { fork() }.map_err(|e| EnvError::setup(env, "fork", e))? {
-            ForkResult::Child => process::child_main(&cfg),
-            ForkResult::Parent { child } => {
-                drop(cmd_r);
-                drop(done_w);
-                let mut handle = RunnerHandle {
-                    pid: child,
-                    cmd_w,
-                    done_r,
-                    env: self.label.clone(),
-                };
-                handle.wait_ready(READY_TIMEOUT)?;
-                Ok(Instance {
-                    mem,
-                    handle,
-                    spec: spec.clone(),
-                    disk_path,
-                })
-            }
-        }
+    fn launcher(&self) -> Fork<'_> {
+        Fork { label: &self.label }
     }
 }
 
@@ -102,74 +86,29 @@ impl Environment for Native {
 
     fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
         self.stop()?;
-        self.instance = Some(self.spawn(spec)?);
+        self.runner = Some(Runner::start(&mut self.launcher(), spec)?);
         Ok(())
     }
 
     fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
-        let Some(inst) = self.instance.as_mut() else {
+        let Some(runner) = self.runner.as_mut() else {
             return Err(EnvError::setup(
                 &self.label,
                 "invoking a workload",
                 "the environment was not started",
             ));
         };
-        let r = inst.handle.invoke(
-            &inst.mem,
-            inv,
-            inst.spec.work_size,
-            inst.spec.disk_size,
-            inst.spec.deadline,
-        );
-        // After a crash or a deadline the runner has been killed and reaped: forget it. After
-        // a bad status it is alive and idle, and stays usable.
-        if matches!(r, Err(EnvError::Crashed { .. } | EnvError::Deadline { .. })) {
-            if let Some(inst) = self.instance.take() {
-                remove_disk(&inst.disk_path);
-            }
+        let r = runner.invoke(inv);
+        // After a crash or a deadline the runner has been killed and reaped: forget it (which
+        // removes its disk). After a bad status it is alive and idle, and stays usable.
+        if !runner.is_running() {
+            self.runner = None;
         }
         r
     }
 
     fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError> {
-        let env = self.label.as_str();
-        let mem = RunnerMemory::new()
-            .map_err(|e| EnvError::setup(env, "creating the shared control memory (memfd)", e))?;
-        mem.write_control(&ControlBlock::new(MODE_SYSCALL, WL_START));
-        let (done_r, done_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| EnvError::setup(env, "creating a pipe", e))?;
-        let (_unused_r, cmd_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| EnvError::setup(env, "creating a pipe", e))?;
-        let control_fd = mem.control.raw_fd();
-        let done_w_raw = done_w.as_raw_fd();
-        let t_launch = tsc::now();
-        // SAFETY: the child only runs `child_start_probe` (raw system calls, no allocation).
-        let child = match unsafe { fork() }.map_err(|e| EnvError::setup(env, "fork", e))? {
-            ForkResult::Child => process::child_start_probe(control_fd, done_w_raw),
-            ForkResult::Parent { child } => child,
-        };
-        drop(done_w);
-        let mut handle = RunnerHandle {
-            pid: child,
-            cmd_w,
-            done_r,
-            env: self.label.clone(),
-        };
-        let inv = Invocation {
-            name: "start",
-            workload: WL_START,
-            params: [0; PARAM_COUNT],
-            flags: 0,
-        };
-        // The probe answers like an invocation; reuse the wait, then reap.
-        let how = handle.wait_done_then_reap(spec.deadline);
-        let out = mem.read_control();
-        process::check_status(&self.label, &inv, &out).map_err(|_| EnvError::Crashed {
-            env: self.label.clone(),
-            workload: "start".into(),
-            detail: how,
-        })?;
-        Ok(out.results[0].saturating_sub(t_launch))
+        Ok(runner::measure_start(&mut self.launcher(), spec)?.cycles())
     }
 
     fn facts(&self) -> BTreeMap<String, String> {
@@ -180,14 +119,12 @@ impl Environment for Native {
     }
 
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
-        let inst = self.instance.as_ref()?;
-        Some(process::read_loaded_image(inst.handle.pid))
+        Some(self.runner.as_ref()?.loaded_image())
     }
 
     fn stop(&mut self) -> Result<(), EnvError> {
-        if let Some(mut inst) = self.instance.take() {
-            inst.handle.quit();
-            remove_disk(&inst.disk_path);
+        if let Some(mut runner) = self.runner.take() {
+            runner.stop();
         }
         Ok(())
     }
@@ -199,8 +136,78 @@ impl Drop for Native {
     }
 }
 
-fn remove_disk(path: &Option<PathBuf>) {
-    if let Some(p) = path {
-        let _ = std::fs::remove_file(p);
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use isobench_abi::WL_CPU_INT;
+    use nix::sys::signal::{kill, Signal};
+
+    use super::*;
+    use crate::workload;
+
+    fn spec(scratch: &Path, disk_size: u64) -> InstanceSpec {
+        InstanceSpec {
+            work_size: 16 * 1024,
+            disk_size,
+            scratch: scratch.to_path_buf(),
+            deadline: Duration::from_secs(60),
+            thp: true,
+        }
+    }
+
+    fn cpu_int() -> Invocation {
+        Invocation {
+            name: "cpu.int",
+            workload: WL_CPU_INT,
+            params: workload::params(&[16 * 1024, 10, 7]),
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn a_killed_runner_is_a_crash_and_is_forgotten_with_its_disk() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        n.start(&spec(t.path(), 1 << 20)).unwrap();
+        let disk = t.path().join("native.disk");
+        assert_eq!(std::fs::metadata(&disk).unwrap().len(), 1 << 20);
+        n.invoke(&cpu_int()).unwrap();
+        let pid = n.runner.as_ref().unwrap().pid();
+        kill(pid, Signal::SIGKILL).unwrap();
+        let err = n.invoke(&cpu_int()).unwrap_err();
+        assert!(matches!(err, EnvError::Crashed { .. }), "{err}");
+        assert!(err.to_string().contains("SIGKILL"), "{err}");
+        assert!(n.runner.is_none());
+        assert!(!disk.exists());
+        // It starts again, and stop removes the disk too.
+        n.start(&spec(t.path(), 1 << 20)).unwrap();
+        n.invoke(&cpu_int()).unwrap();
+        n.stop().unwrap();
+        assert!(!disk.exists());
+    }
+
+    #[test]
+    fn a_failed_start_leaves_no_disk() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        // The runner creates the disk file, then cannot size it.
+        let err = n.start(&spec(t.path(), 1 << 62)).unwrap_err();
+        assert!(err.to_string().contains("scratch disk"), "{err}");
+        assert!(n.runner.is_none());
+        assert!(!t.path().join("native.disk").exists());
+    }
+
+    #[test]
+    fn measure_start_times_a_fresh_process() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        let cycles = n.measure_start(&spec(t.path(), 0)).unwrap();
+        let hz = crate::tsc::calibrate(Duration::from_millis(5));
+        let ms = cycles as f64 / hz * 1e3;
+        assert!(ms > 0.0 && ms < 5000.0, "{ms} ms");
+        // A separate process: nothing of it stays.
+        assert!(n.runner.is_none());
     }
 }

@@ -1,10 +1,11 @@
 //! The runner process shared by the native and container environments: it maps the image,
 //! the control page, the record buffer and the working memory at the fixed addresses of
-//! `isobench-abi`, then runs one invocation per command from the parent.
+//! `isobench-abi`, then runs one invocation per command from the parent. The parent-side
+//! loop around it (launch, invoke, stop, start-up measurement) is in `runner.rs`.
 //!
-//! The child side (`child_main`, `child_start_probe`) runs right after `fork` in a process
-//! that may have had other threads, so it only makes raw system calls: no allocation, no
-//! locks, errors reported as static strings over the pipe.
+//! The child side ([`ChildBody`]: `child_main`, `child_start_probe`) runs right after `fork`
+//! in a process that may have had other threads, so it only makes raw system calls: no
+//! allocation, no locks, errors reported as static strings over the pipe.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
@@ -349,13 +350,57 @@ pub fn child_start_probe(control_fd: RawFd, done_w: RawFd) -> ! {
     unsafe { libc::_exit(0) }
 }
 
-/// Parent-side handle on a running runner.
+/// What a launched child runs once its environment is set up (natively: at once; in a
+/// container: after the namespaces, the cgroup and the root). Prepared before the fork.
+pub enum ChildBody<'a> {
+    /// The runner loop ([`child_main`]).
+    Runner(ChildConfig<'a>),
+    /// One start-up probe ([`child_start_probe`]): enter the image with the `WL_START` block
+    /// at `control_fd`, answer on `done_w`, exit.
+    StartProbe { control_fd: RawFd, done_w: RawFd },
+    /// A test's probe instead of the runner: `inside` writes what it finds to `done_w`, then
+    /// the child exits. Raw system calls only, like everything here.
+    #[cfg(test)]
+    Probe { inside: fn(RawFd), done_w: RawFd },
+}
+
+impl ChildBody<'_> {
+    /// The pipe the child answers on; set-up errors go there too ([`child_fail`]).
+    pub fn done_w(&self) -> RawFd {
+        match self {
+            ChildBody::Runner(cfg) => cfg.done_w,
+            ChildBody::StartProbe { done_w, .. } => *done_w,
+            #[cfg(test)]
+            ChildBody::Probe { done_w, .. } => *done_w,
+        }
+    }
+
+    /// Child side: run the body. Raw system calls only (safe after `fork`); never returns.
+    pub fn run(&self) -> ! {
+        match self {
+            ChildBody::Runner(cfg) => child_main(cfg),
+            ChildBody::StartProbe { control_fd, done_w } => child_start_probe(*control_fd, *done_w),
+            #[cfg(test)]
+            ChildBody::Probe { inside, done_w } => {
+                inside(*done_w);
+                // SAFETY: see child_fail.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+}
+
+/// Parent-side handle on a launched child (a runner or a probe). Dropping it kills and
+/// reaps the child unless it has already been reaped, so no child outlives its handle.
 pub struct RunnerHandle {
-    /// The process to kill and reap (for a container: the process isobench forked).
+    /// The process to kill and reap (for a container: the process isobench cloned).
     pub pid: Pid,
     pub cmd_w: OwnedFd,
     pub done_r: OwnedFd,
     pub env: String,
+    /// How the child ended, once it has been reaped: its PID must not be signalled or
+    /// waited for again (it may belong to another process by then).
+    ended: Option<String>,
 }
 
 /// Whether `fd` became readable (or hung up) before `end`: `Ok(true)` readable,
@@ -418,6 +463,21 @@ pub fn describe_exit(status: WaitStatus) -> String {
 }
 
 impl RunnerHandle {
+    pub fn new(pid: Pid, cmd_w: OwnedFd, done_r: OwnedFd, env: &str) -> RunnerHandle {
+        RunnerHandle {
+            pid,
+            cmd_w,
+            done_r,
+            env: env.to_string(),
+            ended: None,
+        }
+    }
+
+    /// Whether the child has been reaped (after a crash, a deadline, a kill or a quit).
+    pub fn has_ended(&self) -> bool {
+        self.ended.is_some()
+    }
+
     /// Wait for the runner's "ready" (or its setup error).
     pub fn wait_ready(&mut self, timeout: Duration) -> Result<(), EnvError> {
         match wait_byte(&self.done_r, timeout) {
@@ -458,33 +518,59 @@ impl RunnerHandle {
         String::from_utf8_lossy(&out).into_owned()
     }
 
-    /// Kill the runner (SIGKILL) and reap it; returns how it ended.
+    /// Kill the runner (SIGKILL) and reap it; returns how it ended. Once reaped, only says
+    /// how it ended.
     pub fn kill_and_reap(&mut self) -> String {
-        let _ = kill(self.pid, Signal::SIGKILL);
+        if self.ended.is_none() {
+            let _ = kill(self.pid, Signal::SIGKILL);
+        }
         self.reap()
     }
 
     fn reap(&mut self) -> String {
-        loop {
+        if let Some(how) = &self.ended {
+            return how.clone();
+        }
+        let how = loop {
             match waitpid(self.pid, None) {
                 Err(Errno::EINTR) => continue,
-                Ok(st) => return describe_exit(st),
-                Err(e) => return format!("could not be reaped ({e})"),
+                Ok(st) => break describe_exit(st),
+                Err(e) => break format!("could not be reaped ({e})"),
+            }
+        };
+        self.ended = Some(how.clone());
+        how
+    }
+
+    /// Wait for a start-up probe's answer and reap it; returns how it ended. A set-up error
+    /// it reported, or no answer by `deadline`, is an error (the probe killed and reaped).
+    pub fn wait_start_probe(&mut self, deadline: Duration) -> Result<String, EnvError> {
+        match wait_byte(&self.done_r, deadline) {
+            Ok(Some(ANS_ERROR)) => {
+                let msg = self.read_rest();
+                let _ = self.kill_and_reap();
+                Err(EnvError::setup(&self.env, "starting the runner", msg))
+            }
+            // Done (it exits right after answering), or it ended without an answer: the
+            // caller finds out which from the status the image left.
+            Ok(_) => Ok(self.reap()),
+            Err(()) => {
+                let _ = self.kill_and_reap();
+                Err(EnvError::Deadline {
+                    env: self.env.clone(),
+                    workload: "start".into(),
+                    deadline,
+                })
             }
         }
     }
 
-    /// Wait for a one-shot child's answer (or its end) and reap it; returns how it ended.
-    pub fn wait_done_then_reap(&mut self, timeout: Duration) -> String {
-        match wait_byte(&self.done_r, timeout) {
-            Ok(_) => self.reap(),
-            Err(()) => self.kill_and_reap(),
-        }
-    }
-
-    /// Ask the runner to quit and reap it.
+    /// Ask the runner to quit and reap it (nothing to do once it has been reaped).
     pub fn quit(&mut self) {
-        // Closing the command pipe is the quit request; replace it with a dummy to drop it.
+        if self.has_ended() {
+            return;
+        }
+        // Any byte but CMD_RUN (or the end of the command pipe) is the quit request.
         let _ = raw_write(self.cmd_w.as_raw_fd(), b"Q");
         match wait_byte(&self.done_r, Duration::from_secs(2)) {
             Ok(None) => {
@@ -553,6 +639,14 @@ impl RunnerHandle {
             wall_ns,
             counters: Default::default(),
         })
+    }
+}
+
+impl Drop for RunnerHandle {
+    fn drop(&mut self) {
+        if !self.has_ended() {
+            let _ = self.kill_and_reap();
+        }
     }
 }
 

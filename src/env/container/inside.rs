@@ -1,12 +1,86 @@
-//! Test support: facts gathered from inside a container with raw system calls only (it runs
-//! in the child of a possibly multi-threaded process), written as `key=value` lines to a
-//! pipe for `Container::run_probe`.
+//! Test support (unit tests only): [`run_probe`] runs a function in a fresh container
+//! instead of the runner, and [`report`] is such a function: facts gathered from inside with
+//! raw system calls only (it runs in the child of a possibly multi-threaded process), written
+//! as `key=value` lines to a pipe. Nothing here is needed to run a container.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use super::process::raw_write;
+use nix::errno::Errno;
+
+use super::process::{self, raw_write, ChildBody, RunnerMemory};
+use super::runner::{Launch, RunnerPipes};
+use super::{Container, EnvError, InstanceSpec, Rootfs};
+
+/// What a probe's `outside` sees after its inside function ran (the container's process has
+/// exited; its directories and cgroup are still there).
+pub struct ProbeView<'a> {
+    pub rootfs: &'a Rootfs,
+    pub cgroup_dirs: Vec<PathBuf>,
+}
+
+/// Run `inside` in a fresh container of `c`'s options instead of the runner: it gets the
+/// pipe to write facts to, in a child of a possibly multi-threaded process (raw system calls
+/// only). After it exits, `outside` sees the container's directories, then everything is
+/// removed; the inside function's output is returned.
+pub fn run_probe(
+    c: &Container,
+    spec: &InstanceSpec,
+    inside: fn(RawFd),
+    outside: &mut dyn FnMut(&ProbeView),
+) -> Result<Vec<u8>, EnvError> {
+    let mem =
+        RunnerMemory::new().map_err(|e| c.err("creating the shared control memory (memfd)", e))?;
+    let pipes = RunnerPipes::new(&c.label)?;
+    let body = ChildBody::Probe {
+        inside,
+        done_w: pipes.done_w(),
+    };
+    let mut child = c.launcher().launch(spec, &mem, &body, pipes)?;
+    let output = read_until_eof(&child.handle.done_r, spec.deadline);
+    let how = child.handle.kill_and_reap();
+    let output = output.map_err(|()| {
+        c.err(
+            "running a probe",
+            format!("no end within {:?}", spec.deadline),
+        )
+    })?;
+    if output.first() == Some(&process::ANS_ERROR) {
+        return Err(c.err(
+            "setting up the container",
+            String::from_utf8_lossy(&output[1..]).into_owned(),
+        ));
+    }
+    let res = &mut child.resources;
+    if let Some(rootfs) = res.rootfs.as_ref() {
+        outside(&ProbeView {
+            rootfs,
+            cgroup_dirs: res.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default(),
+        });
+    }
+    res.teardown()
+        .map_err(|e| c.err(&format!("removing the container (its process {how})"), e))?;
+    Ok(output)
+}
+
+/// Read a pipe to its end (all writers closed), up to `timeout`.
+fn read_until_eof(fd: &OwnedFd, timeout: Duration) -> Result<Vec<u8>, ()> {
+    let end = Instant::now() + timeout;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while process::wait_readable(fd, end)? {
+        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+    }
+    Ok(out)
+}
 
 /// The file [`report`] writes inside the container (lands in the upper dir on the host).
 pub const WRITTEN_FILE: &CStr = c"/scratch/written-inside";

@@ -1,8 +1,9 @@
-//! The container environment (DESIGN §3 "container"), built from Linux primitives: a clone
+//! The container environment (docs/ARCHITECTURE.md), built from Linux primitives: a clone
 //! into new mount, PID, UTS, IPC and network namespaces, a cgroup of its own (v1 or v2) with
 //! optional limits, then a cgroup namespace, private mount propagation, an overlayfs root,
-//! `pivot_root`, a fresh `/proc`, a hostname and loopback. The runner inside is the same as
-//! native's (`process.rs`), and it is PID 1 of its PID namespace.
+//! `pivot_root`, a fresh `/proc`, a hostname and loopback. The runner inside, and the loop
+//! around it, are the same as native's (`process.rs`, `runner.rs`): this module is only the
+//! launch ([`Launch`]). The runner is PID 1 of its PID namespace.
 //!
 //! Launch order: the parent creates the state marker, the container's directories and its
 //! cgroup, then clones the child into the new namespaces (the child is PID 1 there); the
@@ -17,19 +18,17 @@
 
 pub mod cgroup;
 pub mod cleanup;
-#[doc(hidden)]
-pub mod inside;
+#[cfg(test)]
+mod inside;
 pub mod namespaces;
 pub mod rootfs;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use isobench_abi::*;
 use nix::errno::Errno;
 use nix::unistd::{pipe2, Pid};
 
@@ -37,14 +36,12 @@ pub use crate::plan::Upper;
 pub use cgroup::{CgroupError, Layout, Limits};
 pub use cleanup::{clean_leftovers, find_leftovers, CleanupError, Leftover};
 
-use super::process::{self, ChildConfig, RunnerHandle, RunnerMemory};
+use super::process::{self, ChildBody, RunnerMemory};
+use super::runner::{self, DiskFile, Launch, Launched, Runner, RunnerPipes};
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
 use crate::tsc;
 use cgroup::Cgroup;
 use rootfs::{RootPlan, Rootfs, RootfsError};
-
-/// How long a runner may take to set up and say it is ready.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The byte the parent sends once the child is in its cgroup.
 const GO: u8 = b'G';
@@ -71,8 +68,6 @@ pub enum ContainerError {
     Cleanup(#[from] CleanupError),
     #[error("creating a pipe: {0} (too many open files?)")]
     Pipe(#[source] Errno),
-    #[error("creating the shared control memory (memfd): {0}")]
-    Memfd(#[source] Errno),
     #[error("clone into new mount/PID/UTS/IPC/network namespaces: {0} (the container environment needs root and a kernel with namespaces)")]
     Clone(#[source] Errno),
     #[error("moving the container's first process into its cgroup: {0}")]
@@ -127,18 +122,9 @@ impl Drop for Resources {
     }
 }
 
-/// What the child does once its container is set up.
-enum Body<'a> {
-    Runner(ChildConfig<'a>),
-    StartProbe,
-    Probe(fn(RawFd)),
-}
-
 /// Child-side inputs, all prepared before the clone.
 struct ChildPlan<'a> {
     sync_r: RawFd,
-    done_w: RawFd,
-    control_fd: RawFd,
     /// The parent's pipe ends, closed in the child.
     close: [RawFd; 3],
     /// v1: the cgroup `tasks` files the child writes "0" to, moving itself in.
@@ -147,7 +133,8 @@ struct ChildPlan<'a> {
     hostname: CString,
     /// Step timestamps, in the parent's shared record mapping (inherited by the child).
     steps: *mut u64,
-    body: Body<'a>,
+    /// What the child runs once its container is set up.
+    body: &'a ChildBody<'a>,
 }
 
 /// Child-side step indices in `ChildPlan::steps`.
@@ -183,10 +170,11 @@ fn child_run(p: &ChildPlan) -> ! {
     }
     // SAFETY: as above.
     unsafe { libc::close(p.sync_r) };
+    let done_w = p.body.done_w();
     for file in &p.join {
         if !write_zero(file) {
             process::child_fail(
-                p.done_w,
+                done_w,
                 "moving the container's first process into its cgroup (writing 0 to tasks) failed",
             );
         }
@@ -200,18 +188,10 @@ fn child_run(p: &ChildPlan) -> ! {
         .and_then(|()| namespaces::set_hostname(&p.hostname))
         .and_then(|()| namespaces::loopback_up());
     if let Err(msg) = setup {
-        process::child_fail(p.done_w, msg);
+        process::child_fail(done_w, msg);
     }
     mark(p, STEP_HOST);
-    match &p.body {
-        Body::Runner(cfg) => process::child_main(cfg),
-        Body::StartProbe => process::child_start_probe(p.control_fd, p.done_w),
-        Body::Probe(f) => {
-            f(p.done_w);
-            // SAFETY: as above.
-            unsafe { libc::_exit(0) }
-        }
-    }
+    p.body.run()
 }
 
 /// Child side: write "0" (the calling thread) to a cgroup file.
@@ -228,38 +208,19 @@ fn write_zero(file: &CString) -> bool {
     }
 }
 
-/// Host-side timestamps of one launch (TSC).
+/// Host-side timestamps of one launch (TSC), after its start.
 #[derive(Clone, Copy, Debug, Default)]
 struct LaunchMarks {
-    begin: u64,
     dirs: u64,
     cgroup: u64,
     clone: u64,
-}
-
-/// A started container.
-struct Instance {
-    handle: RunnerHandle,
-    mem: RunnerMemory,
-    res: Resources,
-    spec: InstanceSpec,
-}
-
-/// What a test probe sees after its inside function ran (the container's process has
-/// exited; its directories and cgroup are still there).
-#[doc(hidden)]
-pub struct ProbeView<'a> {
-    /// What the inside function wrote to its pipe.
-    pub output: &'a [u8],
-    pub rootfs: &'a Rootfs,
-    pub cgroup_dirs: Vec<PathBuf>,
 }
 
 /// The container environment.
 pub struct Container {
     label: String,
     opts: ContainerOptions,
-    instance: Option<Instance>,
+    instance: Option<Runner<Resources>>,
     last_start: Vec<(&'static str, u64)>,
 }
 
@@ -304,12 +265,6 @@ impl Container {
         Ok(())
     }
 
-    /// The runner's PID (as seen from the host) while an instance is running.
-    #[doc(hidden)]
-    pub fn runner_pid(&self) -> Option<i32> {
-        self.instance.as_ref().map(|i| i.handle.pid.as_raw())
-    }
-
     /// The last `measure_start`'s steps, in TSC cycles each, in order.
     pub fn last_start_breakdown(&self) -> &[(&'static str, u64)] {
         &self.last_start
@@ -319,15 +274,45 @@ impl Container {
         EnvError::setup(&self.label, op, e)
     }
 
+    fn launcher(&self) -> Launcher<'_> {
+        Launcher {
+            label: &self.label,
+            opts: &self.opts,
+            marks: LaunchMarks::default(),
+        }
+    }
+
+    fn teardown_instance(&mut self) -> Result<(), EnvError> {
+        if let Some(mut runner) = self.instance.take() {
+            runner.stop();
+            runner
+                .resources_mut()
+                .teardown()
+                .map_err(|e| self.err("removing the container", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// The container's launch: the host-side resources, then a clone into new namespaces whose
+/// child sets up the container before it runs its body.
+struct Launcher<'a> {
+    label: &'a str,
+    opts: &'a ContainerOptions,
+    /// When the launch's host-side steps ended (read by the start-up breakdown).
+    marks: LaunchMarks,
+}
+
+impl Launcher<'_> {
     /// Create the host-side resources and clone the child. On success the child is in its
     /// cgroup and has been told to go; on error everything is undone.
-    fn launch(
-        &self,
+    fn launch_container(
+        &mut self,
         spec: &InstanceSpec,
         mem: &RunnerMemory,
-        body_kind: BodyKind,
-        marks: &mut LaunchMarks,
-    ) -> Result<(RunnerHandle, Resources), ContainerError> {
+        body: &ChildBody,
+        pipes: RunnerPipes,
+    ) -> Result<Launched<Resources>, ContainerError> {
         let pid = std::process::id();
         let layout = Layout::detect()?;
         let mut res = None;
@@ -360,35 +345,18 @@ impl Container {
         let rootfs = Rootfs::prepare(&spec.scratch, &res.name, self.opts.upper)?;
         let root = rootfs.plan()?;
         res.rootfs = Some(rootfs);
-        marks.dirs = tsc::now();
-        let cg = Cgroup::create(&layout, &res.name, &limits(&self.opts))?;
+        self.marks.dirs = tsc::now();
+        let cg = Cgroup::create(&layout, &res.name, &limits(self.opts))?;
         if cg.dirs() != marker.cgroups {
             marker.cgroups = cg.dirs();
             marker.store(std::path::Path::new(cleanup::STATE_DIR))?;
         }
         res.cgroup = Some(cg);
-        marks.cgroup = tsc::now();
+        self.marks.cgroup = tsc::now();
 
-        let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
-        let (sync_r, sync_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
-        let (cmd_r, cmd_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
-        let (done_r, done_w) = pipe2(cloexec).map_err(ContainerError::Pipe)?;
+        let (sync_r, sync_w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(ContainerError::Pipe)?;
         let hostname = CString::new(res.name.clone())
             .map_err(|_| ContainerError::ChildSetup("container name has a NUL byte".into()))?;
-        let body = match body_kind {
-            BodyKind::Runner => Body::Runner(ChildConfig {
-                control_fd: mem.control.raw_fd(),
-                records_fd: mem.records.raw_fd(),
-                work_size: spec.work_size,
-                disk_path: (spec.disk_size > 0).then_some(rootfs::DISK_PATH),
-                disk_size: spec.disk_size,
-                thp: spec.thp,
-                cmd_r: cmd_r.as_raw_fd(),
-                done_w: done_w.as_raw_fd(),
-            }),
-            BodyKind::StartProbe => Body::StartProbe,
-            BodyKind::Probe(f) => Body::Probe(f),
-        };
         let self_join = res.cgroup.as_ref().and_then(|c| c.self_join_files());
         let join = self_join
             .iter()
@@ -396,18 +364,17 @@ impl Container {
             .map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|_| ContainerError::ChildSetup("a cgroup path has a NUL byte".into()))?;
+        let [cmd_w, done_r] = pipes.parent_ends();
         let plan = ChildPlan {
             join,
             sync_r: sync_r.as_raw_fd(),
-            done_w: done_w.as_raw_fd(),
-            control_fd: mem.control.raw_fd(),
-            close: [sync_w.as_raw_fd(), cmd_w.as_raw_fd(), done_r.as_raw_fd()],
+            close: [sync_w.as_raw_fd(), cmd_w, done_r],
             root,
             hostname,
             steps: mem.records.as_ptr().cast(),
             body,
         };
-        marks.clone = tsc::now();
+        self.marks.clone = tsc::now();
         // SAFETY: the child runs only `child_run`: raw system calls on data prepared above,
         // no allocation, no locks; it never returns.
         let child = match unsafe { namespaces::clone_into_namespaces(namespaces::CLONE_NAMESPACES) }
@@ -418,14 +385,7 @@ impl Container {
         };
         drop(plan);
         drop(sync_r);
-        drop(cmd_r);
-        drop(done_w);
-        let mut handle = RunnerHandle {
-            pid: Pid::from_raw(child),
-            cmd_w,
-            done_r,
-            env: self.label.clone(),
-        };
+        let mut handle = pipes.into_handle(Pid::from_raw(child), self.label);
         let joined = match (&res.cgroup, &self_join) {
             (Some(cg), None) => cg.add_pid(child).map_err(ContainerError::JoinCgroup),
             _ => Ok(()),
@@ -441,104 +401,39 @@ impl Container {
             )));
         }
         drop(sync_w);
-        Ok((handle, res))
+        Ok(Launched {
+            handle,
+            resources: res,
+        })
+    }
+}
+
+impl Launch for Launcher<'_> {
+    type Resources = Resources;
+
+    fn label(&self) -> &str {
+        self.label
     }
 
-    fn spawn(&mut self, spec: &InstanceSpec) -> Result<Instance, EnvError> {
-        let mem = RunnerMemory::new()
-            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
-        let mut marks = LaunchMarks {
-            begin: tsc::now(),
-            ..Default::default()
-        };
-        let (mut handle, res) = self
-            .launch(spec, &mem, BodyKind::Runner, &mut marks)
-            .map_err(|e| self.err("starting the container", e))?;
-        // On failure wait_ready has killed and reaped the child; `res` is dropped (undone).
-        handle.wait_ready(READY_TIMEOUT)?;
-        Ok(Instance {
-            handle,
-            mem,
-            res,
-            spec: spec.clone(),
+    /// The disk is in the container's own `/scratch`: on the overlay's upper layer, removed
+    /// with it.
+    fn disk(&self, _spec: &InstanceSpec) -> Result<DiskFile, EnvError> {
+        Ok(DiskFile {
+            in_child: rootfs::DISK_PATH.to_owned(),
+            on_host: None,
         })
     }
 
-    /// Run `inside` in a fresh container instead of the runner (test hook): it gets the pipe
-    /// to write facts to, in a child of a possibly multi-threaded process (raw system calls
-    /// only). After it exits, `outside` sees its output and the container's directories,
-    /// then everything is removed.
-    #[doc(hidden)]
-    pub fn run_probe(
+    fn launch(
         &mut self,
         spec: &InstanceSpec,
-        inside: fn(RawFd),
-        outside: &mut dyn FnMut(&ProbeView),
-    ) -> Result<Vec<u8>, EnvError> {
-        let mem = RunnerMemory::new()
-            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
-        let mut marks = LaunchMarks::default();
-        let (mut handle, mut res) = self
-            .launch(spec, &mem, BodyKind::Probe(inside), &mut marks)
-            .map_err(|e| self.err("starting the container", e))?;
-        let output = read_until_eof(&handle.done_r, spec.deadline);
-        let how = handle.kill_and_reap();
-        let output = output.map_err(|()| {
-            self.err(
-                "running a probe",
-                format!("no end within {:?}", spec.deadline),
-            )
-        })?;
-        if output.first() == Some(&process::ANS_ERROR) {
-            return Err(self.err(
-                "setting up the container",
-                String::from_utf8_lossy(&output[1..]).into_owned(),
-            ));
-        }
-        if let Some(rootfs) = res.rootfs.as_ref() {
-            outside(&ProbeView {
-                output: &output,
-                rootfs,
-                cgroup_dirs: res.cgroup.as_ref().map(|c| c.dirs()).unwrap_or_default(),
-            });
-        }
-        res.teardown()
-            .map_err(|e| self.err(&format!("removing the container (its process {how})"), e))?;
-        Ok(output)
+        mem: &RunnerMemory,
+        body: &ChildBody,
+        pipes: RunnerPipes,
+    ) -> Result<Launched<Resources>, EnvError> {
+        self.launch_container(spec, mem, body, pipes)
+            .map_err(|e| EnvError::setup(self.label, "starting the container", e))
     }
-
-    fn teardown_instance(&mut self) -> Result<(), EnvError> {
-        if let Some(mut inst) = self.instance.take() {
-            inst.handle.quit();
-            inst.res
-                .teardown()
-                .map_err(|e| self.err("removing the container", e))?;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Clone, Copy)]
-enum BodyKind {
-    Runner,
-    StartProbe,
-    Probe(fn(RawFd)),
-}
-
-/// Read a pipe to its end (all writers closed), up to `timeout`.
-fn read_until_eof(fd: &OwnedFd, timeout: Duration) -> Result<Vec<u8>, ()> {
-    let end = Instant::now() + timeout;
-    let mut out = Vec::new();
-    let mut buf = [0u8; 4096];
-    while process::wait_readable(fd, end)? {
-        match nix::unistd::read(fd.as_raw_fd(), &mut buf) {
-            Ok(0) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-            Err(Errno::EINTR) => continue,
-            Err(_) => break,
-        }
-    }
-    Ok(out)
 }
 
 impl Environment for Container {
@@ -552,28 +447,22 @@ impl Environment for Container {
 
     fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
         self.stop()?;
-        self.instance = Some(self.spawn(spec)?);
+        self.instance = Some(Runner::start(&mut self.launcher(), spec)?);
         Ok(())
     }
 
     fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
-        let Some(inst) = self.instance.as_mut() else {
+        let Some(runner) = self.instance.as_mut() else {
             return Err(self.err("invoking a workload", "the environment was not started"));
         };
-        let cg = inst.res.cgroup.as_ref();
+        let cg = runner.resources().cgroup.as_ref();
         let before = cg.map(|c| c.usage()).unwrap_or_default();
         if let Some(c) = cg {
             c.reset_peak();
         }
-        let r = inst.handle.invoke(
-            &inst.mem,
-            inv,
-            inst.spec.work_size,
-            inst.spec.disk_size,
-            inst.spec.deadline,
-        );
-        let after = inst
-            .res
+        let r = runner.invoke(inv);
+        let after = runner
+            .resources()
             .cgroup
             .as_ref()
             .map(|c| c.usage())
@@ -590,7 +479,8 @@ impl Environment for Container {
                 Ok(raw)
             }
             Err(e) => {
-                // The runner is gone (crash or deadline, already reaped): remove the rest.
+                // Any error ends the instance: the runner is gone (a crash or a deadline,
+                // already reaped) or is stopped here (a bad status); then the rest goes.
                 let oom = after.oom_kills.unwrap_or(0) > before.oom_kills.unwrap_or(0);
                 let e = match (e, oom) {
                     (EnvError::Crashed { env, workload, detail }, true) => EnvError::Crashed {
@@ -603,8 +493,9 @@ impl Environment for Container {
                     },
                     (e, _) => e,
                 };
-                if let Some(mut inst) = self.instance.take() {
-                    let _ = inst.res.teardown();
+                if let Some(mut runner) = self.instance.take() {
+                    runner.stop();
+                    let _ = runner.resources_mut().teardown();
                 }
                 Err(e)
             }
@@ -612,45 +503,15 @@ impl Environment for Container {
     }
 
     fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError> {
-        let mem = RunnerMemory::new()
-            .map_err(|e| self.err("creating the shared memory", ContainerError::Memfd(e)))?;
-        mem.write_control(&ControlBlock::new(MODE_SYSCALL, WL_START));
-        let mut marks = LaunchMarks {
-            begin: tsc::now(),
-            ..Default::default()
-        };
-        let (mut handle, mut res) = self
-            .launch(spec, &mem, BodyKind::StartProbe, &mut marks)
-            .map_err(|e| self.err("starting the container", e))?;
-        let answer = read_until_eof(&handle.done_r, spec.deadline);
-        let how = handle.kill_and_reap();
-        let teardown = res.teardown();
-        let answer = answer.map_err(|()| EnvError::Deadline {
-            env: self.label.clone(),
-            workload: "start".into(),
-            deadline: spec.deadline,
-        })?;
-        if answer.first() == Some(&process::ANS_ERROR) {
-            return Err(self.err(
-                "setting up the container",
-                String::from_utf8_lossy(&answer[1..]).into_owned(),
-            ));
-        }
-        let out = mem.read_control();
-        let inv = Invocation {
-            name: "start",
-            workload: WL_START,
-            params: [0; PARAM_COUNT],
-            flags: 0,
-        };
-        process::check_status(&self.label, &inv, &out).map_err(|_| EnvError::Crashed {
-            env: self.label.clone(),
-            workload: "start".into(),
-            detail: how,
-        })?;
-        teardown.map_err(|e| self.err("removing the start-up probe's container", e))?;
-        let first = out.results[0];
-        let steps = mem.read_records(STEPS as u64);
+        let mut launcher = self.launcher();
+        // On error the probe has been reaped and its container removed (dropped).
+        let mut m = runner::measure_start(&mut launcher, spec)?;
+        let marks = launcher.marks;
+        m.resources
+            .teardown()
+            .map_err(|e| self.err("removing the start-up probe's container", e))?;
+        let first = m.first_instruction;
+        let steps = m.mem.read_records(STEPS as u64);
         let points = [
             ("marker + directories", marks.dirs),
             ("cgroup create + limits", marks.cgroup),
@@ -665,7 +526,7 @@ impl Environment for Container {
             ("hostname, loopback up", steps[STEP_HOST]),
             ("map image + control, enter image", first),
         ];
-        let mut prev = marks.begin;
+        let mut prev = m.launched;
         self.last_start = points
             .iter()
             .map(|&(name, t)| {
@@ -674,7 +535,7 @@ impl Environment for Container {
                 (name, d)
             })
             .collect();
-        Ok(first.saturating_sub(marks.begin))
+        Ok(m.cycles())
     }
 
     fn facts(&self) -> BTreeMap<String, String> {
@@ -706,7 +567,11 @@ impl Environment for Container {
             Ok(l) => f.insert("cgroup_version".into(), l.version().into()),
             Err(e) => f.insert("cgroup_version".into(), format!("unknown ({e})")),
         };
-        if let Some(cg) = self.instance.as_ref().and_then(|i| i.res.cgroup.as_ref()) {
+        if let Some(cg) = self
+            .instance
+            .as_ref()
+            .and_then(|r| r.resources().cgroup.as_ref())
+        {
             f.extend(cg.facts());
         }
         f
@@ -717,8 +582,7 @@ impl Environment for Container {
     }
 
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
-        let pid = self.instance.as_ref()?.handle.pid;
-        Some(process::read_loaded_image(pid))
+        Some(self.instance.as_ref()?.loaded_image())
     }
 }
 

@@ -111,7 +111,8 @@ pub fn loopback_up() -> Result<(), &'static str> {
     }
 }
 
-/// Child side: read `lo`'s flags (for the isolation probe).
+/// Child side: read `lo`'s flags (for the isolation probe of the unit tests).
+#[cfg(test)]
 pub fn loopback_flags() -> Option<i16> {
     // SAFETY: as in `loopback_up`.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
+use isobench_abi::{STATUS_OK, WL_CPU_INT};
 use nix::sys::signal::Signal;
 
 use super::*;
@@ -109,7 +110,7 @@ fn isolation_seen_from_inside() {
         let pristine = tempfile::tempdir().unwrap();
         let fresh = Rootfs::prepare(pristine.path(), "x", upper).unwrap();
         let expected_lower = tree_snapshot(&fresh.lower);
-        let mut c = Container::new(
+        let c = Container::new(
             "container",
             ContainerOptions {
                 upper,
@@ -117,28 +118,27 @@ fn isolation_seen_from_inside() {
             },
         );
         let mut checked = false;
-        let out = c
-            .run_probe(&spec(t.path(), 4096, 0), inside::report, &mut |v| {
-                // The lower layer is byte-for-byte what was prepared.
-                assert_eq!(tree_snapshot(&v.rootfs.lower), expected_lower);
-                let name = Path::new("scratch/written-inside");
-                assert!(!v.rootfs.lower.join(name).exists());
-                assert!(
-                    !v.rootfs.merged.join(name).exists(),
-                    "visible on the host path"
-                );
-                match upper {
-                    Upper::Disk => assert_eq!(
-                        std::fs::read(v.rootfs.upper.join(name)).unwrap(),
-                        inside::WRITTEN_TEXT
-                    ),
-                    // The tmpfs lived in the container's mount namespace: gone with it.
-                    Upper::Tmpfs => assert!(!v.rootfs.upper.exists()),
-                }
-                assert!(!v.cgroup_dirs.is_empty());
-                checked = true;
-            })
-            .unwrap();
+        let out = inside::run_probe(&c, &spec(t.path(), 4096, 0), inside::report, &mut |v| {
+            // The lower layer is byte-for-byte what was prepared.
+            assert_eq!(tree_snapshot(&v.rootfs.lower), expected_lower);
+            let name = Path::new("scratch/written-inside");
+            assert!(!v.rootfs.lower.join(name).exists());
+            assert!(
+                !v.rootfs.merged.join(name).exists(),
+                "visible on the host path"
+            );
+            match upper {
+                Upper::Disk => assert_eq!(
+                    std::fs::read(v.rootfs.upper.join(name)).unwrap(),
+                    inside::WRITTEN_TEXT
+                ),
+                // The tmpfs lived in the container's mount namespace: gone with it.
+                Upper::Tmpfs => assert!(!v.rootfs.upper.exists()),
+            }
+            assert!(!v.cgroup_dirs.is_empty());
+            checked = true;
+        })
+        .unwrap();
         assert!(checked);
         let f = inside::parse(&out);
         assert_eq!(f["pid"], "1", "the probe is PID 1: {f:?}");
@@ -332,7 +332,7 @@ fn signals_from_the_terminal_do_not_stop_the_runner_and_drop_cleans_up() {
     {
         let mut c = Container::new("container", ContainerOptions::default());
         c.start(&spec(t.path(), 16 * 1024, 0)).unwrap();
-        let pid = c.runner_pid().unwrap();
+        let pid = c.instance.as_ref().unwrap().pid().as_raw();
         // What Ctrl-C and a plain kill send: PID 1 without handlers ignores both.
         for sig in [Signal::SIGINT, Signal::SIGTERM] {
             nix::sys::signal::kill(Pid::from_raw(pid), sig).unwrap();
