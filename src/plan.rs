@@ -27,6 +27,8 @@ pub enum PlanError {
     NoRounds,
     #[error("--deadline must be a positive number of seconds, got {0}")]
     BadDeadline(f64),
+    #[error("--precision must be a percentage above 0 and below 100, got {0}")]
+    BadPrecision(f64),
 }
 
 /// Where the container's overlay upper and work dirs live.
@@ -164,14 +166,36 @@ pub struct RunOptions {
     #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
     pub workload: Vec<String>,
 
-    /// Measured rounds; each runs every (environment, workload) pair once in a seeded
-    /// random order. Verdicts need at least 5. [default: 10 quick, 15 full]
+    /// Time for the whole measurement (warm-up included), e.g. 90s, 3m, 1h: the blocks go
+    /// where the intervals are widest, and the run stops early when every estimate has
+    /// reached --precision. [default: 3m quick, 30m full]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, conflicts_with = "rounds")]
+    pub budget: Option<Duration>,
+
+    /// Precision target in percent: the 95% interval half-width every overhead (and the A/A
+    /// floor) should reach within the budget.
+    #[arg(long, value_name = "PERCENT", default_value_t = 1.0)]
+    pub precision: f64,
+
+    /// A fixed design instead of a budget: exactly N measured blocks per workload (a block is
+    /// the workload once in every environment, back to back). Verdicts need at least 5.
     #[arg(long, value_name = "N")]
     pub rounds: Option<u32>,
 
-    /// Warm-up rounds run first and discarded. [default: 2]
+    /// Warm-up blocks per workload, run first and discarded. [default: 2]
     #[arg(long, value_name = "N")]
     pub warmup: Option<u32>,
+
+    /// The CPU every measured instance runs on (the vm's vCPU included); the harness runs on
+    /// the others. `none` pins nothing. [default: the last CPU isobench may use, when it may
+    /// use two or more]
+    #[arg(long, value_name = "N|none", value_parser = parse_cpu_choice, default_value = "auto")]
+    pub cpu: CpuChoice,
+
+    /// Validation only: make ENV's timed cycles PERCENT slower (e.g. container=2), to check
+    /// that isobench finds a known slowdown on this machine. Recorded in run.json.
+    #[arg(long, value_name = "ENV=PERCENT", value_parser = parse_injection, hide = true)]
+    pub inject_slowdown: Option<Injection>,
 
     /// Small sizes: the whole catalogue in a few minutes (the default).
     #[arg(long, conflicts_with = "full")]
@@ -213,6 +237,60 @@ pub struct RunOptions {
     pub vm: VmOptions,
 }
 
+/// Which CPU the measured instances run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuChoice {
+    /// The last CPU isobench may use, when it may use two or more; otherwise none.
+    Auto,
+    /// No pinning.
+    None,
+    /// This CPU.
+    Cpu(usize),
+}
+
+impl CpuChoice {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> String {
+        match self {
+            CpuChoice::Auto => "auto".into(),
+            CpuChoice::None => "none".into(),
+            CpuChoice::Cpu(n) => n.to_string(),
+        }
+    }
+}
+
+/// A synthetic slowdown of one environment (`--inject-slowdown`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Injection {
+    pub env: String,
+    /// Fraction (0.02 = 2% slower).
+    pub fraction: f64,
+}
+
+/// How many blocks each workload gets.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Design {
+    /// Exactly this many measured blocks per workload (`--rounds`).
+    Fixed { blocks: u32 },
+    /// As many as the budget allows, where the intervals are widest, stopping early when
+    /// every estimate reaches `precision` (95% half-width, fraction).
+    Budget { budget: Duration, precision: f64 },
+}
+
+impl Design {
+    /// The measured blocks every workload gets at least.
+    pub fn min_blocks(self) -> u32 {
+        match self {
+            Design::Fixed { blocks } => blocks,
+            Design::Budget { .. } => MIN_BLOCKS,
+        }
+    }
+}
+
+/// Measured blocks every workload gets under a budget before the scheduler picks by
+/// precision (enough for a verdict and a first estimate of the spread).
+pub const MIN_BLOCKS: u32 = 10;
+
 /// A validated run plan.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -224,9 +302,12 @@ pub struct Plan {
     /// Whether the `start` pseudo-workload was selected.
     pub start: bool,
     pub profile: Profile,
-    pub rounds: u32,
+    pub design: Design,
+    /// Warm-up blocks per workload.
     pub warmup: u32,
     pub seed: u64,
+    pub cpu: CpuChoice,
+    pub inject: Option<Injection>,
     /// Margin of the verdicts, as a fraction (0.01 = 1%).
     pub margin: f64,
     pub out: PathBuf,
@@ -288,6 +369,66 @@ fn parse_cpuset(s: &str) -> Result<String, String> {
             "--cpuset '{s}' is not a CPU list: use numbers and ranges like 0 or 0-1,3"
         ))
     }
+}
+
+/// Parse a duration like `90s`, `3m`, `1h30m`, `500ms` or plain seconds (`180`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!("'{s}' is not a duration: use e.g. 90s, 3m, 1h30m or a number of seconds")
+    };
+    let t = s.trim();
+    if let Ok(secs) = t.parse::<f64>() {
+        return (secs.is_finite() && secs > 0.0)
+            .then(|| Duration::from_secs_f64(secs))
+            .ok_or_else(bad);
+    }
+    let mut total = 0.0;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit() && c != '.')
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(digits);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_len);
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        total += n * match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = next;
+    }
+    (total > 0.0)
+        .then(|| Duration::from_secs_f64(total))
+        .ok_or_else(bad)
+}
+
+fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
+    match s.trim() {
+        "auto" => Ok(CpuChoice::Auto),
+        "none" => Ok(CpuChoice::None),
+        n => n.parse().map(CpuChoice::Cpu).map_err(|_| {
+            format!("--cpu '{s}' is not a CPU: give its number (0, 1, ...), auto or none")
+        }),
+    }
+}
+
+fn parse_injection(s: &str) -> Result<Injection, String> {
+    let bad = || format!("--inject-slowdown '{s}': use ENV=PERCENT, e.g. container=2");
+    let (env, pct) = s.split_once('=').ok_or_else(bad)?;
+    let pct: f64 = pct.trim().trim_end_matches('%').parse().map_err(|_| bad())?;
+    if env.trim().is_empty() || !(pct.is_finite() && pct > -100.0) {
+        return Err(bad());
+    }
+    Ok(Injection {
+        env: env.trim().to_string(),
+        fraction: pct / 100.0,
+    })
 }
 
 /// Resolve workload names and globs into catalogue entries (and whether `start` is in).
@@ -369,14 +510,24 @@ impl RunOptions {
         envs.sort();
         let (workloads, start) = select_workloads(&self.workload)?;
         let profile = self.profile();
-        let (rounds_default, warmup_default) = match profile {
-            Profile::Quick => (10, 2),
-            Profile::Full => (15, 2),
+        let design = match self.rounds {
+            Some(0) => return Err(PlanError::NoRounds),
+            Some(blocks) => Design::Fixed { blocks },
+            None => Design::Budget {
+                budget: self.budget.unwrap_or(match profile {
+                    Profile::Quick => Duration::from_secs(180),
+                    Profile::Full => Duration::from_secs(1800),
+                }),
+                precision: if self.precision.is_finite()
+                    && self.precision > 0.0
+                    && self.precision < 100.0
+                {
+                    self.precision / 100.0
+                } else {
+                    return Err(PlanError::BadPrecision(self.precision));
+                },
+            },
         };
-        let rounds = self.rounds.unwrap_or(rounds_default);
-        if rounds == 0 {
-            return Err(PlanError::NoRounds);
-        }
         let margin = margin_fraction(self.margin)?;
         if !(self.deadline.is_finite() && self.deadline > 0.0) {
             return Err(PlanError::BadDeadline(self.deadline));
@@ -387,9 +538,11 @@ impl RunOptions {
             workloads,
             start,
             profile,
-            rounds,
-            warmup: self.warmup.unwrap_or(warmup_default),
+            design,
+            warmup: self.warmup.unwrap_or(2),
             seed: self.seed.unwrap_or_else(rand::random),
+            cpu: self.cpu,
+            inject: self.inject_slowdown.clone(),
             margin,
             out: self.out.clone(),
             scratch: self.scratch.clone(),
@@ -416,7 +569,7 @@ impl Plan {
     pub fn recorded_options(&self) -> BTreeMap<String, String> {
         let c = &self.container;
         let or = |v: Option<String>, none: &str| v.unwrap_or_else(|| none.to_string());
-        BTreeMap::from([
+        let mut o = BTreeMap::from([
             (
                 "container.cpus".into(),
                 or(c.cpus.map(|v| v.to_string()), "unlimited"),
@@ -452,6 +605,33 @@ mod tests {
         assert_eq!(parse_size("12X"), None);
         assert_eq!(parse_size(""), None);
         assert_eq!(parse_size("0"), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+        assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("180"), Ok(Duration::from_secs(180)));
+        for bad in ["", "3x", "m", "-5", "0s", "1.5.2m"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_choices_and_injections() {
+        assert_eq!(parse_cpu_choice("auto"), Ok(CpuChoice::Auto));
+        assert_eq!(parse_cpu_choice("1"), Ok(CpuChoice::Cpu(1)));
+        assert!(parse_cpu_choice("x").is_err());
+        assert_eq!(
+            parse_injection("container=2"),
+            Ok(Injection {
+                env: "container".into(),
+                fraction: 0.02
+            })
+        );
+        assert!(parse_injection("container").is_err());
     }
 
     #[test]

@@ -96,11 +96,7 @@ fn write_run(dir: &Path, spec: &Spec) -> PathBuf {
                     metric: metric.into(),
                     value: base * factor * noise,
                     unit: unit.into(),
-                    better: if better == "higher" {
-                        Some(Better::Higher)
-                    } else {
-                        Some(Better::Lower)
-                    },
+                    better: Better::parse(better),
                     cycles: 1000,
                     wall_ns: 2000,
                 })

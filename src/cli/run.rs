@@ -31,8 +31,8 @@ pub fn run(args: &RunOptions, interrupted: &AtomicBool) -> Result<ExitCode> {
     }
     if finished.outcome == Outcome::Interrupted {
         eprintln!(
-            "isobench: interrupted after {} measured round(s); partial results kept in {}",
-            finished.rounds_done,
+            "isobench: interrupted after {} measured block(s); partial results kept in {}",
+            finished.blocks_done,
             finished.run_dir.display()
         );
         return Ok(ExitCode::Interrupted);

@@ -653,11 +653,7 @@ mod tests {
             metric: metric.into(),
             value,
             unit: "u".into(),
-            better: match better {
-                "higher" => Some(Better::Higher),
-                "lower" => Some(Better::Lower),
-                _ => None,
-            },
+            better: Better::parse(better),
             cycles: 0,
             wall_ns: 0,
         }

@@ -2,7 +2,9 @@
 //! method, verdict table, findings per environment in plain words, outliers, plots) from a
 //! stored run and its analysis. Markdown and HTML render the same document.
 
-use crate::analysis::{Analysis, Comparison, MetricAnalysis, NATIVE, NATIVE_B};
+use crate::analysis::{
+    time_needed_text, Analysis, Comparison, MetricAnalysis, Overhead, NATIVE, NATIVE_B,
+};
 use crate::results::{EnvStatus, RunFile};
 use crate::stats::bootstrap::Interval;
 use crate::stats::outliers::OUTLIER_THRESHOLD;
@@ -10,10 +12,11 @@ use crate::stats::summary::median;
 use crate::stats::verdict::{format_margin, Verdict, MIN_ROUNDS};
 
 use super::document::{Document, Figure, Table};
+use super::precision;
 use super::plot::Plot;
 use super::table::{fmt_overhead, fmt_pct, fmt_value, FACTOR_FROM};
 
-fn pct(x: f64) -> String {
+pub fn pct(x: f64) -> String {
     format!("{}%", fmt_pct(x))
 }
 
@@ -28,9 +31,14 @@ fn interval(i: Interval) -> String {
 /// `+1.2% [+0.3%, +2.1%]`.
 pub fn overhead_text(c: &Comparison) -> String {
     match c.overhead {
-        Some(o) => format!("{} {}", fmt_overhead(o.estimate), interval(o.ci95)),
+        Some(o) => overhead_interval_text(o),
         None => "no paired rounds".to_string(),
     }
+}
+
+/// `+1.2% [+0.3%, +2.1%]` of one overhead.
+pub fn overhead_interval_text(o: Overhead) -> String {
+    format!("{} {}", fmt_overhead(o.estimate), interval(o.ci95))
 }
 
 fn kv(rows: Vec<(&str, String)>) -> Table {
@@ -75,15 +83,18 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
         "Overhead is how much worse than native an environment is, whatever the metric's \
          direction: native/env − 1 for higher-is-better metrics, env/native − 1 for \
          lower-is-better ones (+5% = 5% worse, −5% = 5% better). Estimate: exp(mean of the \
-         paired per-round log ratios) − 1; brackets: 95% percentile-bootstrap interval \
-         ({} resamples, seed {}). Verdict at margin ±{margin}: within when the 90% interval \
+         paired per-block log ratios) − 1; brackets: 95% percentile-bootstrap interval \
+         ({} resamples, seed {}; blocks of consecutive pairs are resampled together where \
+         the pairs are many enough to show dependence). Verdict at margin ±{margin}: within when the 90% interval \
          lies inside ±{margin} (two one-sided tests), above/below when the 95% interval lies \
-         wholly beyond +{margin}/−{margin}, otherwise inconclusive with the rounds an answer \
-         would need; no verdict from fewer than {MIN_ROUNDS} paired rounds. The A/A column is \
+         wholly beyond +{margin}/−{margin}, otherwise inconclusive; no verdict from fewer than \
+         {MIN_ROUNDS} paired blocks. The A/A column is \
          a second native instance against native: the noise floor.",
         analysis.config.resamples, analysis.config.seed
     ));
     doc.table(verdict_table(analysis));
+
+    precision::section(&mut doc, run, analysis);
 
     doc.heading(1, "Outliers and warm-up");
     doc.paragraph(format!(
@@ -147,8 +158,8 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
     let c = &run.config;
     let mut rows = vec![
         ("profile", c.profile.name().to_string()),
-        ("rounds (measured)", c.rounds.to_string()),
-        ("warm-up rounds (discarded)", c.warmup.to_string()),
+        ("measured blocks", design_text(run)),
+        ("warm-up blocks (discarded)", c.warmup.to_string()),
         ("seed (order and bootstrap)", c.seed.to_string()),
         (
             "environments",
@@ -228,6 +239,20 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
     doc
 }
 
+/// How the blocks were chosen: a budget and a precision target, or a fixed number (runs of
+/// schema 1 had a fixed number of rounds).
+fn design_text(run: &RunFile) -> String {
+    let o = &run.config.options;
+    match o.get("design").map(String::as_str) {
+        Some("budget") => format!(
+            "as many as a budget of {} s allowed, for a 95% half-width of ±{}%",
+            o.get("budget_s").map_or("?", String::as_str),
+            o.get("precision_pct").map_or("?", String::as_str)
+        ),
+        _ => format!("{} per workload", run.config.rounds),
+    }
+}
+
 fn or_dash(s: &str) -> String {
     if s.is_empty() {
         "—".into()
@@ -253,8 +278,7 @@ pub fn verdict_table(analysis: &Analysis) -> Table {
         }
     }
     let rows = analysis
-        .metrics
-        .iter()
+        .shown_metrics()
         .map(|m| {
             let mut row = vec![m.workload.clone(), m.metric.clone(), native_text(m)];
             for e in &envs {
@@ -331,18 +355,22 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
     let mut out = Vec::new();
     let floor = aa_floor(analysis);
     for env in analysis.compared_envs() {
-        let comps: Vec<(&MetricAnalysis, &Comparison)> = analysis
-            .metrics
-            .iter()
+        let all: Vec<(&MetricAnalysis, &Comparison)> = analysis
+            .shown_metrics()
             .filter_map(|m| m.comparison(env).map(|c| (m, c)))
             .collect();
+        // Where native differs from itself by more than the margin, no ±margin verdict of
+        // another environment means anything on this host: those metrics are set apart.
+        let (no_verdict, comps): (Vec<_>, Vec<_>) = all
+            .into_iter()
+            .partition(|(m, _)| env != NATIVE_B && aa_too_wide(m, margin));
         let count = |f: fn(&Verdict) -> bool| comps.iter().filter(|(_, c)| f(&c.verdict)).count();
         let within = count(|v| matches!(v, Verdict::Within));
         let above = count(|v| matches!(v, Verdict::Above));
         let below = count(|v| matches!(v, Verdict::Below));
         let inconclusive = count(|v| matches!(v, Verdict::Inconclusive { .. }));
         let few = count(|v| matches!(v, Verdict::TooFewRounds { .. }));
-        let total = comps.len();
+        let total = comps.len() + no_verdict.len();
         let mut s = if env == NATIVE_B {
             format!(
                 "native-b (A/A: a second native instance against native, the noise floor): \
@@ -372,12 +400,24 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
         if inconclusive > 0 {
             let need = comps
                 .iter()
-                .filter_map(|(_, c)| c.verdict.rounds_needed())
-                .max();
-            let need = need.map_or(String::new(), |r| {
-                format!(" (about {r} rounds would settle the hardest)")
+                .filter_map(|(m, c)| m.seconds_to_settle(c))
+                .fold(None, |a: Option<f64>, s| Some(a.map_or(s, |a| a.max(s))));
+            let need = need.map_or(String::new(), |s| {
+                format!(
+                    " (measuring {} would settle the hardest)",
+                    time_needed_text(s, analysis.measured_seconds)
+                )
             });
             s.push_str(&format!("; {inconclusive} inconclusive{need}"));
+        }
+        if !no_verdict.is_empty() {
+            let names: Vec<String> = no_verdict.iter().map(|(m, _)| m.label()).collect();
+            s.push_str(&format!(
+                "; no ±{m_txt} verdict is possible on this host for {} metric(s) where native \
+                 differs from itself (A/A) by more than ±{m_txt}: {}",
+                no_verdict.len(),
+                names.join(", ")
+            ));
         }
         if few > 0 {
             s.push_str(&format!(
@@ -433,13 +473,20 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
     out
 }
 
+/// Whether native-b's 95% interval on `m` is wider than ±`margin`.
+fn aa_too_wide(m: &MetricAnalysis, margin: f64) -> bool {
+    m.comparison(NATIVE_B)
+        .and_then(|c| c.overhead)
+        .is_some_and(|o| o.half_width() > margin)
+}
+
 /// Median half-width of native-b's 95% intervals (a fraction), if native-b ran.
 fn aa_floor(analysis: &Analysis) -> Option<f64> {
     let widths: Vec<f64> = analysis
         .metrics
         .iter()
         .filter_map(|m| m.comparison(NATIVE_B)?.overhead)
-        .map(|o| (o.ci95.high - o.ci95.low) / 2.0)
+        .map(|o| o.half_width())
         .collect();
     (!widths.is_empty()).then(|| median(&widths))
 }

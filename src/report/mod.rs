@@ -8,6 +8,7 @@ pub mod document;
 pub mod html;
 pub mod markdown;
 pub mod plot;
+pub mod precision;
 pub mod table;
 
 use std::path::{Path, PathBuf};

@@ -4,7 +4,9 @@
 
 use std::io::IsTerminal;
 
-use crate::analysis::{Analysis, Comparison, MetricAnalysis, NATIVE, NATIVE_B};
+use crate::analysis::{
+    time_needed_text, Analysis, Comparison, MetricAnalysis, DISTURBED_RUN_DELAY, NATIVE, NATIVE_B,
+};
 use crate::stats::verdict::{format_margin, Verdict};
 
 const NAME_W: usize = 22;
@@ -201,7 +203,7 @@ pub fn terminal_table(analysis: &Analysis, color: bool) -> String {
     out.push('\n');
 
     let mut workload = "";
-    for m in &analysis.metrics {
+    for m in analysis.shown_metrics() {
         if m.workload != workload {
             workload = &m.workload;
             out.push_str(&paint(&m.workload, Paint::Bold, color));
@@ -240,19 +242,19 @@ pub fn terminal_table(analysis: &Analysis, color: bool) -> String {
     out
 }
 
-/// Short notes under the table: rounds needed, outliers, warm-up.
+/// Short notes under the table: time needed, outliers, disturbed samples, warm-up.
 fn footnotes(analysis: &Analysis) -> Vec<String> {
     let mut notes = Vec::new();
     let mut inconclusive = 0;
-    let mut needed: Option<u64> = None;
+    let mut needed: Option<f64> = None;
     let mut outliers = 0;
     let mut warm = Vec::new();
     for m in &analysis.metrics {
         for c in &m.comparisons {
-            if let Verdict::Inconclusive { rounds_needed } = c.verdict {
+            if let Verdict::Inconclusive { .. } = c.verdict {
                 inconclusive += 1;
-                if let Some(r) = rounds_needed {
-                    needed = Some(needed.map_or(r, |n: u64| n.max(r)));
+                if let Some(s) = m.seconds_to_settle(c) {
+                    needed = Some(needed.map_or(s, |n: f64| n.max(s)));
                 }
             }
         }
@@ -264,14 +266,30 @@ fn footnotes(analysis: &Analysis) -> Vec<String> {
         }
     }
     if inconclusive > 0 {
-        let more = needed.map_or(String::new(), |r| {
-            format!("; up to ≈{r} rounds would settle them")
+        let more = needed.map_or(String::new(), |s| {
+            format!(
+                "; measuring {} would settle them",
+                time_needed_text(s, analysis.measured_seconds)
+            )
         });
         notes.push(format!("{inconclusive} inconclusive{more}"));
     }
     if outliers > 0 {
         notes.push(format!(
             "{outliers} outlier samples flagged (modified z > 3.5), kept"
+        ));
+    }
+    let disturbed: Vec<String> = analysis
+        .disturbances
+        .iter()
+        .filter(|d| d.disturbed > 0)
+        .map(|d| format!("{} {}/{}", d.env, d.disturbed, d.accounted))
+        .collect();
+    if !disturbed.is_empty() {
+        notes.push(format!(
+            "disturbed samples (steal time, or waiting for the CPU > {:.0}% of the sample), kept: {}",
+            DISTURBED_RUN_DELAY * 100.0,
+            disturbed.join(", ")
         ));
     }
     if !warm.is_empty() {

@@ -11,7 +11,15 @@ use crate::workload::Profile;
 
 /// Version of the result file formats. Bump on any incompatible change; readers refuse
 /// other versions with a message naming both.
-pub const SCHEMA_VERSION: u32 = 1;
+///
+/// 2: samples are taken in blocks (a workload in every environment back to back) and
+/// `round` numbers a workload's blocks; `run.json` has `measurement`. Version 1 files (one
+/// round = the whole catalogue once) read the same way: pairing by round is pairing by
+/// block.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this isobench still reads.
+pub const OLDEST_READABLE_SCHEMA: u32 = 1;
 
 /// The label of the reference environment every overhead is measured against.
 pub const NATIVE: &str = "native";
@@ -165,12 +173,12 @@ mod better_word {
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Better>, D::Error> {
-        match String::deserialize(d)?.as_str() {
-            "" => Ok(None),
-            "higher" => Ok(Some(Better::Higher)),
-            "lower" => Ok(Some(Better::Lower)),
-            other => Err(serde::de::Error::custom(format!(
-                "{other:?} is neither `higher` nor `lower` (nor empty, for a counter)"
+        let word = String::deserialize(d)?;
+        match Better::parse(&word) {
+            Some(b) => Ok(Some(b)),
+            None if word.is_empty() => Ok(None),
+            None => Err(serde::de::Error::custom(format!(
+                "{word:?} is neither `higher` nor `lower` (nor empty, for a counter)"
             ))),
         }
     }
@@ -317,6 +325,22 @@ pub struct RunFile {
     pub summaries: Vec<SummaryRow>,
     /// Problems met during the run that did not stop it.
     pub warnings: Vec<String>,
+    /// How the measurement went (absent in version 1 files and before it ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<Measurement>,
+}
+
+/// How the measurement went: why it stopped, how long it took, how many blocks each
+/// workload got.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Measurement {
+    /// `fixed` (all blocks of `--rounds` taken), `reached` (every estimate met the
+    /// precision target), `budget-spent`, or `interrupted`.
+    pub stop: String,
+    /// Seconds from the first warm-up block to the end.
+    pub elapsed_s: f64,
+    /// Measured blocks per workload.
+    pub blocks: BTreeMap<String, u32>,
 }
 
 #[cfg(test)]

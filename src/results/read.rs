@@ -6,7 +6,7 @@ use std::fs::{self, File};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::{RunFile, SampleRow, SCHEMA_VERSION};
+use super::{RunFile, SampleRow, OLDEST_READABLE_SCHEMA, SCHEMA_VERSION};
 
 /// File names inside a run directory.
 pub const RUN_JSON: &str = "run.json";
@@ -24,7 +24,7 @@ pub enum ReadError {
     },
     #[error("{path} is not a valid isobench results file: {detail}")]
     Malformed { path: PathBuf, detail: String },
-    #[error("{path} has schema_version {found}, this isobench ({version}) reads schema_version {expected}: use the isobench version that wrote it, or re-run")]
+    #[error("{path} has schema_version {found}, this isobench ({version}) reads schema_version {OLDEST_READABLE_SCHEMA} to {expected}: use the isobench version that wrote it, or re-run")]
     Schema {
         path: PathBuf,
         found: u64,
@@ -79,7 +79,7 @@ pub fn read_samples(path: &Path) -> Result<Vec<SampleRow>, ReadError> {
         };
         // The direction is an enum: say which field is wrong, which serde's error would not.
         if let Some(word) = better_column.and_then(|i| record.get(i)) {
-            if !matches!(word, "" | "higher" | "lower") {
+            if !word.is_empty() && crate::stats::Better::parse(word).is_none() {
                 return Err(bad(
                     "better",
                     format!("{word:?} is neither `higher` nor `lower`"),
@@ -170,7 +170,7 @@ pub fn read_run(path: &Path) -> Result<RunFile, ReadError> {
             path: path.into(),
             detail: "field `schema_version` is missing or not a number".into(),
         })?;
-    if found != u64::from(SCHEMA_VERSION) {
+    if !(u64::from(OLDEST_READABLE_SCHEMA)..=u64::from(SCHEMA_VERSION)).contains(&found) {
         return Err(ReadError::Schema {
             path: path.into(),
             found,

@@ -5,6 +5,7 @@
 //! The life of a run is described in `docs/ARCHITECTURE.md`.
 
 pub mod clean;
+pub mod cpus;
 mod instances;
 
 use std::path::{Path, PathBuf};
@@ -15,7 +16,11 @@ use anyhow::{bail, Context, Result};
 use crate::analysis::Analysis;
 use crate::env::InstanceSpec;
 use crate::measure::{self, Ended, Progress, Protocol};
-use crate::plan::{Plan, Thp};
+use crate::plan::{Design, Plan, Thp, MIN_BLOCKS};
+use crate::results::{EnvKind, Measurement};
+use crate::stats::sequential::StoppingRule;
+use crate::workload::{Sizing, Span};
+use cpus::HarnessPin;
 use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter};
 use crate::scratch::Scratch;
 use crate::{analysis, baseline, host, image, report};
@@ -27,9 +32,8 @@ const SCRATCH_SLACK: u64 = 64 << 20;
 pub trait Observer: Progress {
     /// Something the user should know (an environment skipped, a leftover found).
     fn note(&mut self, message: &str);
-    /// The measurement starts: `tasks` tasks in `rounds` measured and `warmup` warm-up
-    /// rounds.
-    fn measuring(&mut self, _tasks: u64, _rounds: u32, _warmup: u32) {}
+    /// The measurement starts, with this design.
+    fn measuring(&mut self, _design: &Design) {}
     /// The measurement has ended (before the report is rendered).
     fn measured(&mut self) {}
 }
@@ -38,8 +42,8 @@ pub trait Observer: Progress {
 pub struct Finished {
     pub run_dir: PathBuf,
     pub outcome: Outcome,
-    /// Measured rounds handed to `samples.csv`.
-    pub rounds_done: u32,
+    /// Measured blocks handed to `samples.csv` (all workloads).
+    pub blocks_done: u64,
     /// The report's analysis, when any sample was taken and the report rendered.
     pub analysis: Option<Analysis>,
     /// Why the run failed, when it did (what was measured is still in `run_dir`).
@@ -72,15 +76,33 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     warn_about_leftovers(plan, observer);
 
     let (mut envs, mut records) = instances::build_available(plan, observer)?;
+    let pinning = cpus::resolve(plan.cpu)?;
+    // From here on the harness (and every runner it forks, until the runner pins itself)
+    // keeps off the measured CPU; undone when the run returns.
+    let _harness_pin = match pinning.measured {
+        Some(_) => Some(HarnessPin::new(&pinning.harness)?),
+        None => None,
+    };
 
     observer.note(&format!(
-        "isobench {}: image sha256 {}…, {} profile, {} rounds + {} warm-up, seed {}",
+        "isobench {}: image sha256 {}…, {} profile, {}, {} warm-up block(s) per workload, seed {}, measured on {}",
         env!("CARGO_PKG_VERSION"),
         &image_sha[..16],
         plan.profile.name(),
-        plan.rounds,
+        match plan.design {
+            Design::Fixed { blocks } => format!("{blocks} blocks per workload"),
+            Design::Budget { budget, precision } => format!(
+                "budget {} s for ±{}%",
+                budget.as_secs_f64(),
+                precision * 100.0
+            ),
+        },
         plan.warmup,
-        plan.seed
+        plan.seed,
+        match pinning.measured {
+            Some(c) => format!("CPU {c} (harness on {})", cpus::list(&pinning.harness)),
+            None => "any CPU (not pinned)".to_string(),
+        }
     ));
     let host = host::facts();
     let (run_id, run_dir) = create_run_dir(&plan.out)?;
@@ -94,11 +116,21 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     })?;
     let scratch = scratch_dir.path().to_path_buf();
 
-    // Prepare the workloads: parameters and reference checksums, computed once.
+    // Prepare the workloads: parameters and reference checksums, computed once. With a
+    // container CPU quota every invocation spans several CFS periods, so the quota cannot be
+    // escaped between two periods; the same sizes for every environment.
+    let sizing = Sizing {
+        profile: plan.profile,
+        span: if plan.container.cpus.is_some() && plan.envs.contains(&EnvKind::Container) {
+            Span::CfsSafe
+        } else {
+            Span::Short
+        },
+    };
     let prepared: Vec<_> = plan
         .workloads
         .iter()
-        .map(|w| (*w, (w.prepare)(plan.profile, plan.seed)))
+        .map(|w| (*w, (w.prepare)(sizing, plan.seed)))
         .collect();
     let spec = InstanceSpec {
         work_size: prepared
@@ -115,6 +147,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         scratch: scratch.clone(),
         deadline: plan.deadline,
         thp: plan.vm.thp == Thp::On,
+        cpu: pinning.measured,
     };
     check_free_space(
         &scratch,
@@ -134,12 +167,27 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             environments: plan.envs.clone(),
             workloads: plan.workload_names(),
             profile: plan.profile,
-            rounds: plan.rounds,
+            rounds: match plan.design {
+                Design::Fixed { blocks } => blocks,
+                Design::Budget { .. } => 0,
+            },
             warmup: plan.warmup,
             seed: plan.seed,
             scratch: scratch.display().to_string(),
             command_line: std::env::args().collect(),
-            options: plan.recorded_options(),
+            options: {
+                let mut o = plan.recorded_options();
+                o.insert(
+                    "cpu".into(),
+                    pinning
+                        .measured
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "none".into()),
+                );
+                o.insert("harness_cpus".into(), cpus::list(&pinning.harness));
+                o.insert("span".into(), sizing.span.name().into());
+                o
+            },
         },
         image: results::ImageFacts {
             sha256: image_sha.clone(),
@@ -149,6 +197,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         environments: Vec::new(),
         summaries: Vec::new(),
         warnings: Vec::new(),
+        measurement: None,
     };
 
     // Start every environment and prove each runs the embedded image; one that fails to
@@ -166,25 +215,34 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             .with_context(|| format!("creating {}", samples_path.display()))?,
         rows: Vec::new(),
     };
-    let mut ended = Ended::Interrupted { rounds_done: 0 };
+    let mut measured: Option<measure::Outcome> = None;
     if failure.is_none() {
-        let tasks_per_round = envs.len() as u64 * (prepared.len() as u64 + u64::from(plan.start));
-        observer.measuring(
-            tasks_per_round * u64::from(plan.rounds + plan.warmup),
-            plan.rounds,
-            plan.warmup,
-        );
+        observer.measuring(&plan.design);
         let protocol = Protocol {
             workloads: &prepared,
             start: plan.start,
-            rounds: plan.rounds,
+            design: match plan.design {
+                Design::Fixed { blocks } => measure::Design::Fixed { blocks },
+                Design::Budget { budget, precision } => measure::Design::Budget {
+                    budget,
+                    // The target is a half-width of the overhead; the rule works on log
+                    // ratios, where it is ln(1 + precision).
+                    rule: StoppingRule {
+                        target_half_width: (1.0 + precision).ln(),
+                        min_n: StoppingRule::DEFAULT_MIN_N,
+                    },
+                    min_blocks: MIN_BLOCKS,
+                },
+            },
             warmup: plan.warmup,
             seed: plan.seed,
             tsc_hz: run.host.tsc_hz,
             spec: &spec,
+            margin: plan.margin,
+            inject: plan.inject.as_ref().map(|i| (i.env.clone(), i.fraction)),
         };
-        match measure::run_rounds(&mut envs, &protocol, &mut tee, observer, interrupted) {
-            Ok(e) => ended = e,
+        match measure::run(&mut envs, &protocol, &mut tee, observer, interrupted) {
+            Ok(o) => measured = Some(o),
             Err(err) => failure = Some(anyhow::Error::new(err).context("measuring")),
         }
         observer.measured();
@@ -200,11 +258,19 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
 
     run.summaries = analysis::summarize(&tee.rows);
     run.finished_at = Some(chrono::Utc::now().to_rfc3339());
-    run.outcome = match (&failure, &ended) {
+    run.outcome = match (&failure, measured.as_ref().map(|m| &m.ended)) {
         (Some(_), _) => Outcome::Failed,
-        (None, Ended::Complete) => Outcome::Complete,
-        (None, Ended::Interrupted { .. }) => Outcome::Interrupted,
+        (None, Some(Ended::Complete { .. })) => Outcome::Complete,
+        (None, _) => Outcome::Interrupted,
     };
+    run.measurement = measured.as_ref().map(|m| Measurement {
+        stop: match m.ended {
+            Ended::Complete { stop } => stop.name().to_string(),
+            Ended::Interrupted => "interrupted".to_string(),
+        },
+        elapsed_s: m.elapsed.as_secs_f64(),
+        blocks: m.blocks.iter().cloned().collect(),
+    });
     if let Some(err) = &failure {
         run.warnings.push(describe(err));
     }
@@ -229,10 +295,10 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             None
         }
     };
-    let rounds_done = match ended {
-        Ended::Complete => plan.rounds,
-        Ended::Interrupted { rounds_done } => rounds_done,
-    };
+    let blocks_done = measured
+        .as_ref()
+        .map(|m| m.blocks.iter().map(|(_, b)| u64::from(*b)).sum())
+        .unwrap_or(0);
     let outcome = if failure.is_none() && interrupted.load(Ordering::SeqCst) {
         Outcome::Interrupted
     } else {
@@ -241,7 +307,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     Ok(Finished {
         run_dir,
         outcome,
-        rounds_done,
+        blocks_done,
         analysis,
         failure,
     })

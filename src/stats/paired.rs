@@ -25,6 +25,16 @@ pub enum Better {
 }
 
 impl Better {
+    /// The direction a result file's word names (`higher`/`lower`); `None` for anything
+    /// else (counters have an empty word). The one parser of the word.
+    pub fn parse(word: &str) -> Option<Better> {
+        match word {
+            "higher" => Some(Better::Higher),
+            "lower" => Some(Better::Lower),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Better::Higher => "higher",

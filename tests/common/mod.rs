@@ -177,11 +177,7 @@ pub fn synthetic_samples(
 
 /// The `better` column's word as the typed direction (`None` for anything else).
 pub fn better(word: &str) -> Option<Better> {
-    match word {
-        "higher" => Some(Better::Higher),
-        "lower" => Some(Better::Lower),
-        _ => None,
-    }
+    Better::parse(word)
 }
 
 /// The kind of a synthetic environment label.

@@ -13,8 +13,7 @@ pub(super) fn figure(analysis: &Analysis) -> Option<LineFigure> {
     let mut sizes: Vec<f64> = Vec::new();
     let mut unit = String::new();
     for m in analysis
-        .metrics
-        .iter()
+        .shown_metrics()
         .filter(|m| m.workload == "mem.latency")
     {
         let Some(bytes) = working_set_bytes(&m.metric).map(|b| b as f64) else {

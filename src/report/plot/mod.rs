@@ -117,8 +117,7 @@ pub fn render_plots(analysis: &Analysis, dir: &Path) -> Result<Vec<Plot>, PlotEr
 
     // Metrics drawn in (a), (b) and (e): everything except IO percentiles (they have (c)).
     let main: Vec<&MetricAnalysis> = analysis
-        .metrics
-        .iter()
+        .shown_metrics()
         .filter(|m| parse_percentile_metric(&m.metric).is_none())
         .collect();
 

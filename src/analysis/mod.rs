@@ -22,8 +22,13 @@ use std::collections::BTreeMap;
 
 use thiserror::Error;
 
-use crate::results::{label_rank, order_labels, SampleRow, SummaryRow};
+use crate::results::{order_labels, SampleRow};
+mod cost;
+mod summary;
+
 pub use crate::results::{NATIVE, NATIVE_B};
+pub use cost::{fmt_duration, time_needed_text, Disturbance, DISTURBED_RUN_DELAY};
+pub use summary::summarize;
 use crate::stats::bootstrap::{estimate_mean, stream_seed, Interval, DEFAULT_RESAMPLES};
 use crate::stats::outliers::{count_outliers, warmup_drift, WarmupDrift};
 use crate::stats::paired::{overhead_from_log, pair, Better};
@@ -98,6 +103,13 @@ pub struct Overhead {
     pub log_sd: f64,
 }
 
+impl Overhead {
+    /// Half the width of the 95% interval (a fraction).
+    pub fn half_width(&self) -> f64 {
+        (self.ci95.high - self.ci95.low) / 2.0
+    }
+}
+
 /// One environment compared with native on one metric.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Comparison {
@@ -122,6 +134,8 @@ pub struct MetricAnalysis {
     pub samples: Vec<EnvSamples>,
     /// Per non-native environment (native-b included: the A/A floor).
     pub comparisons: Vec<Comparison>,
+    /// Mean seconds one block of this workload took (every environment once).
+    pub block_seconds: f64,
 }
 
 impl MetricAnalysis {
@@ -137,6 +151,29 @@ impl MetricAnalysis {
     pub fn label(&self) -> String {
         format!("{}/{}", self.workload, self.metric)
     }
+
+    /// Seconds the blocks an inconclusive verdict of `c` still needs would take.
+    pub fn seconds_to_settle(&self, c: &Comparison) -> Option<f64> {
+        let total = c.verdict.rounds_needed()?;
+        Some(self.seconds_for(total.saturating_sub(c.n_pairs as u64)))
+    }
+
+    /// Seconds `blocks` more blocks of this workload would take.
+    pub fn seconds_for(&self, blocks: u64) -> f64 {
+        blocks as f64 * self.block_seconds
+    }
+
+    /// More blocks `c` would need for a 95% half-width of `target` (a fraction) at the
+    /// spread observed, if it has not reached it.
+    pub fn blocks_to_reach(&self, c: &Comparison, target: f64) -> Option<u64> {
+        let o = c.overhead?;
+        let hw = o.half_width();
+        (hw > target && c.n_pairs > 0).then(|| {
+            let n = c.n_pairs as f64;
+            let need = (n * (hw / target).powi(2)).ceil() - n;
+            need.min(u64::MAX as f64) as u64
+        })
+    }
 }
 
 /// The analysis of one run.
@@ -151,9 +188,21 @@ pub struct Analysis {
     pub counter_rows: usize,
     /// Non-counter rows without a valid `better` direction, left out (`workload/metric`).
     pub undirected: Vec<String>,
+    /// Seconds all samples took together (the harness's time between them left out).
+    pub measured_seconds: f64,
+    /// Disturbed samples per environment, where the run accounted interference.
+    pub disturbances: Vec<Disturbance>,
 }
 
 impl Analysis {
+    /// The metrics tables and charts show: all but the mean-based companions (`X.mean`),
+    /// which the report discusses apart (intermittent costs).
+    pub fn shown_metrics(&self) -> impl Iterator<Item = &MetricAnalysis> {
+        self.metrics
+            .iter()
+            .filter(|m| workload::mean_companion_of(&m.metric).is_none())
+    }
+
     /// Environments compared with native (all but native), in order.
     pub fn compared_envs(&self) -> Vec<&str> {
         self.envs
@@ -203,19 +252,24 @@ pub fn analyze(samples: &[SampleRow], config: AnalysisConfig) -> Result<Analysis
     let mut ordered: Vec<_> = groups.into_iter().collect();
     ordered.sort_by_key(|((w, _), g)| (workload::rank(w), *w, g.0));
 
+    let block_seconds = cost::block_seconds(samples);
     let metrics = ordered
         .into_iter()
         .map(|((workload, metric), (_, unit, better, by_env))| {
-            analyze_metric(workload, metric, unit, better, by_env, &envs, &config)
+            let mut m = analyze_metric(workload, metric, unit, better, by_env, &envs, &config);
+            m.block_seconds = block_seconds.get(workload).copied().unwrap_or(0.0);
+            m
         })
         .collect();
 
     Ok(Analysis {
         config,
+        disturbances: cost::disturbances(samples, &envs),
         envs,
         metrics,
         counter_rows,
         undirected,
+        measured_seconds: cost::measured_seconds(samples),
     })
 }
 
@@ -290,60 +344,8 @@ fn analyze_metric(
         better,
         samples,
         comparisons,
+        block_seconds: 0.0,
     }
-}
-
-/// Simple summaries of every (env, workload, metric) in `samples` (n, median, MAD, min,
-/// max, ratio of medians to native), for `summary.csv` and `run.json`, in a stable order:
-/// workload, metric, then environment in the one label order. Counters are included.
-pub fn summarize(samples: &[SampleRow]) -> Vec<SummaryRow> {
-    let mut groups: BTreeMap<(String, String, String), Vec<&SampleRow>> = BTreeMap::new();
-    for s in samples {
-        groups
-            .entry((s.workload.clone(), s.metric.clone(), s.env.clone()))
-            .or_default()
-            .push(s);
-    }
-    let mut rows: Vec<SummaryRow> = groups
-        .iter()
-        .map(|((workload, metric, env), rows)| {
-            let values: Vec<f64> = rows.iter().map(|r| r.value).collect();
-            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let native_median = groups
-                .get(&(workload.clone(), metric.clone(), NATIVE.to_string()))
-                .map(|n| median(&n.iter().map(|r| r.value).collect::<Vec<_>>()));
-            let med = median(&values);
-            SummaryRow {
-                env: env.clone(),
-                workload: workload.clone(),
-                metric: metric.clone(),
-                unit: rows[0].unit.clone(),
-                better: rows[0].better,
-                n: values.len(),
-                median: med,
-                mad: mad(&values),
-                min,
-                max,
-                ratio_to_native: native_median.filter(|m| *m != 0.0).map(|m| med / m),
-            }
-        })
-        .collect();
-    rows.sort_by(|a, b| {
-        (
-            a.workload.as_str(),
-            a.metric.as_str(),
-            label_rank(&a.env),
-            a.env.as_str(),
-        )
-            .cmp(&(
-                b.workload.as_str(),
-                b.metric.as_str(),
-                label_rank(&b.env),
-                b.env.as_str(),
-            ))
-    });
-    rows
 }
 
 #[cfg(test)]
@@ -365,11 +367,7 @@ mod tests {
             metric: metric.into(),
             value,
             unit: "u".into(),
-            better: match better {
-                "higher" => Some(Better::Higher),
-                "lower" => Some(Better::Lower),
-                _ => None,
-            },
+            better: Better::parse(better),
             cycles: 0,
             wall_ns: 0,
         }

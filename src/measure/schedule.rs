@@ -1,0 +1,298 @@
+//! The budget design's bookkeeping: per task, the primary metric's paired log ratios against
+//! native as blocks arrive, how precise each environment's estimate is, and which task takes
+//! the next block (docs/METHODOLOGY.md, "Budget and precision").
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::results::{SampleRow, NATIVE};
+use crate::stats::sequential::{half_width, StoppingRule};
+use crate::stats::Better;
+
+/// What one task has measured so far.
+struct TaskTrack {
+    /// The metric the scheduler watches (the workload's representative metric).
+    primary: String,
+    better: Option<Better>,
+    /// Per environment index: block → primary value.
+    values: Vec<BTreeMap<u32, f64>>,
+    /// Measured blocks taken.
+    blocks: u32,
+    /// Time spent on this task's blocks, warm-up included.
+    spent: Duration,
+}
+
+/// The state of one (task, environment) estimate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Precision {
+    pub task: usize,
+    pub env: usize,
+    /// Paired blocks.
+    pub n: usize,
+    /// 95% half-width of the mean log ratio (None: too few blocks to say).
+    pub half_width: Option<f64>,
+    /// Mean log ratio.
+    pub mean: f64,
+}
+
+/// Per-task precision tracking and the choice of the next task.
+pub struct Tracker {
+    tasks: Vec<TaskTrack>,
+    /// Index of `native` among the environments (none: no pairing, no precision).
+    native: Option<usize>,
+    envs: usize,
+    rule: StoppingRule,
+    /// Log-scale distance from zero beyond which an interval is settled whatever its width.
+    settled_beyond: f64,
+}
+
+impl Tracker {
+    /// `primaries[t]` is task `t`'s watched metric; `labels` the environments in instance
+    /// order; `margin` the verdict margin (fraction).
+    pub fn new(primaries: Vec<String>, labels: &[&str], rule: StoppingRule, margin: f64) -> Tracker {
+        Tracker {
+            tasks: primaries
+                .into_iter()
+                .map(|primary| TaskTrack {
+                    primary,
+                    better: None,
+                    values: vec![BTreeMap::new(); labels.len()],
+                    blocks: 0,
+                    spent: Duration::ZERO,
+                })
+                .collect(),
+            native: labels.iter().position(|l| *l == NATIVE),
+            envs: labels.len(),
+            rule,
+            settled_beyond: (1.0 + 2.0 * margin).ln(),
+        }
+    }
+
+    /// Take the rows of one environment's sample in measured block `block` of `task`.
+    pub fn record(&mut self, task: usize, env: usize, block: u32, rows: &[SampleRow]) {
+        let t = &mut self.tasks[task];
+        if let Some(row) = rows.iter().find(|r| r.metric == t.primary) {
+            t.better = row.better;
+            t.values[env].insert(block, row.value);
+        }
+    }
+
+    /// A block of `task` ended after `took` (measured: `measured`).
+    pub fn block_done(&mut self, task: usize, took: Duration, measured: bool) {
+        let t = &mut self.tasks[task];
+        t.spent += took;
+        if measured {
+            t.blocks += 1;
+        }
+    }
+
+    pub fn blocks(&self, task: usize) -> u32 {
+        self.tasks[task].blocks
+    }
+
+    /// The paired log ratios of environment `env` against native for `task`, block order.
+    fn log_ratios(&self, task: usize, env: usize) -> Vec<f64> {
+        let t = &self.tasks[task];
+        let (Some(native), Some(better)) = (self.native, t.better) else {
+            return Vec::new();
+        };
+        t.values[env]
+            .iter()
+            .filter_map(|(b, v)| better.log_overhead(*t.values[native].get(b)?, *v))
+            .collect()
+    }
+
+    /// The precision of every compared environment of `task`.
+    pub fn precision(&self, task: usize) -> Vec<Precision> {
+        (0..self.envs)
+            .filter(|e| Some(*e) != self.native)
+            .map(|env| {
+                let d = self.log_ratios(task, env);
+                Precision {
+                    task,
+                    env,
+                    n: d.len(),
+                    half_width: half_width(&d),
+                    mean: if d.is_empty() {
+                        0.0
+                    } else {
+                        d.iter().sum::<f64>() / d.len() as f64
+                    },
+                }
+            })
+            .collect()
+    }
+
+    /// Whether one estimate needs no more blocks: its interval is as narrow as the target,
+    /// or (after the minimum number of blocks) so far from zero that no verdict can change.
+    fn settled(&self, p: &Precision) -> bool {
+        let Some(hw) = p.half_width else { return false };
+        if p.n < self.rule.min_n {
+            return false;
+        }
+        hw <= self.rule.target_half_width || p.mean.abs() - hw > self.settled_beyond
+    }
+
+    /// Whether every compared environment of `task` is settled. Without native nothing is
+    /// ever settled (there is nothing to pair with).
+    pub fn done(&self, task: usize) -> bool {
+        self.native.is_some() && self.precision(task).iter().all(|p| self.settled(p))
+    }
+
+    /// How far `task` is from its target: the widest half-width over the target (infinite
+    /// when a half-width cannot be computed yet), over its unsettled estimates.
+    fn need(&self, task: usize) -> f64 {
+        self.precision(task)
+            .iter()
+            .filter(|p| !self.settled(p))
+            .map(|p| match p.half_width {
+                Some(hw) => hw / self.rule.target_half_width,
+                None => f64::INFINITY,
+            })
+            .fold(0.0, f64::max)
+    }
+
+    /// The widest half-width of all estimates, with its task and environment.
+    pub fn worst(&self) -> Option<Precision> {
+        (0..self.tasks.len())
+            .flat_map(|t| self.precision(t))
+            .filter(|p| p.half_width.is_some())
+            .max_by(|a, b| a.half_width.partial_cmp(&b.half_width).unwrap())
+    }
+
+    /// The task that takes the next block under a `budget`, or `None` when the measurement
+    /// should stop. Every unfinished task may spend an equal share of what the finished
+    /// ones left; among those still within their share, the one furthest from its target
+    /// goes next (ties: the one with fewer blocks, then the lower index).
+    pub fn next(&self, budget: Duration) -> Next {
+        let unfinished: Vec<usize> = (0..self.tasks.len()).filter(|t| !self.done(*t)).collect();
+        if unfinished.is_empty() {
+            return Next::Stop(Stop::Reached);
+        }
+        let finished_spent: Duration = (0..self.tasks.len())
+            .filter(|t| !unfinished.contains(t))
+            .map(|t| self.tasks[t].spent)
+            .sum();
+        let share = budget.saturating_sub(finished_spent) / unfinished.len() as u32;
+        unfinished
+            .into_iter()
+            .filter(|t| self.tasks[*t].spent < share)
+            .max_by(|a, b| {
+                let (na, nb) = (self.need(*a), self.need(*b));
+                na.partial_cmp(&nb)
+                    .unwrap_or(std::cmp::Ordering::Equal)
+                    .then(self.tasks[*b].blocks.cmp(&self.tasks[*a].blocks))
+                    .then(b.cmp(a))
+            })
+            .map(Next::Task)
+            .unwrap_or(Next::Stop(Stop::BudgetSpent))
+    }
+}
+
+/// The scheduler's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Task(usize),
+    Stop(Stop),
+}
+
+/// Why a measurement stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stop {
+    /// The fixed number of blocks was taken.
+    Fixed,
+    /// Every estimate reached the precision target (or was settled beyond doubt).
+    Reached,
+    /// The budget was spent first.
+    BudgetSpent,
+}
+
+impl Stop {
+    /// The word recorded in `run.json`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stop::Fixed => "fixed",
+            Stop::Reached => "reached",
+            Stop::BudgetSpent => "budget-spent",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(metric: &str, value: f64) -> SampleRow {
+        SampleRow {
+            round: 0,
+            env: String::new(),
+            workload: "w".into(),
+            metric: metric.into(),
+            value,
+            unit: "u".into(),
+            better: Some(Better::Lower),
+            cycles: 0,
+            wall_ns: 0,
+        }
+    }
+
+    fn tracker(tasks: usize) -> Tracker {
+        let rule = StoppingRule {
+            target_half_width: 0.01,
+            min_n: 10,
+        };
+        Tracker::new(vec!["m".into(); tasks], &["native", "native-b"], rule, 0.01)
+    }
+
+    /// Feed `n` blocks of task `t` whose pair ratios alternate ±`spread` around `effect`.
+    fn feed(tr: &mut Tracker, t: usize, n: u32, effect: f64, spread: f64) {
+        for b in 0..n {
+            let start = tr.blocks(t);
+            let wiggle = if b % 2 == 0 { spread } else { -spread };
+            tr.record(t, 0, start, &[row("m", 100.0)]);
+            tr.record(t, 1, start, &[row("m", 100.0 * (1.0 + effect + wiggle))]);
+            tr.block_done(t, Duration::from_millis(100), true);
+        }
+    }
+
+    #[test]
+    fn a_precise_task_is_done_and_a_noisy_one_goes_next() {
+        let mut tr = tracker(2);
+        feed(&mut tr, 0, 40, 0.0, 0.001);
+        feed(&mut tr, 1, 40, 0.0, 0.2);
+        assert!(tr.done(0));
+        assert!(!tr.done(1));
+        assert_eq!(tr.next(Duration::from_secs(60)), Next::Task(1));
+        // The noisy task's share is all the budget the precise one left.
+        assert_eq!(
+            tr.next(Duration::from_secs(8)),
+            Next::Stop(Stop::BudgetSpent),
+            "40 blocks × 100 ms each of 8 s: the share of task 1 is 8 − 4 = 4 s, spent"
+        );
+    }
+
+    #[test]
+    fn few_blocks_never_settle_and_far_effects_settle() {
+        let mut tr = tracker(1);
+        feed(&mut tr, 0, 5, 0.0, 0.0001);
+        assert!(!tr.done(0), "below min_n");
+        let mut tr = tracker(1);
+        feed(&mut tr, 0, 20, 1.0, 0.1);
+        assert!(tr.done(0), "+100% ± 10% is above whatever comes");
+        let mut tr = tracker(1);
+        feed(&mut tr, 0, 40, 0.0001, 0.0002);
+        assert_eq!(tr.next(Duration::from_secs(60)), Next::Stop(Stop::Reached));
+    }
+
+    #[test]
+    fn without_native_nothing_settles() {
+        let rule = StoppingRule {
+            target_half_width: 0.01,
+            min_n: 2,
+        };
+        let tr = Tracker::new(vec!["m".into()], &["vm"], rule, 0.01);
+        assert!(!tr.done(0));
+        assert_eq!(tr.next(Duration::from_secs(1)), Next::Task(0));
+    }
+}
