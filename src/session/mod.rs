@@ -18,6 +18,7 @@ use crate::measure::{self, Ended, Progress, Protocol};
 use crate::plan::{Plan, Thp};
 use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter};
 use crate::scratch::Scratch;
+use crate::workload::{Sizing, Span};
 use crate::{analysis, baseline, host, image, report};
 
 /// Bytes of scratch space one environment instance may need beyond its disk file.
@@ -94,11 +95,17 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     })?;
     let scratch = scratch_dir.path().to_path_buf();
 
-    // Prepare the workloads: parameters and reference checksums, computed once.
+    // Prepare the workloads: parameters and reference checksums, computed once. Short
+    // invocations for now; the protocol will choose the span (docs/METHODOLOGY.md,
+    // "Repetitions and the per-sample value").
+    let sizing = Sizing {
+        profile: plan.profile,
+        span: Span::Short,
+    };
     let prepared: Vec<_> = plan
         .workloads
         .iter()
-        .map(|w| (*w, (w.prepare)(plan.profile, plan.seed)))
+        .map(|w| (*w, (w.prepare)(sizing, plan.seed)))
         .collect();
     let spec = InstanceSpec {
         work_size: prepared

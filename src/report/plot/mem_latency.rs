@@ -1,8 +1,9 @@
-//! The figure `mem_latency`: `mem.latency`'s dependent-load latency (median over rounds)
-//! against working-set size per environment, both axes logarithmic.
+//! The figure `mem_latency`: `mem.latency`'s dependent-load latency (median over rounds of
+//! the median-based `ns_per_access@<size>`) against working-set size per environment, both
+//! axes logarithmic.
 
 use crate::analysis::Analysis;
-use crate::workload::working_set_bytes;
+use crate::workload::{mean_companion_of, working_set_bytes};
 
 use super::frame::{bytes_label, colored, env_color};
 use super::line_chart::{Line, LineFigure, LinePanel};
@@ -15,7 +16,8 @@ pub(super) fn figure(analysis: &Analysis) -> Option<LineFigure> {
     for m in analysis
         .metrics
         .iter()
-        .filter(|m| m.workload == "mem.latency")
+        // One curve per environment: the median-based metrics, not their `.mean` companions.
+        .filter(|m| m.workload == "mem.latency" && mean_companion_of(&m.metric).is_none())
     {
         let Some(bytes) = working_set_bytes(&m.metric).map(|b| b as f64) else {
             continue;
