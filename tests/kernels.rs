@@ -370,3 +370,60 @@ fn the_whole_quick_catalogue_shares_one_instance() {
     }
     env.stop().expect("stop");
 }
+
+/// Not a check: how long each workload's invocation runs natively per span, for sizing the
+/// repetitions (docs/METHODOLOGY.md, "Repetitions and the per-sample value"). Run it on an
+/// otherwise idle machine:
+/// `cargo test --release --test kernels -- --ignored --nocapture invocation_durations`.
+#[test]
+#[ignore = "a measurement, not a check; prints the median durations per span"]
+fn invocation_durations() {
+    let hz = tsc_hz();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let runs: Vec<(Profile, Span, usize)> = vec![
+        (Profile::Quick, Span::Short, 15),
+        (Profile::Quick, Span::CfsSafe, 7),
+        (Profile::Full, Span::Short, 3),
+        (Profile::Full, Span::CfsSafe, 3),
+    ];
+    for (profile, span, n) in runs {
+        let sizing = Sizing { profile, span };
+        for w in catalogue() {
+            if profile == Profile::Full && repetition_records(w.name, &[0; PARAM_COUNT]).is_none() {
+                continue;
+            }
+            let p = (w.prepare)(sizing, SEED);
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut env = Native::new("native");
+            env.start(&spec(dir.path(), p.work_bytes, p.disk_bytes))
+                .expect("start");
+            let (mut timed, mut wall, mut rep) = (Vec::new(), Vec::new(), Vec::new());
+            for _ in 0..n {
+                let raw = env.invoke(&p.invocation).expect("invoke");
+                (w.interpret)(&p, &raw, hz).unwrap_or_else(|e| panic!("{e}"));
+                timed.push(raw.cycles as f64 / hz * 1e3);
+                wall.push(raw.wall_ns as f64 / 1e6);
+                if let Some(r) = repetition_records(w.name, &p.invocation.params) {
+                    rep.push(raw.cycles as f64 / hz * 1e3 / r as f64);
+                }
+            }
+            let per_rep = if rep.is_empty() {
+                "—".to_string()
+            } else {
+                format!("{:.3} ms", median(rep))
+            };
+            let min = timed.iter().copied().fold(f64::INFINITY, f64::min);
+            eprintln!(
+                "{profile:?} {span:?} {:<12} timed {:>7.1} ms (min {:>7.1})  wall {:>7.1} ms  mean repetition {per_rep}",
+                w.name,
+                median(timed),
+                min,
+                median(wall)
+            );
+            env.stop().expect("stop");
+        }
+    }
+}

@@ -93,6 +93,13 @@ fn every_catalogue_workload_matches_its_reference_in_the_guest() {
             .unwrap_or_else(|e| panic!("{}: {e}", w.name));
         let metrics = (w.interpret)(p, &raw, tsc_hz()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!metrics.is_empty(), "{}", w.name);
+        eprintln!(
+            "{}: {:.1} ms timed, {:.1} ms wall, {} records",
+            w.name,
+            raw.cycles as f64 / tsc_hz() * 1e3,
+            raw.wall_ns as f64 / 1e6,
+            raw.records.len()
+        );
         assert!(
             raw.counters["vm_exits.io"] >= 1,
             "{}: {:?}",
