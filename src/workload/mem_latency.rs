@@ -13,8 +13,7 @@
 //! `Span::Short`; with `Span::CfsSafe` 320 per size (quick) or 96 (full, whose larger sizes
 //! take longer). The profile sets the sweep (quick: 16 KiB … 64 MiB, full: 16 KiB … 1 GiB).
 //! The untimed warm-up before a size's first repetition is min(nodes, 2^12) steps. Metrics,
-//! per size:
-//! `ns_per_access@<size>` (ns, lower is better) from the median repetition and
+//! per size: `ns_per_access@<size>` (ns, lower is better) from the median repetition and
 //! `ns_per_access@<size>.mean` from all of them. The primary metric is the largest size's,
 //! which depends on the profile (`ns_per_access@64MiB` quick, `ns_per_access@1GiB` full).
 
@@ -156,7 +155,8 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
         &format!("{} sizes × {reps} repetitions", hi - lo + 1),
     )?;
     Ok((lo..=hi)
-        .zip(raw.records.chunks_exact(reps as usize))
+        // `max(1)`: no chunks, rather than a panic, for a (never prepared) zero count.
+        .zip(raw.records.chunks_exact(reps.max(1) as usize))
         .flat_map(|(log2, cycles)| {
             repeated(&metric_name(1 << log2), "ns", Better::Lower, cycles, |c| {
                 c / tsc_hz * 1e9 / steps as f64
