@@ -5,15 +5,15 @@
 //! cycles per repetition; cycles = their sum.
 //!
 //! Repetitions (docs/METHODOLOGY.md, "Repetitions and the per-sample value"): 1024 calls,
-//! about 0.13 ms natively and 40–60 ms in a kvm_pvm guest, where every call is a port-IO exit
-//! (docs/ARCHITECTURE.md, "The machines this is developed on"); 16 of them with `Span::Short`,
-//! 128 with `Span::CfsSafe`, in both profiles. The sizes are set by the vm, not by native:
-//! the same calls run in every environment, and at ~300× native's cost per call a
-//! `Span::CfsSafe` invocation of ≥ 350 ms natively would run ≥ 100 s in the guest, past the
-//! default deadline. So `sys.call` is the one repeated workload whose long span stays short
-//! natively (about 17 ms; 5–8 s in the vm), and a container CPU quota is not guaranteed to
-//! be felt by it. Metrics: `null_hostcall` (ns per call in the median repetition, the
-//! primary metric) and `null_hostcall.mean` (all cycles over all calls).
+//! about 0.13 ms natively and 28–60 ms in a kvm_pvm guest, where every call is a port-IO
+//! exit (docs/ARCHITECTURE.md, "The machines this is developed on"); 16 of them with
+//! `Span::Short`, 128 with `Span::CfsSafe`, in both profiles. The sizes are set by the vm,
+//! not by native: the same calls run in every environment, and at 200–400× native's cost per
+//! call a `Span::CfsSafe` invocation of 350 ms natively would run 70–150 s in the guest, near
+//! or past the default deadline. So `sys.call` is the one repeated workload whose long span
+//! stays short natively (about 20 ms; 3.5–7.5 s in the vm), and a container CPU quota is not
+//! guaranteed to be felt by it. Metrics: `null_hostcall` (ns per call in the median
+//! repetition, the primary metric) and `null_hostcall.mean` (all cycles over all calls).
 
 use isobench_abi::WL_SYS_CALL;
 
