@@ -8,13 +8,19 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion, SamplingMode};
 use isobench::env::native::Native;
 use isobench::env::{Environment, InstanceSpec};
-use isobench::workload::{catalogue, Prepared, Profile};
+use isobench::workload::{catalogue, Prepared, Profile, Sizing, Span};
 
 fn kernels(c: &mut Criterion) {
     let hz = isobench::tsc::calibrate(Duration::from_millis(20));
     let prepared: Vec<(&str, Prepared)> = catalogue()
         .iter()
-        .map(|w| (w.name, (w.prepare)(Profile::Quick, 1)))
+        .map(|w| {
+            let sizing = Sizing {
+                profile: Profile::Quick,
+                span: Span::Short,
+            };
+            (w.name, (w.prepare)(sizing, 1))
+        })
         .collect();
     let scratch = tempfile::tempdir().expect("create a scratch dir for the native instance");
     let spec = InstanceSpec {

@@ -4,10 +4,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use isobench::env::fake::Fake;
-use isobench::env::{EnvError, EnvKind, Environment, InstanceSpec, RawRun};
+use isobench::env::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
 use isobench::measure::{run_rounds, Ended, MeasureError, NoProgress, Protocol};
 use isobench::results::SampleRow;
-use isobench::workload::{self, Expected, Profile};
+use isobench::workload::{self, Expected, Profile, Sizing, Span};
 
 fn spec() -> InstanceSpec {
     InstanceSpec {
@@ -19,19 +19,25 @@ fn spec() -> InstanceSpec {
     }
 }
 
-/// A fake that answers cpu.int with the right checksum and `cycles` cycles.
+/// cpu.int's raw output: `checksum`, and `cycles` cycles per repetition in one record per
+/// repetition, as many as the invocation asks for.
+fn cpu_int_run(inv: &Invocation, checksum: u64, cycles: u64) -> RawRun {
+    let reps = inv.params[3];
+    RawRun {
+        checksum,
+        cycles: cycles * reps,
+        records: vec![cycles; reps as usize],
+        wall_ns: cycles * reps,
+        ..Default::default()
+    }
+}
+
+/// A fake that answers cpu.int with the right checksum and `cycles` cycles per repetition.
 fn fake(label: &str, cycles: u64, expected: u64) -> Box<dyn Environment> {
     let mut f = Fake::new(
         label,
         EnvKind::Native,
-        Box::new(move |_, _| {
-            Ok(RawRun {
-                checksum: expected,
-                cycles,
-                wall_ns: cycles,
-                ..Default::default()
-            })
-        }),
+        Box::new(move |_, inv| Ok(cpu_int_run(inv, expected, cycles))),
     );
     f.start(&spec()).unwrap();
     Box::new(f)
@@ -39,7 +45,11 @@ fn fake(label: &str, cycles: u64, expected: u64) -> Box<dyn Environment> {
 
 fn cpu_int() -> Vec<(&'static workload::Workload, workload::Prepared)> {
     let w = workload::by_name("cpu.int").unwrap();
-    vec![(w, (w.prepare)(Profile::Quick, 1))]
+    let sizing = Sizing {
+        profile: Profile::Quick,
+        span: Span::Short,
+    };
+    vec![(w, (w.prepare)(sizing, 1))]
 }
 
 fn expected(p: &[(&'static workload::Workload, workload::Prepared)]) -> u64 {
@@ -77,8 +87,8 @@ fn rounds_record_every_pair_and_skip_warmup() {
     .unwrap();
     assert_eq!(ended, Ended::Complete);
     let perf: Vec<&SampleRow> = rows.iter().filter(|r| !r.is_counter()).collect();
-    // 3 rounds × 2 envs × (cpu.int hash + start_us)
-    assert_eq!(perf.len(), 12);
+    // 3 rounds × 2 envs × (cpu.int hash + hash.mean + start_us)
+    assert_eq!(perf.len(), 18);
     assert!(perf.iter().all(|r| r.round < 3));
     let hash_native: Vec<f64> = perf
         .iter()
@@ -139,11 +149,7 @@ fn an_environment_error_is_returned_after_completed_rounds_were_kept() {
         EnvKind::Container,
         Box::new(move |n, inv| {
             if n <= 2 {
-                Ok(RawRun {
-                    checksum: good,
-                    cycles: 10,
-                    ..Default::default()
-                })
+                Ok(cpu_int_run(inv, good, 10))
             } else {
                 Err(EnvError::Crashed {
                     env: "container".into(),
@@ -176,8 +182,8 @@ fn an_environment_error_is_returned_after_completed_rounds_were_kept() {
     assert!(format!("{err}").contains("SIGSEGV"));
     assert_eq!(
         rows.iter().filter(|r| !r.is_counter()).count(),
-        2,
-        "the two completed rounds were handed to the sink"
+        4,
+        "the two completed rounds (hash and hash.mean) were handed to the sink"
     );
 }
 

@@ -7,8 +7,13 @@ use std::time::{Duration, Instant};
 
 use isobench::env::vm::{self, GuestPageSize, Thp, Vm, VmOptions};
 use isobench::env::{EnvError, Environment, InstanceSpec, Invocation};
-use isobench::workload::{catalogue, Profile};
+use isobench::workload::{catalogue, Profile, Sizing, Span};
 use isobench_abi::*;
+
+const QUICK_SHORT: Sizing = Sizing {
+    profile: Profile::Quick,
+    span: Span::Short,
+};
 
 fn require_kvm() {
     if let Err(reason) = Vm::probe() {
@@ -65,7 +70,7 @@ fn every_catalogue_workload_matches_its_reference_in_the_guest() {
     let dir = tempfile::tempdir().unwrap();
     let prepared: Vec<_> = catalogue()
         .iter()
-        .map(|w| (w, (w.prepare)(Profile::Quick, 42)))
+        .map(|w| (w, (w.prepare)(QUICK_SHORT, 42)))
         .collect();
     let work = prepared
         .iter()
@@ -88,6 +93,13 @@ fn every_catalogue_workload_matches_its_reference_in_the_guest() {
             .unwrap_or_else(|e| panic!("{}: {e}", w.name));
         let metrics = (w.interpret)(p, &raw, tsc_hz()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!metrics.is_empty(), "{}", w.name);
+        eprintln!(
+            "{}: {:.1} ms timed, {:.1} ms wall, {} records",
+            w.name,
+            raw.cycles as f64 / tsc_hz() * 1e3,
+            raw.wall_ns as f64 / 1e6,
+            raw.records.len()
+        );
         assert!(
             raw.counters["vm_exits.io"] >= 1,
             "{}: {:?}",
@@ -103,7 +115,7 @@ fn every_catalogue_workload_matches_its_reference_in_the_guest() {
 #[test]
 fn cpu_int_in_both_page_sizes_and_thp_settings() {
     let w = isobench::workload::by_name("cpu.int").unwrap();
-    let p = (w.prepare)(Profile::Quick, 7);
+    let p = (w.prepare)(QUICK_SHORT, 7);
     for guest_page in [GuestPageSize::Size4K, GuestPageSize::Size2M] {
         for thp in [Thp::On, Thp::Off] {
             let dir = tempfile::tempdir().unwrap();

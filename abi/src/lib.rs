@@ -6,8 +6,10 @@
 //! contain plain data and constants. A layout test in the harness pins every offset.
 #![no_std]
 
-/// Bumped whenever any struct or constant in this file changes meaning.
-pub const ABI_VERSION: u32 = 1;
+/// Bumped whenever any struct or constant in this file changes meaning, or the meaning of a
+/// workload's `params` changes. 2: per-repetition records (`cpu.int` params[1] is passes per
+/// repetition, `sys.call` params[0] calls per repetition; new repetition-count params).
+pub const ABI_VERSION: u32 = 2;
 
 /// `ControlBlock::magic`: "ISOBENCH" in little-endian ASCII.
 pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");

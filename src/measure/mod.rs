@@ -17,7 +17,7 @@ pub use schedule::{Next, Precision, Stop, Tracker};
 use crate::env::{EnvError, Environment, InstanceSpec};
 use crate::results::{SampleRow, SampleSink};
 use crate::stats::sequential::StoppingRule;
-use crate::workload::{Better, ChecksumMismatch, Prepared, Workload, START};
+use crate::workload::{Better, ChecksumMismatch, Prepared, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MeasureError {
@@ -87,6 +87,8 @@ impl Progress for NoProgress {
 /// The fixed inputs of the measurement.
 pub struct Protocol<'a> {
     pub workloads: &'a [(&'static Workload, Prepared)],
+    /// The profile the workloads were prepared for (it names their primary metrics).
+    pub profile: Profile,
     pub start: bool,
     pub design: Design,
     /// Warm-up blocks per task, discarded.
@@ -120,7 +122,7 @@ impl Protocol<'_> {
     fn primary(&self, task: Task) -> String {
         match task {
             Task::Start => "start_us".into(),
-            Task::Workload(i) => self.workloads[i].0.primary_metric(self.workloads[i].1.profile),
+            Task::Workload(i) => (self.workloads[i].0.primary)(self.profile),
         }
     }
 

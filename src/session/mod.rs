@@ -220,6 +220,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         observer.measuring(&plan.design);
         let protocol = Protocol {
             workloads: &prepared,
+            profile: plan.profile,
             start: plan.start,
             design: match plan.design {
                 Design::Fixed { blocks } => measure::Design::Fixed { blocks },

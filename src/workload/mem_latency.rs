@@ -2,35 +2,69 @@
 //! swept in powers of two; ns per access for each size.
 //!
 //! Contract with `image/src/kernels/mem_latency.rs`: params [log2 min bytes, log2 max bytes,
-//! steps, seed]; per size a Sattolo cycle (SplitMix64 seeded `seed ^ log2`, j = ⌊r·i/2^64⌋),
-//! min(nodes, steps) untimed warm-up steps then `steps` timed ones from node 0;
-//! records = cycles per size, smallest first; checksum = fold of the node index reached per
-//! size. Metrics `ns_per_access@<size>` (ns, lower is better), one per size.
+//! steps per repetition, seed, repetitions]; per size a Sattolo cycle (SplitMix64 seeded
+//! `seed ^ log2`, j = ⌊r·i/2^64⌋), min(nodes, steps) untimed warm-up steps then repetitions ×
+//! steps timed ones from node 0, the chase carrying on across repetitions; records = cycles
+//! per repetition, size-major (all repetitions of the smallest size first); checksum = fold of
+//! the node index reached per size.
+//!
+//! Repetitions (docs/METHODOLOGY.md, "Repetitions and the per-sample value"): 2^12 dependent
+//! loads (about 4 µs at 1 ns in L1, about 0.6 ms at 150 ns in DRAM), 16 per size with
+//! `Span::Short`; with `Span::CfsSafe` 320 per size (quick) or 96 (full, whose larger sizes
+//! take longer). The profile sets the sweep (quick: 16 KiB … 64 MiB, full: 16 KiB … 1 GiB).
+//! The untimed warm-up before a size's first repetition is min(nodes, 2^12) steps. Metrics,
+//! per size: `ns_per_access@<size>` (ns, lower is better) from the median repetition and
+//! `ns_per_access@<size>.mean` from all of them. The primary metric is the largest size's,
+//! which depends on the profile (`ns_per_access@64MiB` quick, `ns_per_access@1GiB` full).
 
 use isobench_abi::WL_MEM_LATENCY;
 
 use super::gen::{below, fold, splitmix64};
 use super::{
-    check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
+    check, check_records, mean_companion_of, params, repeated, Better, ChecksumMismatch, Expected,
+    Metric, Prepared, Profile, Sizing, Span, Workload,
 };
 use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "mem.latency",
     id: WL_MEM_LATENCY,
-    description: "dependent pointer chase, one random cycle of 64 B lines, 16 KiB … 64 MiB (quick) / 1 GiB (full) (ns/access)",
+    description: "dependent pointer chase, one random cycle of 64 B lines, 16 KiB … 64 MiB (quick) / 1 GiB (full), 2^12 loads per repetition (ns/access)",
     prepare,
     interpret,
+    primary,
 };
 
 const LINE: u64 = 64;
+/// Timed steps (dependent loads) per repetition.
+const STEPS_PER_REP: u64 = 1 << 12;
 
-/// (log2 smallest, log2 largest working set, timed steps per size) per profile.
-fn sweep(profile: Profile) -> (u64, u64, u64) {
+/// (log2 smallest, log2 largest working set) per profile.
+fn sweep(profile: Profile) -> (u64, u64) {
     match profile {
-        Profile::Quick => (14, 26, 1 << 17),
-        Profile::Full => (14, 30, 1 << 20),
+        Profile::Quick => (14, 26),
+        Profile::Full => (14, 30),
     }
+}
+
+/// Repetitions per size. The long span needs fewer over full's larger sweep, whose DRAM
+/// sizes take longer per repetition.
+fn reps(sizing: Sizing) -> u64 {
+    match (sizing.profile, sizing.span) {
+        (_, Span::Short) => 16,
+        (Profile::Quick, Span::CfsSafe) => 320,
+        (Profile::Full, Span::CfsSafe) => 96,
+    }
+}
+
+/// The largest working set's metric: the one DRAM latency shows in.
+fn primary(profile: Profile) -> String {
+    metric_name(1 << sweep(profile).1)
+}
+
+/// The metric of a working-set size: `ns_per_access@64KiB`.
+fn metric_name(bytes: u64) -> String {
+    format!("ns_per_access@{}", size_label(bytes))
 }
 
 /// A working-set size as used in metric names: `16KiB`, `4MiB`, `1GiB`.
@@ -47,8 +81,11 @@ pub fn size_label(bytes: u64) -> String {
 }
 
 /// The working-set size in bytes of a `ns_per_access@<size>` metric name (for plots of
-/// latency against working-set size); `None` for any other name.
+/// latency against working-set size), or of its mean-based companion
+/// `ns_per_access@<size>.mean` (the same size; a plot that wants one curve skips companions
+/// with [`mean_companion_of`]); `None` for any other name.
 pub fn working_set_bytes(metric: &str) -> Option<u64> {
+    let metric = mean_companion_of(metric).unwrap_or(metric);
     let label = metric.strip_prefix("ns_per_access@")?;
     let (digits, shift) = if let Some(d) = label.strip_suffix("GiB") {
         (d, 30)
@@ -83,53 +120,54 @@ pub fn chase(perm: &[u32], steps: u64) -> u32 {
 }
 
 /// The reference checksum of a whole sweep.
-pub fn reference(lo: u64, hi: u64, steps: u64, seed: u64) -> u64 {
+pub fn reference(lo: u64, hi: u64, steps: u64, reps: u64, seed: u64) -> u64 {
     (lo..=hi).fold(0, |h, log2| {
         let nodes = (1u64 << log2) / LINE;
         let perm = sattolo(nodes as usize, seed ^ log2);
-        fold(h, chase(&perm, nodes.min(steps) + steps) as u64)
+        fold(h, chase(&perm, nodes.min(steps) + reps * steps) as u64)
     })
 }
 
-fn prepare(profile: Profile, seed: u64) -> Prepared {
-    let (lo, hi, steps) = sweep(profile);
+fn prepare(sizing: Sizing, seed: u64) -> Prepared {
+    let (lo, hi) = sweep(sizing.profile);
+    let (steps, reps) = (STEPS_PER_REP, reps(sizing));
     Prepared {
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_LATENCY,
-            params: params(&[lo, hi, steps, seed]),
+            params: params(&[lo, hi, steps, seed, reps]),
             flags: 0,
         },
         // The chased lines; the image shuffles its u32 permutation inside them.
         work_bytes: 1 << hi,
         disk_bytes: 0,
-        expected: Expected::Exact(reference(lo, hi, steps, seed)),
+        expected: Expected::Exact(reference(lo, hi, steps, reps, seed)),
     }
 }
 
 fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, ChecksumMismatch> {
     check(WORKLOAD.name, p.expected, raw.checksum)?;
-    let [lo, hi, steps, ..] = p.invocation.params;
-    if raw.records.len() as u64 != hi - lo + 1 {
-        return Err(ChecksumMismatch {
-            workload: WORKLOAD.name.into(),
-            got: format!("{} per-size records", raw.records.len()),
-            expected: format!("{} (one per size)", hi - lo + 1),
-        });
-    }
+    let [lo, hi, steps, _, reps, ..] = p.invocation.params;
+    check_records(
+        WORKLOAD.name,
+        raw,
+        (hi - lo + 1) * reps,
+        &format!("{} sizes × {reps} repetitions", hi - lo + 1),
+    )?;
     Ok((lo..=hi)
-        .zip(&raw.records)
-        .map(|(log2, &cycles)| Metric {
-            name: format!("ns_per_access@{}", size_label(1 << log2)),
-            value: cycles as f64 / tsc_hz * 1e9 / steps as f64,
-            unit: "ns".into(),
-            better: Better::Lower,
+        // `max(1)`: no chunks, rather than a panic, for a (never prepared) zero count.
+        .zip(raw.records.chunks_exact(reps.max(1) as usize))
+        .flat_map(|(log2, cycles)| {
+            repeated(&metric_name(1 << log2), "ns", Better::Lower, cycles, |c| {
+                c / tsc_hz * 1e9 / steps as f64
+            })
         })
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::synthetic_run;
     use super::*;
 
     #[test]
@@ -174,5 +212,49 @@ mod tests {
         assert_eq!(working_set_bytes("ns_per_access"), None);
         assert_eq!(working_set_bytes("gups"), None);
         assert_eq!(working_set_bytes("ns_per_access@12XB"), None);
+        // A mean-based companion names the same size.
+        assert_eq!(working_set_bytes("ns_per_access@64KiB.mean"), Some(65536));
+        assert_eq!(working_set_bytes("gups.mean"), None);
+    }
+
+    #[test]
+    fn the_primary_metric_is_the_largest_size_of_the_profile() {
+        assert_eq!(primary(Profile::Quick), "ns_per_access@64MiB");
+        assert_eq!(primary(Profile::Full), "ns_per_access@1GiB");
+    }
+
+    #[test]
+    fn median_ignores_an_outlier_the_mean_does_not_per_size() {
+        let (lo, hi, steps, reps) = (14u64, 15u64, 1000u64, 4u64);
+        let p = Prepared {
+            invocation: Invocation {
+                name: WORKLOAD.name,
+                workload: WL_MEM_LATENCY,
+                params: params(&[lo, hi, steps, 9, reps]),
+                flags: 0,
+            },
+            work_bytes: 1 << hi,
+            disk_bytes: 0,
+            expected: Expected::Exact(reference(lo, hi, steps, reps, 9)),
+        };
+        // 1 GHz: 16 KiB at 1 ns per load, 32 KiB at 2 ns, one repetition of 32 KiB 9× slower.
+        let records = vec![1000, 1000, 1000, 1000, 2000, 2000, 18_000, 2000];
+        let m = interpret(&p, &synthetic_run(&p, records), 1e9).expect("interprets");
+        let names: Vec<&str> = m.iter().map(|x| x.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "ns_per_access@16KiB",
+                "ns_per_access@16KiB.mean",
+                "ns_per_access@32KiB",
+                "ns_per_access@32KiB.mean"
+            ]
+        );
+        let values: Vec<f64> = m.iter().map(|x| x.value).collect();
+        assert_eq!(values, [1.0, 1.0, 2.0, 6.0]);
+        let e = interpret(&p, &synthetic_run(&p, vec![1000; 2]), 1e9)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("2 sizes × 4 repetitions"), "{e}");
     }
 }

@@ -1,8 +1,16 @@
 //! `mem.random`: HPCC RandomAccess over a table of 2^k u64; GUPS (giga-updates per second).
 //!
-//! Contract with `image/src/kernels/mem_random.rs`: params [k, updates]; table T[i] = i,
-//! 128 interleaved LFSR streams that together walk x^1 .. x^updates, `T[ran & (n-1)] ^= ran`;
-//! checksum = XOR over i of rotl(T[i], i mod 64); cycles = the update loop.
+//! Contract with `image/src/kernels/mem_random.rs`: params [k, updates in all, repetitions];
+//! table T[i] = i, 128 interleaved LFSR streams that together walk x^1 .. x^updates,
+//! `T[ran & (n-1)] ^= ran`, cut into repetitions of updates / repetitions updates each;
+//! checksum = XOR over i of rotl(T[i], i mod 64); records = cycles per repetition;
+//! cycles = their sum.
+//!
+//! Repetitions (docs/METHODOLOGY.md, "Repetitions and the per-sample value"): 2^17 updates
+//! (about 1 ms). Quick (32 MiB table): 32 repetitions with `Span::Short` (one update per
+//! entry), 480 with `Span::CfsSafe`. Full (512 MiB table): HPCC's 4 updates per entry,
+//! 2048 repetitions, with either span. Metrics: `gups` (of the median repetition, the
+//! primary metric) and `gups.mean` (all updates over all cycles).
 //!
 //! The reference needs no table: rotl is linear over XOR, so the checksum equals
 //! XOR_i rotl(i, i mod 64) ^ XOR over updates of rotl(ran, (ran & (n-1)) mod 64), with the
@@ -11,7 +19,8 @@
 use isobench_abi::WL_MEM_RANDOM;
 
 use super::{
-    check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
+    check, check_records, params, repeated, Better, ChecksumMismatch, Expected, Metric, Prepared,
+    Profile, Sizing, Span, Workload,
 };
 use crate::image::{Invocation, RawRun};
 
@@ -19,18 +28,24 @@ pub const WORKLOAD: Workload = Workload {
     name: "mem.random",
     id: WL_MEM_RANDOM,
     description:
-        "HPCC RandomAccess (quick: 32 MiB table, 1× updates; full: 512 MiB, 4× updates) (GUPS)",
+        "HPCC RandomAccess, 2^17 updates per repetition (quick: 32 MiB table; full: 512 MiB, 4× updates) (GUPS)",
     prepare,
     interpret,
+    primary: |_| "gups".into(),
 };
 
 const POLY: u64 = 7;
 
-/// (log2 table entries, updates) per profile. HPCC does 4 updates per entry; quick does 1.
-fn size(profile: Profile) -> (u64, u64) {
-    match profile {
-        Profile::Quick => (22, 1 << 22),
-        Profile::Full => (26, 4 << 26),
+/// Updates per repetition.
+const UPDATES_PER_REP: u64 = 1 << 17;
+
+/// (log2 table entries, repetitions) per sizing. HPCC does 4 updates per entry (full, with
+/// either span); quick's short span does 1.
+fn size(sizing: Sizing) -> (u64, u64) {
+    match (sizing.profile, sizing.span) {
+        (Profile::Quick, Span::Short) => (22, 32),
+        (Profile::Quick, Span::CfsSafe) => (22, 480),
+        (Profile::Full, _) => (26, (4 << 26) / UPDATES_PER_REP),
     }
 }
 
@@ -52,13 +67,14 @@ pub fn reference(log2n: u64, updates: u64) -> u64 {
     h
 }
 
-fn prepare(profile: Profile, _seed: u64) -> Prepared {
-    let (k, updates) = size(profile);
+fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
+    let (k, reps) = size(sizing);
+    let updates = reps * UPDATES_PER_REP;
     Prepared {
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_RANDOM,
-            params: params(&[k, updates]),
+            params: params(&[k, updates, reps]),
             flags: 0,
         },
         work_bytes: 8 << k,
@@ -69,19 +85,52 @@ fn prepare(profile: Profile, _seed: u64) -> Prepared {
 
 fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, ChecksumMismatch> {
     check(WORKLOAD.name, p.expected, raw.checksum)?;
-    let updates = p.invocation.params[1] as f64;
-    let secs = raw.cycles as f64 / tsc_hz;
-    Ok(vec![Metric {
-        name: "gups".into(),
-        value: updates / secs / 1e9,
-        unit: "GUPS".into(),
-        better: Better::Higher,
-    }])
+    let [_, updates, reps, ..] = p.invocation.params;
+    check_records(WORKLOAD.name, raw, reps, "one per repetition")?;
+    let per_rep = (updates / reps) as f64;
+    Ok(repeated("gups", "GUPS", Better::Higher, &raw.records, |c| {
+        per_rep / (c / tsc_hz) / 1e9
+    })
+    .into())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::synthetic_run;
     use super::*;
+
+    #[test]
+    fn median_ignores_an_outlier_the_mean_does_not() {
+        let p = prepare(
+            Sizing {
+                profile: Profile::Quick,
+                span: Span::Short,
+            },
+            1,
+        );
+        let reps = p.invocation.params[2];
+        // 1 GHz: 2^17 updates in 2^17 ns (1 GUPS), but the last repetition takes 3×.
+        let mut records = vec![UPDATES_PER_REP; reps as usize];
+        records[reps as usize - 1] *= 3;
+        let m = interpret(&p, &synthetic_run(&p, records), 1e9).expect("interprets");
+        assert_eq!(m[0].name, "gups");
+        assert!((m[0].value - 1.0).abs() < 1e-12, "{m:?}");
+        assert_eq!(m[1].name, "gups.mean");
+        let mean = reps as f64 / (reps as f64 + 2.0);
+        assert!((m[1].value - mean).abs() < 1e-12, "{m:?}");
+    }
+
+    #[test]
+    fn every_sizing_splits_into_whole_repetitions_of_all_streams() {
+        for profile in [Profile::Quick, Profile::Full] {
+            for span in [Span::Short, Span::CfsSafe] {
+                let p = prepare(Sizing { profile, span }, 0);
+                let [_, updates, reps, ..] = p.invocation.params;
+                assert_eq!(updates % (128 * reps), 0, "{profile:?} {span:?}");
+                assert_eq!(updates / reps, UPDATES_PER_REP);
+            }
+        }
+    }
 
     /// A direct simulation with a table, for tiny sizes.
     fn with_table(log2n: u64, updates: u64) -> u64 {

@@ -5,9 +5,16 @@
 //! results[0..3] = bits of the sums of a, b, c; checksum = fold over the bits of every
 //! element of a, then b, then c.
 //!
-//! Reporting follows STREAM: bytes per element 16 (copy, scale) and 24 (add, triad), the
-//! rate from the **best** time of each kernel over iterations 2..ntimes (the first is
-//! excluded), per invocation. Validation follows STREAM: the expected a, b, c evolve
+//! Repetitions (docs/METHODOLOGY.md, "Repetitions and the per-sample value"): each kernel of
+//! each iteration is one repetition of that kernel. Bytes per element are counted as STREAM
+//! counts them, 16 (copy, scale) and 24 (add, triad); the first iteration is excluded, as
+//! STREAM excludes it. Each kernel reports its rate from the **median** of its times over
+//! iterations 2..ntimes under its name (`copy`, …; `triad` is the primary metric), and from
+//! their sum under `<kernel>.mean` (STREAM itself reports the best time, which isobench does
+//! not). `Span::Short` runs STREAM's 10 iterations (quick: about 35 ms timed); `Span::CfsSafe`
+//! runs enough iterations to move 20 GiB as STREAM counts bytes, at least 10 and at most 1000
+//! (quick: 128 iterations, about 0.5 s). Validation follows
+//! STREAM: the expected a, b, c evolve
 //! analytically from (1, 2, 0); each array's sum must match n × its value within STREAM's
 //! relative epsilon (1e-13). Stricter than STREAM, the checksum also requires every element
 //! to be bit-exact (the values stay integers below 2^53, so IEEE arithmetic is exact), which
@@ -24,22 +31,32 @@ use isobench_abi::WL_MEM_STREAM;
 
 use super::gen::fold;
 use super::{
-    check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Workload,
+    check, check_records, params, repeated, Better, ChecksumMismatch, Expected, Metric, Prepared,
+    Profile, Sizing, Span, Workload,
 };
 use crate::image::{Invocation, RawRun};
 
 pub const WORKLOAD: Workload = Workload {
     name: "mem.stream",
     id: WL_MEM_STREAM,
-    description: "STREAM copy/scale/add/triad, best of 10 (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
+    description: "STREAM copy/scale/add/triad, median of the iterations (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
     prepare,
     interpret,
+    primary: |_| "triad".into(),
 };
 
 const SCALAR: f64 = 3.0;
 /// STREAM's validation epsilon for f64.
 const EPSILON: f64 = 1e-13;
+/// STREAM's iteration count: `Span::Short`'s, and the least of `Span::CfsSafe`.
 const NTIMES: u64 = 10;
+/// The most iterations the image accepts.
+const MAX_NTIMES: u64 = 1000;
+/// Bytes (as STREAM counts them) a `Span::CfsSafe` invocation moves at least: 20 GiB, over
+/// 350 ms at 50 GB/s.
+const CFS_BYTES: u64 = 20 << 30;
+/// STREAM's bytes per element of one iteration: copy + scale + add + triad.
+const BYTES_PER_ITERATION_ELEMENT: u64 = 16 + 16 + 24 + 24;
 const QUICK_ARRAY_BYTES: u64 = 16 << 20;
 const FALLBACK_ARRAY_BYTES: u64 = 480 << 20;
 const KERNELS: [(&str, f64); 4] = [
@@ -118,18 +135,29 @@ pub fn reference(n: u64, ntimes: u64) -> u64 {
     })
 }
 
-fn prepare(profile: Profile, _seed: u64) -> Prepared {
-    let n = array_bytes(profile) / 8;
+/// Iterations for `n` elements per array and a span.
+pub fn ntimes(n: u64, span: Span) -> u64 {
+    match span {
+        Span::Short => NTIMES,
+        Span::CfsSafe => CFS_BYTES
+            .div_ceil(BYTES_PER_ITERATION_ELEMENT * n.max(1))
+            .clamp(NTIMES, MAX_NTIMES),
+    }
+}
+
+fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
+    let n = array_bytes(sizing.profile) / 8;
+    let ntimes = ntimes(n, sizing.span);
     Prepared {
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_STREAM,
-            params: params(&[n, NTIMES]),
+            params: params(&[n, ntimes]),
             flags: 0,
         },
         work_bytes: 3 * n * 8,
         disk_bytes: 0,
-        expected: Expected::Exact(reference(n, NTIMES)),
+        expected: Expected::Exact(reference(n, ntimes)),
     }
 }
 
@@ -145,39 +173,99 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
         };
         check(&name, exp, raw.results[i])?;
     }
-    if raw.records.len() as u64 != 4 * ntimes {
-        return Err(ChecksumMismatch {
-            workload: WORKLOAD.name.into(),
-            got: format!("{} timing records", raw.records.len()),
-            expected: format!("{} (4 kernels × {ntimes} iterations)", 4 * ntimes),
-        });
-    }
+    check_records(
+        WORKLOAD.name,
+        raw,
+        4 * ntimes,
+        &format!("4 kernels × {ntimes} iterations"),
+    )?;
     Ok(KERNELS
         .iter()
         .enumerate()
-        .map(|(k, &(name, bytes_per_elem))| {
-            // Best time over iterations 2..ntimes, as STREAM reports it.
-            let best = raw
+        .flat_map(|(k, &(name, bytes_per_elem))| {
+            // Iterations 2..ntimes, as STREAM reports them.
+            let reps: Vec<u64> = raw
                 .records
                 .chunks_exact(4)
                 .skip(1)
                 .map(|it| it[k])
-                .min()
-                .unwrap_or(u64::MAX);
-            let secs = best as f64 / tsc_hz;
-            Metric {
-                name: name.into(),
-                value: bytes_per_elem * n as f64 / secs / 1e9,
-                unit: "GB/s".into(),
-                better: Better::Higher,
-            }
+                .collect();
+            let bytes = bytes_per_elem * n as f64;
+            repeated(name, "GB/s", Better::Higher, &reps, |c| {
+                bytes / (c / tsc_hz) / 1e9
+            })
         })
         .collect())
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::synthetic_run;
     use super::*;
+
+    #[test]
+    fn median_ignores_an_outlier_the_mean_does_not_and_the_first_iteration_is_excluded() {
+        // A small stand-in for the real sizes: 1000 elements, 5 iterations, at 1 GHz.
+        let (n, ntimes) = (1000u64, 5u64);
+        let p = Prepared {
+            invocation: Invocation {
+                name: WORKLOAD.name,
+                workload: WL_MEM_STREAM,
+                params: params(&[n, ntimes]),
+                flags: 0,
+            },
+            work_bytes: 24 * n,
+            disk_bytes: 0,
+            expected: Expected::Exact(reference(n, ntimes)),
+        };
+        // Every kernel 1000 cycles (1 µs), except: the first iteration (excluded) 10×, and
+        // triad once 5× (a disturbance).
+        let mut records = vec![1000u64; 4 * ntimes as usize];
+        records[..4].fill(10_000);
+        records[4 * 3 + 3] = 5000;
+        let (a, b, c) = expected_values(ntimes);
+        let run = |records: Vec<u64>| {
+            let mut raw = synthetic_run(&p, records);
+            raw.results[..3].copy_from_slice(&[
+                (n as f64 * a).to_bits(),
+                (n as f64 * b).to_bits(),
+                (n as f64 * c).to_bits(),
+            ]);
+            raw
+        };
+        let m = interpret(&p, &run(records), 1e9).expect("interprets");
+        let get = |name: &str| {
+            m.iter()
+                .find(|x| x.name == name)
+                .map_or(f64::NAN, |x| x.value)
+        };
+        let close = |name: &str, v: f64| (get(name) - v).abs() < 1e-9 * v;
+        // 16 kB (copy) or 24 kB (triad) in 1 µs.
+        assert!(close("copy", 16.0), "{m:?}");
+        assert!(close("copy.mean", 16.0), "{m:?}");
+        assert!(close("triad", 24.0), "{m:?}");
+        // Four iterations counted: 4000 + 4000 extra cycles in all.
+        assert!(close("triad.mean", 24.0 * 4.0 / 8.0), "{m:?}");
+        assert_eq!(m.len(), 8);
+        let e = interpret(&p, &run(vec![1; 4]), 1e9)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("4 records"), "{e}");
+    }
+
+    #[test]
+    fn cfs_safe_moves_at_least_its_bytes_and_short_is_stream_s_ten() {
+        for n in [1u64 << 21, 1 << 24, 60 << 20] {
+            assert_eq!(ntimes(n, Span::Short), 10);
+            let t = ntimes(n, Span::CfsSafe);
+            assert!((10..=MAX_NTIMES).contains(&t));
+            assert!(
+                t == 10 || t * BYTES_PER_ITERATION_ELEMENT * n >= CFS_BYTES,
+                "{n}"
+            );
+        }
+        assert_eq!(ntimes(1, Span::CfsSafe), MAX_NTIMES);
+    }
 
     #[test]
     fn expected_values_follow_the_stream_recurrence_by_hand() {

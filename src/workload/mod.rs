@@ -31,6 +31,36 @@ impl Profile {
     }
 }
 
+/// How long one invocation should run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Span {
+    /// Short invocations (tens of milliseconds) of many ~1 ms repetitions: the most
+    /// precision per second of machine time.
+    Short,
+    /// At least ~350 ms (several 100 ms CFS periods) of timed work per invocation, so a
+    /// container CPU quota (`--cpus`) cannot be escaped; the same repetitions, more of them.
+    CfsSafe,
+}
+
+impl Span {
+    /// The name recorded in `run.json` (`short`, `cfs-safe`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Span::Short => "short",
+            Span::CfsSafe => "cfs-safe",
+        }
+    }
+}
+
+/// What a workload is prepared for: the problem sizes (the profile) and how long one
+/// invocation runs (the span). Sizes are in work units, never measured time, so the same
+/// sizing gives the same invocation in every environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sizing {
+    pub profile: Profile,
+    pub span: Span,
+}
+
 /// Whether a larger value of a metric is better (throughput) or worse (latency, time).
 pub use crate::stats::Better;
 
@@ -84,10 +114,83 @@ pub struct Workload {
     pub id: u32,
     /// One line for `--help` and reports.
     pub description: &'static str,
-    /// Build the invocation for a profile and seed (may compute the reference checksum).
-    pub prepare: fn(Profile, u64) -> Prepared,
+    /// Build the invocation for a sizing and seed (may compute the reference checksum).
+    pub prepare: fn(Sizing, u64) -> Prepared,
     /// Verify the checksum and turn the raw output into metrics. `tsc_hz` converts cycles.
     pub interpret: fn(&Prepared, &RawRun, f64) -> Result<Vec<Metric>, ChecksumMismatch>,
+    /// The representative metric for a profile: the one a scheduler targets and a headline
+    /// shows (docs/METHODOLOGY.md, "Repetitions and the per-sample value"). A function of the
+    /// profile because `mem.latency`'s largest working set depends on it.
+    pub primary: fn(Profile) -> String,
+}
+
+/// The suffix of a repeated metric's mean-based companion (`hash.mean`).
+pub const MEAN_SUFFIX: &str = ".mean";
+
+/// The name of the mean-based companion of the repeated metric `base` (`hash` → `hash.mean`).
+pub fn mean_companion(base: &str) -> String {
+    format!("{base}{MEAN_SUFFIX}")
+}
+
+/// The base metric of a mean-based companion (`hash.mean` → `hash`); `None` for any other
+/// name. Name parsers strip it first, so a companion parses like its base.
+pub fn mean_companion_of(metric: &str) -> Option<&str> {
+    metric.strip_suffix(MEAN_SUFFIX).filter(|b| !b.is_empty())
+}
+
+/// The median of per-repetition cycle counts (the mean of the middle two for an even count);
+/// 0 for none.
+pub fn median_cycles(cycles: &[u64]) -> f64 {
+    let mut s = cycles.to_vec();
+    s.sort_unstable();
+    match s.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => s[n / 2] as f64,
+        n => (s[n / 2 - 1] as f64 + s[n / 2] as f64) / 2.0,
+    }
+}
+
+/// A repeated metric and its mean-based companion from the cycles of its repetitions, each
+/// of the same work (docs/METHODOLOGY.md, "Repetitions and the per-sample value").
+/// `value` maps cycles per repetition to the metric's value; `name` gets the median
+/// repetition's value, `name.mean` the value of the mean repetition (total work over total
+/// cycles).
+pub fn repeated(
+    name: &str,
+    unit: &str,
+    better: Better,
+    reps: &[u64],
+    value: impl Fn(f64) -> f64,
+) -> [Metric; 2] {
+    let mean = reps.iter().sum::<u64>() as f64 / reps.len().max(1) as f64;
+    let metric = |name: String, cycles: f64| Metric {
+        name,
+        value: value(cycles),
+        unit: unit.into(),
+        better,
+    };
+    [
+        metric(name.into(), median_cycles(reps)),
+        metric(mean_companion(name), mean),
+    ]
+}
+
+/// Insist on the number of records an invocation's params imply; the error says what they
+/// were for, like a checksum mismatch (the image did not do the work it was asked for).
+pub fn check_records(
+    name: &str,
+    raw: &RawRun,
+    expected: u64,
+    what: &str,
+) -> Result<(), ChecksumMismatch> {
+    if raw.records.len() as u64 == expected {
+        return Ok(());
+    }
+    Err(ChecksumMismatch {
+        workload: name.into(),
+        got: format!("{} records", raw.records.len()),
+        expected: format!("{expected} ({what})"),
+    })
 }
 
 /// Compare a checksum with its expectation.
@@ -171,4 +274,69 @@ pub fn rank(name: &str) -> usize {
 /// Look a workload up by its stable name.
 pub fn by_name(name: &str) -> Option<&'static Workload> {
     catalogue().iter().find(|w| w.name == name)
+}
+
+/// A run of `p` as the image would return it, with `records` and the expected checksum:
+/// the synthetic input of the workloads' `interpret` tests.
+#[cfg(test)]
+fn synthetic_run(p: &Prepared, records: Vec<u64>) -> RawRun {
+    let checksum = match p.expected {
+        Expected::Exact(e) => e,
+        Expected::Approx { value, .. } => value.to_bits(),
+    };
+    RawRun {
+        checksum,
+        cycles: records.iter().sum(),
+        records,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mean_companions_name_their_base() {
+        assert_eq!(mean_companion("hash"), "hash.mean");
+        assert_eq!(mean_companion_of("hash.mean"), Some("hash"));
+        assert_eq!(
+            mean_companion_of("ns_per_access@64KiB.mean"),
+            Some("ns_per_access@64KiB")
+        );
+        assert_eq!(mean_companion_of("hash"), None);
+        assert_eq!(mean_companion_of(".mean"), None);
+        assert_eq!(mean_companion_of("read_p99.9_us"), None);
+    }
+
+    #[test]
+    fn medians_of_odd_even_and_empty_counts() {
+        assert_eq!(median_cycles(&[5, 1, 3]), 3.0);
+        assert_eq!(median_cycles(&[4, 1, 3, 2]), 2.5);
+        assert_eq!(median_cycles(&[]), 0.0);
+    }
+
+    #[test]
+    fn repeated_gives_the_median_and_the_mean_repetition() {
+        // Nine repetitions of 100 cycles and one of 1000: the median ignores the outlier,
+        // the mean (total over count: 190) does not.
+        let mut reps = vec![100u64; 9];
+        reps.push(1000);
+        let [m, mean] = repeated("x", "u", Better::Lower, &reps, |c| c);
+        assert_eq!((m.name.as_str(), m.value), ("x", 100.0));
+        assert_eq!((mean.name.as_str(), mean.value), ("x.mean", 190.0));
+        assert_eq!(mean.unit, "u");
+        assert_eq!(mean.better, Better::Lower);
+    }
+
+    #[test]
+    fn every_primary_metric_is_a_base_name() {
+        for w in catalogue() {
+            for profile in [Profile::Quick, Profile::Full] {
+                let p = (w.primary)(profile);
+                assert!(!p.is_empty(), "{}", w.name);
+                assert_eq!(mean_companion_of(&p), None, "{}: {p}", w.name);
+            }
+        }
+    }
 }

@@ -1,13 +1,16 @@
 //! `cpu.fp`: blocked double-precision matrix multiply C = A·B (LINPACK-like, GFLOP/s).
 //!
-//! params: [0] n (matrix order), [1] repetitions, [2] seed, [3] block size (divides n,
-//! multiple of 4). A, B, C are n×n row-major f64 at work offsets 0, 8n², 16n².
+//! params: [0] n (matrix order), [1] repetitions (1 ..= record_capacity), [2] seed,
+//! [3] block size (divides n, multiple of 4). A, B, C are n×n row-major f64 at work offsets 0, 8n², 16n².
 //! A and B hold small integers in -2..=2 (from the seed, untimed), so every partial sum is an
 //! exact integer below 2^53: any summation order gives the same bits, and the checksum
-//! (a fold over C's bits) is exact. Timed: `reps` × (zero C, multiply). results: none.
-use super::{fold, pattern_word, work_f64};
+//! (a fold over C's bits) is exact. Timed: `reps` repetitions of (zero C, multiply). records: the cycles of each
+//! repetition, in order. cycles: the whole timed region, which is the sum of the records.
+//! results: none.
+use super::{fold, pattern_word, work_f64, Laps};
 use crate::abi::*;
 use crate::rt;
+use core::hint::black_box;
 
 /// Seeds of the two input matrices, derived from the workload seed.
 const SEED_A: u64 = 0xa11c_e5a1_0000_0001;
@@ -21,7 +24,10 @@ fn entry(seed: u64, i: u64) -> f64 {
 
 pub fn run(cb: &mut ControlBlock) -> u32 {
     let [n, reps, seed, bs, ..] = cb.params;
-    if n == 0 || n > 8192 || reps == 0 || bs == 0 || bs % 4 != 0 || n % bs != 0 {
+    if n == 0 || n > 8192 || bs == 0 || bs % 4 != 0 || n % bs != 0 {
+        return STATUS_BAD_PARAMS;
+    }
+    if reps == 0 || reps > cb.record_capacity {
         return STATUS_BAD_PARAMS;
     }
     let nn = n * n;
@@ -42,12 +48,17 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
         *x = entry(seed ^ SEED_B, i as u64);
     }
     let (n, bs) = (n as usize, bs as usize);
-    let t0 = rt::rdtsc();
-    for _ in 0..reps {
+    let rec = rt::records(cb);
+    let mut laps = Laps::start();
+    for slot in rec.iter_mut().take(reps as usize) {
         c.fill(0.0);
         multiply(a, b, c, n, bs);
+        // C is written before the repetition's lap ends (no store moves across).
+        black_box(&mut *c);
+        *slot = laps.lap();
     }
-    cb.cycles = rt::rdtsc() - t0;
+    cb.cycles = laps.total();
+    cb.records = reps;
     cb.checksum = c.iter().fold(0, |h, x| fold(h, x.to_bits()));
     STATUS_OK
 }

@@ -2,21 +2,30 @@
 //! of two (ns per access).
 //!
 //! params: [0] log2 of the smallest working set in bytes (≥ 7), [1] log2 of the largest,
-//! [2] timed steps per size, [3] seed. For each size S: S/64 nodes, one per 64-byte line;
-//! a compact u32 array (at work offset 2^max) holds i at i, Sattolo's shuffle over it
-//! (SplitMix64 seeded with `seed ^ log2(S)`, j = ⌊r·i / 2^64⌋, for i = nodes-1 down to 1)
-//! makes it one cycle, and the first word of node i gets the address of node perm[i]; min(nodes, steps) warm-up steps (untimed), then `steps` timed steps of
-//! `p = *p`. records: cycles per size, smallest first. checksum: fold of the node index
-//! reached after each size's warm-up + timed steps. cycles: sum of the timed chases.
-use super::{fold, splitmix64};
+//! [2] timed steps per repetition, [3] seed, [4] repetitions per size (≥ 1; sizes ×
+//! repetitions ≤ record_capacity). For each size S: S/64 nodes, one per 64-byte line; a
+//! compact u32 array (in the first bytes of the region) holds i at i, Sattolo's shuffle over
+//! it (SplitMix64 seeded with `seed ^ log2(S)`, j = ⌊r·i / 2^64⌋, for i = nodes-1 down to 1)
+//! makes it one cycle, and the first word of node i gets the address of node perm[i];
+//! min(nodes, steps) warm-up steps (untimed), then `reps` timed repetitions of `steps` steps
+//! of `p = *p`, the chase carrying on from one repetition to the next.
+//! records: size-major, smallest size first: the cycles of each repetition of each size
+//! (record s·reps + r is repetition r of the s-th size). checksum: fold of the node index
+//! reached after each size's warm-up + reps × steps timed steps. cycles: sum of the timed
+//! chases (the records; the set-up between sizes is not timed).
+use super::{fold, splitmix64, Laps};
 use crate::abi::*;
 use crate::rt;
+use core::hint::black_box;
 
 const LINE: u64 = 64;
 
 pub fn run(cb: &mut ControlBlock) -> u32 {
-    let [lo, hi, steps, seed, ..] = cb.params;
-    if lo < 7 || hi < lo || hi > 36 || steps == 0 || hi - lo + 1 > cb.record_capacity {
+    let [lo, hi, steps, seed, reps, ..] = cb.params;
+    if lo < 7 || hi < lo || hi > 36 || steps == 0 || reps == 0 {
+        return STATUS_BAD_PARAMS;
+    }
+    if (hi - lo + 1).saturating_mul(reps) > cb.record_capacity {
         return STATUS_BAD_PARAMS;
     }
     if (1u64 << hi) > cb.work_size {
@@ -26,7 +35,7 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
     let rec = rt::records(cb);
     let mut h = 0u64;
     let mut total = 0u64;
-    for (slot, log2) in rec.iter_mut().zip(lo..=hi) {
+    for (slots, log2) in rec.chunks_exact_mut(reps as usize).zip(lo..=hi) {
         let nodes = (1u64 << log2) / LINE;
         // The permutation is built compactly (u32 per node) in the first sixteenth of the
         // region, so the random swaps stay in cache and no memory beyond the lines is needed.
@@ -57,17 +66,20 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
             // SAFETY: p is always the address of a node (they only hold node addresses).
             p = unsafe { *p } as *const u64;
         }
-        let t0 = rt::rdtsc();
-        for _ in 0..steps {
-            // SAFETY: as above.
-            p = unsafe { *p } as *const u64;
+        let mut laps = Laps::start();
+        for slot in slots.iter_mut() {
+            for _ in 0..steps {
+                // SAFETY: as above.
+                p = unsafe { *p } as *const u64;
+            }
+            // The repetition's last load is done before its lap ends.
+            p = black_box(p);
+            *slot = laps.lap();
         }
-        let dt = rt::rdtsc() - t0;
-        *slot = dt;
-        total += dt;
+        total += laps.total();
         h = fold(h, (p as u64 - base) / LINE);
     }
-    cb.records = hi - lo + 1;
+    cb.records = (hi - lo + 1) * reps;
     cb.cycles = total;
     cb.checksum = h;
     STATUS_OK

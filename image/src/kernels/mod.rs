@@ -42,6 +42,37 @@ pub fn fold(h: u64, w: u64) -> u64 {
     h ^ (h >> 29)
 }
 
+/// Times back-to-back repetitions with one chain of TSC reads: each lap ends at the read
+/// that starts the next, so the laps add up exactly to the whole timed region
+/// (docs/METHODOLOGY.md, "Repetitions and the per-sample value").
+pub struct Laps {
+    start: u64,
+    last: u64,
+}
+
+impl Laps {
+    /// Start the chain: the first lap is measured from here.
+    #[inline(always)]
+    pub fn start() -> Laps {
+        let t = crate::rt::rdtsc();
+        Laps { start: t, last: t }
+    }
+
+    /// End the current lap (and start the next): its cycles.
+    #[inline(always)]
+    pub fn lap(&mut self) -> u64 {
+        let t = crate::rt::rdtsc();
+        let d = t - self.last;
+        self.last = t;
+        d
+    }
+
+    /// Cycles from `start` to the end of the last lap: the sum of the laps.
+    pub fn total(&self) -> u64 {
+        self.last - self.start
+    }
+}
+
 /// Record a failed hostcall: its status goes to `results[15]` for the harness to decode.
 pub fn hostcall_failed(cb: &mut ControlBlock, status: i64) -> u32 {
     cb.results[RESULT_COUNT - 1] = status as u64;

@@ -1,28 +1,35 @@
 //! `sys.call`: the null hostcall round trip (`HC_NULL`): a syscall natively, a VM exit in
 //! the vm.
 //!
-//! params: [0] calls (N ≥ 1). Timed: N `HC_NULL` hostcalls, back to back. A failing call
-//! stops the run (STATUS_HOSTCALL_FAILED). checksum: the number of successful calls, which
-//! must equal N. cycles: all N calls.
-use super::hostcall_failed;
+//! params: [0] calls per repetition (≥ 1), [1] repetitions (1 ..= record_capacity). Timed:
+//! `reps` repetitions of `calls` `HC_NULL` hostcalls, back to back. A failing call stops the
+//! run (STATUS_HOSTCALL_FAILED). records: the cycles of each repetition, in order.
+//! checksum: the number of successful calls, which must equal calls × reps. cycles: the
+//! whole timed region, which is the sum of the records.
+use super::{hostcall_failed, Laps};
 use crate::abi::*;
 use crate::rt;
 
 pub fn run(cb: &mut ControlBlock) -> u32 {
-    let calls = cb.params[0];
-    if calls == 0 {
+    let [calls, reps, ..] = cb.params;
+    if calls == 0 || reps == 0 || reps > cb.record_capacity {
         return STATUS_BAD_PARAMS;
     }
+    let rec = rt::records(cb);
     let mut ok = 0u64;
-    let t0 = rt::rdtsc();
-    for _ in 0..calls {
-        let st = rt::hostcall(cb, HC_NULL, [0; 4]);
-        if st < 0 {
-            return hostcall_failed(cb, st);
+    let mut laps = Laps::start();
+    for slot in rec.iter_mut().take(reps as usize) {
+        for _ in 0..calls {
+            let st = rt::hostcall(cb, HC_NULL, [0; 4]);
+            if st < 0 {
+                return hostcall_failed(cb, st);
+            }
+            ok += 1;
         }
-        ok += 1;
+        *slot = laps.lap();
     }
-    cb.cycles = rt::rdtsc() - t0;
+    cb.cycles = laps.total();
+    cb.records = reps;
     cb.checksum = ok;
     STATUS_OK
 }

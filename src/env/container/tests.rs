@@ -176,7 +176,13 @@ fn cpu_int_checksum_matches_native() {
     let _g = serial();
     require_container();
     let w = workload::by_name("cpu.int").unwrap();
-    let p = (w.prepare)(Profile::Quick, 42);
+    let p = (w.prepare)(
+        workload::Sizing {
+            profile: Profile::Quick,
+            span: workload::Span::Short,
+        },
+        42,
+    );
     let t = tempfile::tempdir().unwrap();
     let s = spec(t.path(), p.work_bytes, 1 << 20);
     let mut c = Container::new("container", ContainerOptions::default());

@@ -1,5 +1,6 @@
-//! The figure `mem_latency`: `mem.latency`'s dependent-load latency (median over rounds)
-//! against working-set size per environment, both axes logarithmic.
+//! The figure `mem_latency`: `mem.latency`'s dependent-load latency (median over rounds of
+//! the median-based `ns_per_access@<size>`) against working-set size per environment, both
+//! axes logarithmic.
 
 use crate::analysis::Analysis;
 use crate::workload::working_set_bytes;
