@@ -9,7 +9,8 @@
 //! - point estimate = `exp(mean of the paired per-round log ratios) − 1` (a geometric-mean
 //!   ratio);
 //! - intervals = seeded percentile bootstrap of that mean (`stats::bootstrap`), 10 000
-//!   resamples by default, 95% shown, 90% used for the *within* test;
+//!   resamples by default, 95% shown, 90% used for the *within* test; in circular blocks
+//!   when the log ratios are autocorrelated (iid resampling, as always, below 20 rounds);
 //! - verdicts as in `stats::verdict`; outliers as in `stats::outliers` (flagged and counted
 //!   over each environment's own samples, never dropped);
 //! - `counter.*` rows and rows without a `better` direction are excluded from overhead.
@@ -101,6 +102,8 @@ pub struct Overhead {
     pub ci90: Interval,
     /// Standard deviation of the paired log ratios.
     pub log_sd: f64,
+    /// Block length of the bootstrap behind the intervals (1: iid resampling).
+    pub block_len: usize,
 }
 
 impl Overhead {
@@ -318,6 +321,7 @@ fn analyze_metric(
                     ci95: est.ci95.map(overhead_from_log),
                     ci90: est.ci90.map(overhead_from_log),
                     log_sd,
+                    block_len: est.block_len,
                 };
                 let input = VerdictInput {
                     n,
@@ -423,5 +427,28 @@ mod tests {
         c.margin = 0.01;
         c.resamples = 0;
         assert_eq!(analyze(&[], c), Err(AnalysisError::NoResamples));
+    }
+
+    #[test]
+    fn autocorrelated_ratios_are_bootstrapped_in_blocks() {
+        // The env's slowdown wanders slowly (a deterministic AR(1)-like wave) around 5%.
+        let rows = |rounds: u32| -> Vec<SampleRow> {
+            (0..rounds)
+                .flat_map(|r| {
+                    let wave = 0.03 * (r as f64 / 6.0).sin() + 0.01 * (r as f64 * 2.7).sin();
+                    [
+                        row(r, "native", "sys.call", "ns", 100.0, "lower"),
+                        row(r, "vm", "sys.call", "ns", 105.0 * (1.0 + wave), "lower"),
+                    ]
+                })
+                .collect()
+        };
+        let block_len = |rounds| {
+            let a = analyze(&rows(rounds), AnalysisConfig::new(3)).unwrap();
+            let c = a.metrics[0].comparison("vm").unwrap();
+            c.overhead.unwrap().block_len
+        };
+        assert_eq!(block_len(15), 1, "today's short runs resample as before");
+        assert!(block_len(300) > 1);
     }
 }

@@ -4,6 +4,7 @@
 pub mod bootstrap;
 pub mod outliers;
 pub mod paired;
+pub mod sequential;
 pub mod summary;
 pub mod verdict;
 
