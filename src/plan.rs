@@ -373,9 +373,7 @@ fn parse_cpuset(s: &str) -> Result<String, String> {
 
 /// Parse a duration like `90s`, `3m`, `1h30m`, `500ms` or plain seconds (`180`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || {
-        format!("'{s}' is not a duration: use e.g. 90s, 3m, 1h30m or a number of seconds")
-    };
+    let bad = || format!("'{s}' is not a duration: use e.g. 90s, 3m, 1h30m or a number of seconds");
     let t = s.trim();
     if let Ok(secs) = t.parse::<f64>() {
         return (secs.is_finite() && secs > 0.0)
@@ -421,7 +419,11 @@ fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
 fn parse_injection(s: &str) -> Result<Injection, String> {
     let bad = || format!("--inject-slowdown '{s}': use ENV=PERCENT, e.g. container=2");
     let (env, pct) = s.split_once('=').ok_or_else(bad)?;
-    let pct: f64 = pct.trim().trim_end_matches('%').parse().map_err(|_| bad())?;
+    let pct: f64 = pct
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| bad())?;
     if env.trim().is_empty() || !(pct.is_finite() && pct > -100.0) {
         return Err(bad());
     }
@@ -587,7 +589,27 @@ impl Plan {
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
-        ])
+        ]);
+        match self.design {
+            Design::Fixed { blocks } => {
+                o.insert("design".into(), "fixed".into());
+                o.insert("blocks".into(), blocks.to_string());
+            }
+            Design::Budget { budget, precision } => {
+                o.insert("design".into(), "budget".into());
+                o.insert("budget_s".into(), budget.as_secs_f64().to_string());
+                o.insert("precision_pct".into(), (precision * 100.0).to_string());
+                o.insert("min_blocks".into(), MIN_BLOCKS.to_string());
+            }
+        }
+        o.insert("warmup_blocks".into(), self.warmup.to_string());
+        if let Some(i) = &self.inject {
+            o.insert(
+                "inject_slowdown".into(),
+                format!("{}={}%", i.env, i.fraction * 100.0),
+            );
+        }
+        o
     }
 }
 

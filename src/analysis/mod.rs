@@ -28,14 +28,14 @@ mod cost;
 mod summary;
 
 pub use crate::results::{NATIVE, NATIVE_B};
-pub use cost::{fmt_duration, time_needed_text, Disturbance, DISTURBED_RUN_DELAY};
-pub use summary::summarize;
 use crate::stats::bootstrap::{estimate_mean, stream_seed, Interval, DEFAULT_RESAMPLES};
 use crate::stats::outliers::{count_outliers, warmup_drift, WarmupDrift};
 use crate::stats::paired::{overhead_from_log, pair, Better};
 use crate::stats::summary::{mad, median, std_dev};
 use crate::stats::verdict::{decide, Verdict, VerdictInput, DEFAULT_MARGIN};
 use crate::workload;
+pub use cost::{fmt_duration, time_needed_text, Disturbance, DISTURBED_RUN_DELAY};
+pub use summary::summarize;
 
 #[derive(Debug, Error, PartialEq)]
 pub enum AnalysisError {
@@ -107,9 +107,11 @@ pub struct Overhead {
 }
 
 impl Overhead {
-    /// Half the width of the 95% interval (a fraction).
+    /// Half the width of the 95% interval, relative (a fraction): half the log-width mapped
+    /// back, so that ±1% means the same at +0.1% and at 200× (the interval is computed on
+    /// log ratios; for small overheads this is half the width in percentage points).
     pub fn half_width(&self) -> f64 {
-        (self.ci95.high - self.ci95.low) / 2.0
+        (((1.0 + self.ci95.high) / (1.0 + self.ci95.low)).ln() / 2.0).exp_m1()
     }
 }
 

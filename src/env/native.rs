@@ -161,7 +161,7 @@ mod tests {
         Invocation {
             name: "cpu.int",
             workload: WL_CPU_INT,
-            params: workload::params(&[16 * 1024, 10, 7]),
+            params: workload::params(&[16 * 1024, 10, 7, 1]),
             flags: 0,
         }
     }

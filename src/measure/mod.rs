@@ -265,9 +265,7 @@ pub fn run(
         t0: Instant::now(),
         blocks_taken: 0,
         planned: match p.design {
-            Design::Fixed { blocks } => {
-                Some(u64::from(blocks + p.warmup) * tasks.len() as u64)
-            }
+            Design::Fixed { blocks } => Some(u64::from(blocks + p.warmup) * tasks.len() as u64),
             Design::Budget { .. } => None,
         },
     };
@@ -365,12 +363,7 @@ impl Running<'_, '_> {
         let started = Instant::now();
         let order = match block {
             Some(b) => block_order(self.p.seed, ti, b, self.envs.len()),
-            None => warmup_order(
-                self.p.seed,
-                ti,
-                self.blocks_taken as u32,
-                self.envs.len(),
-            ),
+            None => warmup_order(self.p.seed, ti, self.blocks_taken as u32, self.envs.len()),
         };
         let mut rows = Vec::new();
         for e in order {
@@ -378,7 +371,8 @@ impl Running<'_, '_> {
                 return Ok(false);
             }
             let env = self.envs[e].as_mut();
-            self.progress.task_started(block.is_none(), env.label(), name);
+            self.progress
+                .task_started(block.is_none(), env.label(), name);
             match run_task(env, task, block.unwrap_or(0), self.p) {
                 Ok(task_rows) => {
                     if let Some(b) = block {
@@ -399,7 +393,10 @@ impl Running<'_, '_> {
         self.blocks_taken += 1;
         let worst = self.tracker.worst().and_then(|w| {
             let label = self.envs[w.env].label();
-            Some((format!("{}/{label}", self.p.task_name(tasks[w.task])), w.half_width?))
+            Some((
+                format!("{}/{label}", self.p.task_name(tasks[w.task])),
+                w.half_width?,
+            ))
         });
         self.progress.block_done(&Status {
             warmup: block.is_none(),

@@ -49,7 +49,12 @@ pub struct Tracker {
 impl Tracker {
     /// `primaries[t]` is task `t`'s watched metric; `labels` the environments in instance
     /// order; `margin` the verdict margin (fraction).
-    pub fn new(primaries: Vec<String>, labels: &[&str], rule: StoppingRule, margin: f64) -> Tracker {
+    pub fn new(
+        primaries: Vec<String>,
+        labels: &[&str],
+        rule: StoppingRule,
+        margin: f64,
+    ) -> Tracker {
         Tracker {
             tasks: primaries
                 .into_iter()
@@ -245,11 +250,16 @@ mod tests {
         Tracker::new(vec!["m".into(); tasks], &["native", "native-b"], rule, 0.01)
     }
 
-    /// Feed `n` blocks of task `t` whose pair ratios alternate ±`spread` around `effect`.
+    /// Feed `n` blocks of task `t` whose pair ratios scatter uniformly within ±`spread`
+    /// around `effect` (a fixed pseudo-random sequence).
     fn feed(tr: &mut Tracker, t: usize, n: u32, effect: f64, spread: f64) {
-        for b in 0..n {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..n {
             let start = tr.blocks(t);
-            let wiggle = if b % 2 == 0 { spread } else { -spread };
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            let wiggle = spread * (2.0 * ((x >> 11) as f64 / (1u64 << 53) as f64) - 1.0);
             tr.record(t, 0, start, &[row("m", 100.0)]);
             tr.record(t, 1, start, &[row("m", 100.0 * (1.0 + effect + wiggle))]);
             tr.block_done(t, Duration::from_millis(100), true);

@@ -12,8 +12,8 @@ use crate::stats::summary::median;
 use crate::stats::verdict::{format_margin, Verdict, MIN_ROUNDS};
 
 use super::document::{Document, Figure, Table};
-use super::precision;
 use super::plot::Plot;
+use super::precision;
 use super::table::{fmt_overhead, fmt_pct, fmt_value, FACTOR_FROM};
 
 pub fn pct(x: f64) -> String {

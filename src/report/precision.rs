@@ -131,10 +131,9 @@ pub fn intermittent_costs(analysis: &Analysis) -> Vec<String> {
             continue;
         };
         for c in &mean_m.comparisons {
-            let (Some(mo), Some(Some(bo))) = (
-                c.overhead,
-                median_m.comparison(&c.env).map(|b| b.overhead),
-            ) else {
+            let (Some(mo), Some(Some(bo))) =
+                (c.overhead, median_m.comparison(&c.env).map(|b| b.overhead))
+            else {
                 continue;
             };
             if mo.estimate - bo.estimate > analysis.config.margin && mo.ci95.low > bo.ci95.high {

@@ -77,7 +77,8 @@ impl Drop for HarnessPin {
 fn set_of(cpus: &[usize]) -> Result<CpuSet> {
     let mut set = CpuSet::new();
     for c in cpus {
-        set.set(*c).with_context(|| format!("CPU {c} is out of range"))?;
+        set.set(*c)
+            .with_context(|| format!("CPU {c} is out of range"))?;
     }
     Ok(set)
 }

@@ -17,13 +17,13 @@ use crate::analysis::Analysis;
 use crate::env::InstanceSpec;
 use crate::measure::{self, Ended, Progress, Protocol};
 use crate::plan::{Design, Plan, Thp, MIN_BLOCKS};
+use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter};
 use crate::results::{EnvKind, Measurement};
+use crate::scratch::Scratch;
 use crate::stats::sequential::StoppingRule;
 use crate::workload::{Sizing, Span};
-use cpus::HarnessPin;
-use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter};
-use crate::scratch::Scratch;
 use crate::{analysis, baseline, host, image, report};
+use cpus::HarnessPin;
 
 /// Bytes of scratch space one environment instance may need beyond its disk file.
 const SCRATCH_SLACK: u64 = 64 << 20;
@@ -76,6 +76,8 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     warn_about_leftovers(plan, observer);
 
     let (mut envs, mut records) = instances::build_available(plan, observer)?;
+    // Host facts first: they read the CPUs this process may use, before it is pinned.
+    let host = host::facts();
     let pinning = cpus::resolve(plan.cpu)?;
     // From here on the harness (and every runner it forks, until the runner pins itself)
     // keeps off the measured CPU; undone when the run returns.
@@ -104,7 +106,6 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             None => "any CPU (not pinned)".to_string(),
         }
     ));
-    let host = host::facts();
     let (run_id, run_dir) = create_run_dir(&plan.out)?;
     // Removed when this function returns, however the run ends; `isobench clean` finds it
     // if the process is killed.
@@ -147,7 +148,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         scratch: scratch.clone(),
         deadline: plan.deadline,
         thp: plan.vm.thp == Thp::On,
-        cpu: pinning.measured,
+        // cpu: pinning.measured, (with the pin merge)
     };
     check_free_space(
         &scratch,
@@ -230,7 +231,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                     // ratios, where it is ln(1 + precision).
                     rule: StoppingRule {
                         target_half_width: (1.0 + precision).ln(),
-                        min_n: StoppingRule::DEFAULT_MIN_N,
+                        min_n: crate::stats::sequential::DEFAULT_MIN_N,
                     },
                     min_blocks: MIN_BLOCKS,
                 },

@@ -258,6 +258,7 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
         environments,
         summaries: Vec::new(),
         warnings: Vec::new(),
+        measurement: None,
     }
 }
 

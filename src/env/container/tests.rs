@@ -211,12 +211,12 @@ fn cpu_int_checksum_matches_native() {
     assert_clean(t.path());
 }
 
-/// A cpu.int invocation of `passes` over 16 KiB.
+/// A cpu.int invocation of `passes` over 16 KiB, in one repetition.
 fn cpu_int(passes: u64) -> Invocation {
     Invocation {
         name: "cpu.int",
         workload: WL_CPU_INT,
-        params: workload::params(&[16 * 1024, passes, 7]),
+        params: workload::params(&[16 * 1024, passes, 7, 1]),
         flags: 0,
     }
 }
@@ -290,7 +290,7 @@ fn a_memory_limit_kill_is_a_clear_error_and_the_harness_goes_on() {
     let big = Invocation {
         name: "cpu.int",
         workload: WL_CPU_INT,
-        params: workload::params(&[256 << 20, 1, 7]),
+        params: workload::params(&[256 << 20, 1, 7, 1]),
         flags: 0,
     };
     let err = c.invoke(&big).unwrap_err();
