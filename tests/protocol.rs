@@ -16,6 +16,7 @@ fn spec() -> InstanceSpec {
         scratch: "/nonexistent".into(),
         deadline: Duration::from_secs(1),
         thp: false,
+        cpu: None,
     }
 }
 

@@ -34,6 +34,10 @@ pub struct InstanceSpec {
     /// forbid them (`MADV_NOHUGEPAGE`). The same for every environment, so that the
     /// comparison is like for like.
     pub thp: bool,
+    /// The CPU every measuring thread of the instance runs on: the runner process (native,
+    /// container) or the thread that runs `KVM_RUN` (vm), so that unequal vCPUs of a cloud
+    /// host do not mix in one sample. `None`: no pinning, the scheduler places them.
+    pub cpu: Option<usize>,
 }
 
 /// Why an environment could not do what was asked.

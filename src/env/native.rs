@@ -154,6 +154,7 @@ mod tests {
             scratch: scratch.to_path_buf(),
             deadline: Duration::from_secs(60),
             thp: true,
+            cpu: None,
         }
     }
 

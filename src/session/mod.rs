@@ -115,6 +115,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         scratch: scratch.clone(),
         deadline: plan.deadline,
         thp: plan.vm.thp == Thp::On,
+        cpu: None,
     };
     check_free_space(
         &scratch,

@@ -32,6 +32,7 @@ fn spec(scratch: &Path, work_size: u64, disk_size: u64) -> InstanceSpec {
         scratch: scratch.to_path_buf(),
         deadline: Duration::from_secs(60),
         thp: true,
+        cpu: None,
     }
 }
 
