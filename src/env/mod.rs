@@ -2,6 +2,7 @@
 //! environment; the plan, the statistics and the reports never know which one produced a
 //! sample (docs/ARCHITECTURE.md, "Adding an environment").
 
+pub mod affinity;
 pub mod container;
 /// Test support for integration tests (the `testing` feature, which `cargo test` enables).
 #[cfg(feature = "testing")]
@@ -38,6 +39,11 @@ pub struct InstanceSpec {
     /// container) or the thread that runs `KVM_RUN` (vm), so that unequal vCPUs of a cloud
     /// host do not mix in one sample. `None`: no pinning, the scheduler places them.
     pub cpu: Option<usize>,
+}
+
+/// The `cpu` fact of an environment: the CPU its measuring thread was pinned to, or `none`.
+pub fn cpu_fact(cpu: Option<usize>) -> String {
+    cpu.map_or_else(|| "none".to_string(), |c| c.to_string())
 }
 
 /// Why an environment could not do what was asked.

@@ -15,7 +15,7 @@ use isobench_abi::{ControlBlock, MODE_SYSCALL, PARAM_COUNT, WL_START};
 use nix::unistd::{pipe2, Pid};
 
 use super::process::{self, ChildBody, ChildConfig, RunnerHandle, RunnerMemory};
-use super::{EnvError, InstanceSpec, Invocation, RawRun};
+use super::{affinity, EnvError, InstanceSpec, Invocation, RawRun};
 use crate::tsc;
 
 /// How long a runner may take to set up and say it is ready.
@@ -34,6 +34,13 @@ pub trait Launch {
 
     /// The runner's scratch disk file (asked only for a runner with a disk).
     fn disk(&self, spec: &InstanceSpec) -> Result<DiskFile, EnvError>;
+
+    /// Why this launcher cannot run `spec` at all, found before anything is created (and
+    /// before a start-up measurement's clock starts). The CPU itself is checked by the
+    /// caller ([`check_cpu`]); a launcher adds its own limits (the container's cpuset).
+    fn check(&self, _spec: &InstanceSpec) -> Result<(), EnvError> {
+        Ok(())
+    }
 
     /// Create what the child needs on the host, start it, and return the handle on it
     /// ([`RunnerPipes::into_handle`]). The child sets up whatever it needs, then runs
@@ -119,6 +126,21 @@ impl RunnerPipes {
     }
 }
 
+/// Why `spec.cpu` cannot be pinned to (not online, out of range), before anything starts.
+pub fn check_cpu(env: &str, spec: &InstanceSpec) -> Result<(), EnvError> {
+    match spec.cpu {
+        Some(cpu) => affinity::check_cpu(cpu)
+            .map_err(|why| EnvError::setup(env, format!("pinning the runner to CPU {cpu}"), why)),
+        None => Ok(()),
+    }
+}
+
+/// Both checks before a launch: the CPU, then the launcher's own.
+fn check<L: Launch>(launcher: &L, spec: &InstanceSpec) -> Result<(), EnvError> {
+    check_cpu(launcher.label(), spec)?;
+    launcher.check(spec)
+}
+
 fn runner_memory(env: &str) -> Result<RunnerMemory, EnvError> {
     RunnerMemory::new()
         .map_err(|e| EnvError::setup(env, "creating the shared control memory (memfd)", e))
@@ -141,6 +163,7 @@ impl<R> Runner<R> {
     where
         L: Launch<Resources = R>,
     {
+        check(launcher, spec)?;
         let env = launcher.label().to_string();
         let mem = runner_memory(&env)?;
         let disk = match spec.disk_size {
@@ -155,6 +178,7 @@ impl<R> Runner<R> {
             disk_path: disk.as_ref().map(|d| d.in_child.as_c_str()),
             disk_size: spec.disk_size,
             thp: spec.thp,
+            cpu: spec.cpu,
             cmd_r: pipes.cmd_r(),
             done_w: pipes.done_w(),
         });
@@ -252,13 +276,18 @@ pub fn measure_start<L: Launch>(
     launcher: &mut L,
     spec: &InstanceSpec,
 ) -> Result<StartMeasurement<L::Resources>, EnvError> {
+    check(launcher, spec)?;
     let env = launcher.label().to_string();
     let mem = runner_memory(&env)?;
     mem.write_control(&ControlBlock::new(MODE_SYSCALL, WL_START));
     let pipes = RunnerPipes::new(&env)?;
+    // A pinned probe pins itself in the child before it enters the image (`ChildBody::run`),
+    // so its move onto the CPU is part of the measured start-up, as it is part of starting a
+    // pinned instance.
     let body = ChildBody::StartProbe {
         control_fd: mem.control.raw_fd(),
         done_w: pipes.done_w(),
+        cpu: spec.cpu,
     };
     let launched = tsc::now();
     let mut child = launcher.launch(spec, &mem, &body, pipes)?;
