@@ -7,6 +7,7 @@ pub mod container;
 /// Test support for integration tests (the `testing` feature, which `cargo test` enables).
 #[cfg(feature = "testing")]
 pub mod fake;
+pub mod interference;
 pub mod native;
 pub mod process;
 pub mod runner;
