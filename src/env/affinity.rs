@@ -289,6 +289,44 @@ mod tests {
         assert!(e.contains("beyond"), "{e}");
     }
 
+    fn median_us(mut f: impl FnMut(), n: usize) -> f64 {
+        let mut t: Vec<f64> = (0..n)
+            .map(|_| {
+                let t0 = std::time::Instant::now();
+                f();
+                t0.elapsed().as_nanos() as f64 / 1e3
+            })
+            .collect();
+        t.sort_by(f64::total_cmp);
+        t[n / 2]
+    }
+
+    /// What the vm's per-invocation pin and restore cost (outside the timed region);
+    /// `--nocapture` prints the medians.
+    #[test]
+    fn pin_and_restore_cost_microseconds() {
+        std::thread::spawn(|| {
+            let cpus: Vec<usize> = current_thread_cpus().unwrap().into_iter().collect();
+            let cpu = *cpus.last().unwrap();
+            // The harness thread may run anywhere: after the first move it stays on the CPU,
+            // and a pin and restore is three system calls.
+            let free = median_us(|| drop(pin_current_thread(cpu).unwrap()), 300);
+            // The harness thread kept on another CPU: every pin and restore moves it there
+            // and back.
+            let moved = cpus.iter().find(|&&c| c != cpu).map(|&home| {
+                let _home = pin_current_thread(home).unwrap();
+                median_us(|| drop(pin_current_thread(cpu).unwrap()), 300)
+            });
+            eprintln!(
+                "pin to CPU {cpu} and restore, median of 300: {free:.1} µs with the thread free to stay; {} when it lives on another CPU (two migrations)",
+                moved.map_or("-".into(), |m| format!("{m:.1} µs"))
+            );
+            assert!(free < 1000.0 && moved.unwrap_or(0.0) < 5000.0);
+        })
+        .join()
+        .unwrap();
+    }
+
     #[test]
     fn pinning_the_current_thread_is_undone_when_dropped() {
         // On a thread of its own, so the test harness's threads are untouched.
