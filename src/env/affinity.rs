@@ -201,6 +201,39 @@ pub(crate) mod observe {
         })
     }
 
+    /// A thread spinning on `cpu` until dropped: interference for the counters to see.
+    pub struct Competitor {
+        stop: std::sync::Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<()>>,
+    }
+
+    pub fn compete_on(cpu: usize) -> Competitor {
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let (ready_w, ready_r) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let _pinned = super::pin_current_thread(cpu).unwrap();
+            ready_w.send(()).unwrap();
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        });
+        ready_r.recv().unwrap();
+        Competitor {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    impl Drop for Competitor {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
     /// A `ChildBody::Probe` body: copy `/proc/self/status` (its `Cpus_allowed_list`
     /// included) to the pipe. Raw system calls only (it runs right after a fork).
     pub fn report_status(fd: RawFd) {

@@ -153,6 +153,7 @@ mod tests {
 
     use super::*;
     use crate::env::affinity::{self, observe};
+    use crate::env::interference;
     use crate::workload;
 
     fn spec(scratch: &Path, disk_size: u64) -> InstanceSpec {
@@ -241,13 +242,14 @@ mod tests {
             assert_eq!(n.facts()["cpu"], cpu.to_string());
             let pid = n.runner.as_ref().unwrap().pid().as_raw();
             let (run, seen) = observe::sample_while(pid, pid, || n.invoke(&long_cpu_int()));
-            run.unwrap();
+            let run = run.unwrap();
             assert!(seen.len() >= 20, "only {} samples", seen.len());
             let want = observe::Placement {
                 allowed: [cpu].into(),
                 on: cpu,
             };
             assert!(seen.iter().all(|p| *p == want), "CPU {cpu}: {seen:?}");
+            has_interference_counters(&run);
             n.stop().unwrap();
         }
         // Unpinned, as before: the runner may run anywhere this process may.
@@ -257,6 +259,39 @@ mod tests {
         let pid = n.runner.as_ref().unwrap().pid().as_raw();
         let p = observe::placement(pid, pid).unwrap();
         assert_eq!(p.allowed, affinity::current_thread_cpus().unwrap());
+        has_interference_counters(&n.invoke(&cpu_int()).unwrap());
+    }
+
+    /// Every invocation accounts its interference.
+    fn has_interference_counters(run: &RawRun) {
+        for c in [
+            interference::STEAL_TICKS,
+            interference::RUN_DELAY_NS,
+            interference::NIVCSW,
+        ] {
+            assert!(run.counters.contains_key(c), "{c} in {:?}", run.counters);
+        }
+    }
+
+    #[test]
+    fn a_competitor_on_the_runners_cpu_shows_in_its_counters() {
+        let t = tempfile::tempdir().unwrap();
+        let cpu = *cpus_here().last().unwrap();
+        let mut n = Native::new("native");
+        n.start(&pinned(t.path(), cpu)).unwrap();
+        let run = {
+            let _busy = observe::compete_on(cpu);
+            n.invoke(&long_cpu_int()).unwrap()
+        };
+        eprintln!(
+            "runner sharing CPU {cpu} with a spinner: {:?}",
+            run.counters
+        );
+        // Sharing the CPU with a spinning thread, the runner waited for a good part of its
+        // ~0.2 s (CFS gives each about half) and was preempted.
+        let c = &run.counters;
+        assert!(c[interference::RUN_DELAY_NS] > 20_000_000, "{c:?}");
+        assert!(c[interference::NIVCSW] > 0, "{c:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! allocation, no locks, errors reported as static strings over the pipe.
 #![allow(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -22,7 +23,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{affinity, status_meaning, EnvError, Invocation, RawRun};
+use super::{affinity, interference, status_meaning, EnvError, Invocation, RawRun};
 use crate::image;
 
 /// Size of the shared control mapping: the control block page and the hostcall page.
@@ -616,7 +617,9 @@ impl RunnerHandle {
         }
     }
 
-    /// Run one invocation: write the control block, signal, wait, read the outputs.
+    /// Run one invocation: write the control block, signal, wait, read the outputs. The
+    /// runner's interference is read with `interference` just before the command and just
+    /// after the answer, outside `wall_ns`.
     pub fn invoke(
         &mut self,
         mem: &RunnerMemory,
@@ -624,6 +627,7 @@ impl RunnerHandle {
         work_size: u64,
         disk_size: u64,
         deadline: Duration,
+        interference: &mut interference::Reader,
     ) -> Result<RawRun, EnvError> {
         let mut cb = ControlBlock::new(MODE_SYSCALL, inv.workload);
         cb.params = inv.params;
@@ -631,6 +635,7 @@ impl RunnerHandle {
         cb.work_size = work_size;
         cb.disk_size = disk_size;
         mem.write_control(&cb);
+        let before = interference.read();
         let t0 = Instant::now();
         if raw_write(self.cmd_w.as_raw_fd(), &[CMD_RUN]) != 1 {
             let how = self.kill_and_reap();
@@ -642,8 +647,9 @@ impl RunnerHandle {
         }
         let answer = wait_byte(&self.done_r, deadline);
         let wall_ns = t0.elapsed().as_nanos() as u64;
+        let mut counters = BTreeMap::new();
         match answer {
-            Ok(Some(ANS_DONE)) => {}
+            Ok(Some(ANS_DONE)) => before.add_delta(&interference.read(), &mut counters),
             Ok(_) => {
                 let how = self.reap();
                 return Err(EnvError::Crashed {
@@ -671,7 +677,7 @@ impl RunnerHandle {
             records: mem.read_records(out.records),
             hostcalls: out.hostcalls,
             wall_ns,
-            counters: Default::default(),
+            counters,
         })
     }
 }

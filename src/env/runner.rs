@@ -15,7 +15,7 @@ use isobench_abi::{ControlBlock, MODE_SYSCALL, PARAM_COUNT, WL_START};
 use nix::unistd::{pipe2, Pid};
 
 use super::process::{self, ChildBody, ChildConfig, RunnerHandle, RunnerMemory};
-use super::{affinity, EnvError, InstanceSpec, Invocation, RawRun};
+use super::{affinity, interference, EnvError, InstanceSpec, Invocation, RawRun};
 use crate::tsc;
 
 /// How long a runner may take to set up and say it is ready.
@@ -155,6 +155,8 @@ pub struct Runner<R> {
     spec: InstanceSpec,
     disk: Option<PathBuf>,
     resources: R,
+    /// The runner's interference counters (its only thread, its CPU's steal).
+    interference: interference::Reader,
 }
 
 impl<R> Runner<R> {
@@ -183,12 +185,15 @@ impl<R> Runner<R> {
             done_w: pipes.done_w(),
         });
         let Launched { handle, resources } = launcher.launch(spec, &mem, &body, pipes)?;
+        // The runner never makes threads: its PID is its measuring thread's id.
+        let interference = interference::Reader::for_task(handle.pid, handle.pid, spec.cpu);
         let mut runner = Runner {
             handle,
             mem,
             spec: spec.clone(),
             disk: disk.and_then(|d| d.on_host),
             resources,
+            interference,
         };
         // On failure wait_ready has killed and reaped the runner; dropping `runner` removes
         // its disk file and the launch's resources.
@@ -205,6 +210,7 @@ impl<R> Runner<R> {
             self.spec.work_size,
             self.spec.disk_size,
             self.spec.deadline,
+            &mut self.interference,
         )
     }
 

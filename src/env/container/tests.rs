@@ -10,8 +10,8 @@ use isobench_abi::{STATUS_OK, WL_CPU_INT};
 use nix::sys::signal::Signal;
 
 use super::*;
-use crate::env::affinity;
 use crate::env::native::Native;
+use crate::env::{affinity, interference};
 use crate::workload::{self, Profile};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -531,7 +531,16 @@ fn a_pinned_container_runs_its_runner_on_its_cpu_only() {
         assert_eq!(c.facts()["cpu"], cpu.to_string());
         let pid = c.instance.as_ref().unwrap().pid().as_raw();
         let (run, seen) = affinity::observe::sample_while(pid, pid, || c.invoke(&cpu_int(50_000)));
-        run.unwrap();
+        let run = run.unwrap();
+        // Its interference is accounted next to the cgroup's.
+        for k in [
+            interference::STEAL_TICKS,
+            interference::RUN_DELAY_NS,
+            interference::NIVCSW,
+            "cgroup.cpu_usage_ns",
+        ] {
+            assert!(run.counters.contains_key(k), "{k} in {:?}", run.counters);
+        }
         assert!(seen.len() >= 20, "only {} samples", seen.len());
         let want = affinity::observe::Placement {
             allowed: [cpu].into(),
@@ -561,6 +570,12 @@ fn a_pinned_container_runs_its_runner_on_its_cpu_only() {
     let mut c = Container::new("container", ContainerOptions::default());
     c.start(&spec(t.path(), 16 * 1024, 0)).unwrap();
     assert_eq!(c.facts()["cpu"], "none");
+    let run = c.invoke(&cpu_int(10)).unwrap();
+    assert!(
+        run.counters.contains_key(interference::RUN_DELAY_NS),
+        "{:?}",
+        run.counters
+    );
     c.stop().unwrap();
     assert_clean(t.path());
 }

@@ -38,8 +38,8 @@ use std::time::{Duration, Instant};
 use isobench_abi::*;
 use kvm_ioctls::VmFd;
 
-use super::affinity;
 use super::process::check_status;
+use super::{affinity, interference};
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
 use crate::image;
 use hostcall::GuestBounds;
@@ -213,6 +213,8 @@ struct Instance {
     disk: Option<Disk>,
     spec: InstanceSpec,
     watchdog: Watchdog,
+    /// The interference counters of the thread that runs `KVM_RUN` (the one that invokes).
+    interference: interference::Reader,
 }
 
 /// The vm environment.
@@ -347,6 +349,7 @@ impl Environment for Vm {
                 disk,
                 spec: spec.clone(),
                 watchdog,
+                interference: interference::Reader::for_current_thread(spec.cpu),
             })
         };
         let inst = build().map_err(|e| self.error("starting the VM", e))?;
@@ -376,6 +379,8 @@ impl Environment for Vm {
             (inst.spec.work_size, inst.spec.disk_size),
         );
         let deadline = inst.spec.deadline;
+        // Interference is read on this thread, pinned, just outside `wall_ns`.
+        let before = inst.interference.read();
         let t0 = Instant::now();
         let ran = inst.machine.run(
             &cb,
@@ -384,6 +389,7 @@ impl Environment for Vm {
             deadline,
         );
         let wall_ns = t0.elapsed().as_nanos() as u64;
+        let after = inst.interference.read();
         let ran = match ran {
             Ok(r) => r,
             Err(e) => {
@@ -435,7 +441,11 @@ impl Environment for Vm {
             records,
             hostcalls: out.hostcalls,
             wall_ns,
-            counters: inst.machine.vcpu.counters.to_map(),
+            counters: {
+                let mut c = inst.machine.vcpu.counters.to_map();
+                before.add_delta(&after, &mut c);
+                c
+            },
         })
     }
 
@@ -642,7 +652,15 @@ mod tests {
                 assert_eq!(dog_cpus.contains(&cpu), before.len() == 1, "{dog_cpus:?}");
 
                 let (run, seen) = observe::sample_while(pid, tid, || vm.invoke(&long_cpu_int()));
-                run.unwrap();
+                let run = run.unwrap();
+                for k in [
+                    interference::STEAL_TICKS,
+                    interference::RUN_DELAY_NS,
+                    interference::NIVCSW,
+                    "vm_exits.total",
+                ] {
+                    assert!(run.counters.contains_key(k), "{k} in {:?}", run.counters);
+                }
                 // The thread was pinned to the CPU once, for the bulk of the invocation, and
                 // was on that CPU throughout; before and after it had its own affinity.
                 let only: BTreeSet<usize> = [cpu].into();
@@ -678,6 +696,34 @@ mod tests {
             let (run, seen) = observe::sample_while(pid, tid, || vm.invoke(&long_cpu_int()));
             run.unwrap();
             assert!(seen.iter().all(|p| p.allowed == before), "{seen:?}");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_competitor_on_the_vcpus_cpu_shows_in_its_counters() {
+        if let Err(why) = Vm::probe() {
+            panic!("these tests need KVM: {why}");
+        }
+        let t = tempfile::tempdir().unwrap();
+        let cpu = *affinity::current_thread_cpus().unwrap().last().unwrap();
+        std::thread::spawn(move || {
+            let mut vm = Vm::new("vm", VmOptions::default());
+            vm.start(&spec(t.path(), Some(cpu))).unwrap();
+            let run = {
+                let _busy = observe::compete_on(cpu);
+                vm.invoke(&long_cpu_int()).unwrap()
+            };
+            eprintln!(
+                "vCPU thread sharing CPU {cpu} with a spinner: {:?}",
+                run.counters
+            );
+            // The vCPU thread shared its CPU with a spinning thread: it waited for a good
+            // part of the ~0.2 s and was preempted, guest code or not.
+            let c = &run.counters;
+            assert!(c[interference::RUN_DELAY_NS] > 20_000_000, "{c:?}");
+            assert!(c[interference::NIVCSW] > 0, "{c:?}");
         })
         .join()
         .unwrap();
