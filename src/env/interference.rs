@@ -20,7 +20,11 @@
 //! A file that is missing or unreadable (no `/proc`, a kernel without `CONFIG_SCHED_INFO`,
 //! a thread that is gone) gives no counter rather than an error: the accounting must never
 //! fail a measurement. The files are opened once and re-read with `pread` at offset 0,
-//! which makes the kernel format them afresh; see the tests for what a reading costs.
+//! which makes the kernel format them afresh (re-opening each time costs 3-4 µs more per
+//! file). One reading, two per invocation, measured on the 2-vCPU development VM (medians;
+//! `a_reading_costs_microseconds` prints them): 16 µs for a runner (`/proc/stat` 6.7,
+//! `schedstat` 0.6, `status` 6.7), 8.4 µs for the vm's thread (`getrusage` 0.24 instead of
+//! `status`).
 
 use std::collections::BTreeMap;
 use std::fs::File;

@@ -20,8 +20,11 @@
 //! cross-thread wake-ups (a command, an answer) instead of three `sched_*affinity` calls
 //! of a few µs, the vCPU would have to be created and run on that thread (KVM wants vcpu
 //! ioctls from one thread), and the watchdog, the errors and `Send` would all have to cross
-//! a channel. Pinning the calling thread keeps today's single-threaded run loop; its cost is
-//! outside the timed region (the image's own TSC reads) and outside `wall_ns`.
+//! a channel. Pinning the calling thread keeps today's single-threaded run loop. Its cost,
+//! outside the timed region (the image's own TSC reads) and outside `wall_ns`, measured on
+//! the 2-vCPU development VM (`affinity::tests`, medians): 4.7 µs for the three calls when
+//! the thread may stay on the CPU between invocations, 34-44 µs when it lives on another
+//! CPU and so migrates there and back each time.
 
 pub mod hostcall;
 pub mod kvm;
