@@ -377,7 +377,7 @@ pub enum ChildBody<'a> {
 
 /// What the child reports when it cannot pin itself (a static string: the child may not
 /// allocate). The parent has already checked that the CPU exists and is online.
-const PIN_FAILED: &str = "pinning the runner to its CPU (sched_setaffinity) failed: that CPU is outside the CPUs this process may use (taskset, or the cgroup cpuset isobench runs in); pick another --cpu";
+const PIN_FAILED: &str = "pinning the runner to its CPU (sched_setaffinity) failed: that CPU is outside the CPUs the runner may use (the container's --cpuset, taskset, or the cgroup cpuset isobench runs in); pick another --cpu";
 
 impl ChildBody<'_> {
     /// The pipe the child answers on; set-up errors go there too ([`child_fail`]).
