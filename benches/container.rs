@@ -19,6 +19,7 @@ fn start_up(c: &mut Criterion) {
         scratch: scratch.path().to_path_buf(),
         deadline: Duration::from_secs(30),
         thp: true,
+        cpu: None,
     };
     let hz = isobench::tsc::calibrate(Duration::from_millis(10));
     let mut env = Container::new("container", ContainerOptions::default());

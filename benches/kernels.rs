@@ -38,6 +38,7 @@ fn kernels(c: &mut Criterion) {
         scratch: scratch.path().to_path_buf(),
         deadline: Duration::from_secs(60),
         thp: true,
+        cpu: None,
     };
     let mut env = Native::new("native");
     env.start(&spec).expect("start the native environment");

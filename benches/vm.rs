@@ -16,6 +16,7 @@ fn spec(dir: &tempfile::TempDir) -> InstanceSpec {
         scratch: dir.path().to_path_buf(),
         deadline: Duration::from_secs(30),
         thp: true,
+        cpu: None,
     }
 }
 

@@ -39,6 +39,7 @@ fn spec(scratch: &Path, work: u64, disk: u64) -> InstanceSpec {
         scratch: scratch.to_path_buf(),
         deadline: Duration::from_secs(120),
         thp: true,
+        cpu: None,
     }
 }
 

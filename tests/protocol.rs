@@ -22,7 +22,7 @@ fn spec() -> InstanceSpec {
         scratch: "/nonexistent".into(),
         deadline: Duration::from_secs(1),
         thp: false,
-        // cpu: None, (pin merge)
+        cpu: None,
     }
 }
 

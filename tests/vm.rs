@@ -33,6 +33,7 @@ fn spec(
         scratch: dir.path().to_path_buf(),
         deadline,
         thp: true,
+        cpu: None,
     }
 }
 

@@ -2,10 +2,12 @@
 //! environment; the plan, the statistics and the reports never know which one produced a
 //! sample (docs/ARCHITECTURE.md, "Adding an environment").
 
+pub mod affinity;
 pub mod container;
 /// Test support for integration tests (the `testing` feature, which `cargo test` enables).
 #[cfg(feature = "testing")]
 pub mod fake;
+pub mod interference;
 pub mod native;
 pub mod process;
 pub mod runner;
@@ -34,6 +36,15 @@ pub struct InstanceSpec {
     /// forbid them (`MADV_NOHUGEPAGE`). The same for every environment, so that the
     /// comparison is like for like.
     pub thp: bool,
+    /// The CPU every measuring thread of the instance runs on: the runner process (native,
+    /// container) or the thread that runs `KVM_RUN` (vm), so that unequal vCPUs of a cloud
+    /// host do not mix in one sample. `None`: no pinning, the scheduler places them.
+    pub cpu: Option<usize>,
+}
+
+/// The `cpu` fact of an environment: the CPU its measuring thread was pinned to, or `none`.
+pub fn cpu_fact(cpu: Option<usize>) -> String {
+    cpu.map_or_else(|| "none".to_string(), |c| c.to_string())
 }
 
 /// Why an environment could not do what was asked.

@@ -59,6 +59,8 @@ impl Launch for Fork<'_> {
 pub struct Native {
     label: String,
     runner: Option<Runner<()>>,
+    /// The CPU the runner of the last `start` was pinned to.
+    cpu: Option<usize>,
 }
 
 impl Native {
@@ -67,6 +69,7 @@ impl Native {
         Native {
             label: label.to_string(),
             runner: None,
+            cpu: None,
         }
     }
 
@@ -86,6 +89,7 @@ impl Environment for Native {
 
     fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
         self.stop()?;
+        self.cpu = spec.cpu;
         self.runner = Some(Runner::start(&mut self.launcher(), spec)?);
         Ok(())
     }
@@ -112,10 +116,13 @@ impl Environment for Native {
     }
 
     fn facts(&self) -> BTreeMap<String, String> {
-        BTreeMap::from([(
-            "runner".to_string(),
-            "forked process, image at fixed addresses".to_string(),
-        )])
+        BTreeMap::from([
+            (
+                "runner".to_string(),
+                "forked process, image at fixed addresses".to_string(),
+            ),
+            ("cpu".to_string(), super::cpu_fact(self.cpu)),
+        ])
     }
 
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
@@ -145,6 +152,8 @@ mod tests {
     use nix::sys::signal::{kill, Signal};
 
     use super::*;
+    use crate::env::affinity::{self, observe};
+    use crate::env::interference;
     use crate::workload;
 
     fn spec(scratch: &Path, disk_size: u64) -> InstanceSpec {
@@ -154,6 +163,7 @@ mod tests {
             scratch: scratch.to_path_buf(),
             deadline: Duration::from_secs(60),
             thp: true,
+            cpu: None,
         }
     }
 
@@ -197,6 +207,140 @@ mod tests {
         assert!(err.to_string().contains("scratch disk"), "{err}");
         assert!(n.runner.is_none());
         assert!(!t.path().join("native.disk").exists());
+    }
+
+    /// The CPUs this test may pin to.
+    fn cpus_here() -> Vec<usize> {
+        affinity::current_thread_cpus()
+            .unwrap()
+            .into_iter()
+            .collect()
+    }
+
+    fn pinned(scratch: &Path, cpu: usize) -> InstanceSpec {
+        InstanceSpec {
+            cpu: Some(cpu),
+            ..spec(scratch, 0)
+        }
+    }
+
+    /// About 0.2 s of cpu.int: long enough to watch the runner while it works.
+    fn long_cpu_int() -> Invocation {
+        Invocation {
+            params: workload::params(&[16 * 1024, 50_000, 7]),
+            ..cpu_int()
+        }
+    }
+
+    #[test]
+    fn a_pinned_runner_runs_on_its_cpu_and_nowhere_else() {
+        let t = tempfile::tempdir().unwrap();
+        // Every CPU in turn, so a runner that merely happened to be on the CPU fails.
+        for cpu in cpus_here() {
+            let mut n = Native::new("native");
+            n.start(&pinned(t.path(), cpu)).unwrap();
+            assert_eq!(n.facts()["cpu"], cpu.to_string());
+            let pid = n.runner.as_ref().unwrap().pid().as_raw();
+            let (run, seen) = observe::sample_while(pid, pid, || n.invoke(&long_cpu_int()));
+            let run = run.unwrap();
+            assert!(seen.len() >= 20, "only {} samples", seen.len());
+            let want = observe::Placement {
+                allowed: [cpu].into(),
+                on: cpu,
+            };
+            assert!(seen.iter().all(|p| *p == want), "CPU {cpu}: {seen:?}");
+            has_interference_counters(&run);
+            n.stop().unwrap();
+        }
+        // Unpinned, as before: the runner may run anywhere this process may.
+        let mut n = Native::new("native");
+        n.start(&spec(t.path(), 0)).unwrap();
+        assert_eq!(n.facts()["cpu"], "none");
+        let pid = n.runner.as_ref().unwrap().pid().as_raw();
+        let p = observe::placement(pid, pid).unwrap();
+        assert_eq!(p.allowed, affinity::current_thread_cpus().unwrap());
+        has_interference_counters(&n.invoke(&cpu_int()).unwrap());
+    }
+
+    /// Every invocation accounts its interference.
+    fn has_interference_counters(run: &RawRun) {
+        for c in [
+            interference::STEAL_TICKS,
+            interference::RUN_DELAY_NS,
+            interference::NIVCSW,
+        ] {
+            assert!(run.counters.contains_key(c), "{c} in {:?}", run.counters);
+        }
+    }
+
+    #[test]
+    fn a_competitor_on_the_runners_cpu_shows_in_its_counters() {
+        let t = tempfile::tempdir().unwrap();
+        let cpu = *cpus_here().last().unwrap();
+        let mut n = Native::new("native");
+        n.start(&pinned(t.path(), cpu)).unwrap();
+        let run = {
+            let _busy = observe::compete_on(cpu);
+            n.invoke(&long_cpu_int()).unwrap()
+        };
+        eprintln!(
+            "runner sharing CPU {cpu} with a spinner: {:?}",
+            run.counters
+        );
+        // Sharing the CPU with a spinning thread, the runner waited for a good part of its
+        // ~0.2 s (CFS gives each about half) and was preempted.
+        let c = &run.counters;
+        assert!(c[interference::RUN_DELAY_NS] > 20_000_000, "{c:?}");
+        assert!(c[interference::NIVCSW] > 0, "{c:?}");
+    }
+
+    #[test]
+    fn every_child_body_pins_itself_the_start_up_probe_too() {
+        // `ChildBody::run` pins before any body runs (the runner, the start-up probe, a
+        // test probe): a probe body shows the affinity the child had when its body began.
+        let t = tempfile::tempdir().unwrap();
+        for cpu in cpus_here() {
+            let mem = RunnerMemory::new().unwrap();
+            let pipes = RunnerPipes::new("native").unwrap();
+            let body = ChildBody::Probe {
+                inside: observe::report_status,
+                done_w: pipes.done_w(),
+                cpu: Some(cpu),
+            };
+            let s = pinned(t.path(), cpu);
+            let mut child = Fork { label: "native" }
+                .launch(&s, &mem, &body, pipes)
+                .unwrap();
+            let status = observe::read_status(&child.handle.done_r, Duration::from_secs(10));
+            child.handle.kill_and_reap();
+            assert_eq!(
+                observe::allowed_in_status(&status),
+                Some([cpu].into()),
+                "{status}"
+            );
+            // And a pinned start-up measurement runs.
+            let mut n = Native::new("native");
+            assert!(n.measure_start(&s).unwrap() > 0);
+        }
+    }
+
+    #[test]
+    fn an_impossible_cpu_is_a_clear_error_before_anything_starts() {
+        let t = tempfile::tempdir().unwrap();
+        let mut n = Native::new("native");
+        let bad = pinned(t.path(), nix::sched::CpuSet::count());
+        let err = n.start(&bad).unwrap_err().to_string();
+        assert!(err.contains("pinning the runner to CPU"), "{err}");
+        assert!(n.runner.is_none());
+        let err = n.measure_start(&bad).unwrap_err().to_string();
+        assert!(err.contains("pinning the runner to CPU"), "{err}");
+        if let Some(offline) = affinity::online_cpus()
+            .and_then(|o| o.iter().max().map(|m| m + 1))
+            .filter(|&c| c < nix::sched::CpuSet::count())
+        {
+            let err = n.start(&pinned(t.path(), offline)).unwrap_err().to_string();
+            assert!(err.contains("not online") && err.contains("--cpu"), "{err}");
+        }
     }
 
     #[test]

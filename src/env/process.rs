@@ -8,6 +8,7 @@
 //! allocation, no locks, errors reported as static strings over the pipe.
 #![allow(unsafe_code)]
 
+use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::num::NonZeroUsize;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -22,7 +23,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::{status_meaning, EnvError, Invocation, RawRun};
+use super::{affinity, interference, status_meaning, EnvError, Invocation, RawRun};
 use crate::image;
 
 /// Size of the shared control mapping: the control block page and the hostcall page.
@@ -138,6 +139,8 @@ pub struct ChildConfig<'a> {
     pub disk_size: u64,
     /// `madvise` the working memory with MADV_HUGEPAGE (true) or MADV_NOHUGEPAGE (false).
     pub thp: bool,
+    /// The CPU the runner pins itself to before anything else (`InstanceSpec::cpu`).
+    pub cpu: Option<usize>,
     pub cmd_r: RawFd,
     pub done_w: RawFd,
 }
@@ -356,13 +359,25 @@ pub enum ChildBody<'a> {
     /// The runner loop ([`child_main`]).
     Runner(ChildConfig<'a>),
     /// One start-up probe ([`child_start_probe`]): enter the image with the `WL_START` block
-    /// at `control_fd`, answer on `done_w`, exit.
-    StartProbe { control_fd: RawFd, done_w: RawFd },
+    /// at `control_fd`, answer on `done_w`, exit. Pinned to `cpu` first, like the runner.
+    StartProbe {
+        control_fd: RawFd,
+        done_w: RawFd,
+        cpu: Option<usize>,
+    },
     /// A test's probe instead of the runner: `inside` writes what it finds to `done_w`, then
     /// the child exits. Raw system calls only, like everything here.
     #[cfg(test)]
-    Probe { inside: fn(RawFd), done_w: RawFd },
+    Probe {
+        inside: fn(RawFd),
+        done_w: RawFd,
+        cpu: Option<usize>,
+    },
 }
+
+/// What the child reports when it cannot pin itself (a static string: the child may not
+/// allocate). The parent has already checked that the CPU exists and is online.
+const PIN_FAILED: &str = "pinning the runner to its CPU (sched_setaffinity) failed: that CPU is outside the CPUs the runner may use (the container's --cpuset, taskset, or the cgroup cpuset isobench runs in); pick another --cpu";
 
 impl ChildBody<'_> {
     /// The pipe the child answers on; set-up errors go there too ([`child_fail`]).
@@ -375,13 +390,33 @@ impl ChildBody<'_> {
         }
     }
 
-    /// Child side: run the body. Raw system calls only (safe after `fork`); never returns.
+    /// The CPU the child pins itself to before it runs the body.
+    pub fn cpu(&self) -> Option<usize> {
+        match self {
+            ChildBody::Runner(cfg) => cfg.cpu,
+            ChildBody::StartProbe { cpu, .. } => *cpu,
+            #[cfg(test)]
+            ChildBody::Probe { cpu, .. } => *cpu,
+        }
+    }
+
+    /// Child side: pin to the body's CPU, then run the body. Raw system calls only (safe
+    /// after `fork`); never returns. Every body is pinned here, in one place, once the child
+    /// is where it will run: in the container that is after it joined its cgroup, because
+    /// joining a cpuset cgroup resets a task's affinity to the cgroup's CPUs.
     pub fn run(&self) -> ! {
+        if let Some(cpu) = self.cpu() {
+            if !affinity::pin_child(cpu) {
+                child_fail(self.done_w(), PIN_FAILED);
+            }
+        }
         match self {
             ChildBody::Runner(cfg) => child_main(cfg),
-            ChildBody::StartProbe { control_fd, done_w } => child_start_probe(*control_fd, *done_w),
+            ChildBody::StartProbe {
+                control_fd, done_w, ..
+            } => child_start_probe(*control_fd, *done_w),
             #[cfg(test)]
-            ChildBody::Probe { inside, done_w } => {
+            ChildBody::Probe { inside, done_w, .. } => {
                 inside(*done_w);
                 // SAFETY: see child_fail.
                 unsafe { libc::_exit(0) }
@@ -582,7 +617,9 @@ impl RunnerHandle {
         }
     }
 
-    /// Run one invocation: write the control block, signal, wait, read the outputs.
+    /// Run one invocation: write the control block, signal, wait, read the outputs. The
+    /// runner's interference is read with `interference` just before the command and just
+    /// after the answer, outside `wall_ns`.
     pub fn invoke(
         &mut self,
         mem: &RunnerMemory,
@@ -590,6 +627,7 @@ impl RunnerHandle {
         work_size: u64,
         disk_size: u64,
         deadline: Duration,
+        interference: &mut interference::Reader,
     ) -> Result<RawRun, EnvError> {
         let mut cb = ControlBlock::new(MODE_SYSCALL, inv.workload);
         cb.params = inv.params;
@@ -597,6 +635,7 @@ impl RunnerHandle {
         cb.work_size = work_size;
         cb.disk_size = disk_size;
         mem.write_control(&cb);
+        let before = interference.read();
         let t0 = Instant::now();
         if raw_write(self.cmd_w.as_raw_fd(), &[CMD_RUN]) != 1 {
             let how = self.kill_and_reap();
@@ -608,8 +647,9 @@ impl RunnerHandle {
         }
         let answer = wait_byte(&self.done_r, deadline);
         let wall_ns = t0.elapsed().as_nanos() as u64;
+        let mut counters = BTreeMap::new();
         match answer {
-            Ok(Some(ANS_DONE)) => {}
+            Ok(Some(ANS_DONE)) => before.add_delta(&interference.read(), &mut counters),
             Ok(_) => {
                 let how = self.reap();
                 return Err(EnvError::Crashed {
@@ -637,7 +677,7 @@ impl RunnerHandle {
             records: mem.read_records(out.records),
             hostcalls: out.hostcalls,
             wall_ns,
-            counters: Default::default(),
+            counters,
         })
     }
 }

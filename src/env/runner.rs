@@ -15,7 +15,7 @@ use isobench_abi::{ControlBlock, MODE_SYSCALL, PARAM_COUNT, WL_START};
 use nix::unistd::{pipe2, Pid};
 
 use super::process::{self, ChildBody, ChildConfig, RunnerHandle, RunnerMemory};
-use super::{EnvError, InstanceSpec, Invocation, RawRun};
+use super::{affinity, interference, EnvError, InstanceSpec, Invocation, RawRun};
 use crate::tsc;
 
 /// How long a runner may take to set up and say it is ready.
@@ -34,6 +34,13 @@ pub trait Launch {
 
     /// The runner's scratch disk file (asked only for a runner with a disk).
     fn disk(&self, spec: &InstanceSpec) -> Result<DiskFile, EnvError>;
+
+    /// Why this launcher cannot run `spec` at all, found before anything is created (and
+    /// before a start-up measurement's clock starts). The CPU itself is checked by the
+    /// caller ([`check_cpu`]); a launcher adds its own limits (the container's cpuset).
+    fn check(&self, _spec: &InstanceSpec) -> Result<(), EnvError> {
+        Ok(())
+    }
 
     /// Create what the child needs on the host, start it, and return the handle on it
     /// ([`RunnerPipes::into_handle`]). The child sets up whatever it needs, then runs
@@ -119,6 +126,21 @@ impl RunnerPipes {
     }
 }
 
+/// Why `spec.cpu` cannot be pinned to (not online, out of range), before anything starts.
+pub fn check_cpu(env: &str, spec: &InstanceSpec) -> Result<(), EnvError> {
+    match spec.cpu {
+        Some(cpu) => affinity::check_cpu(cpu)
+            .map_err(|why| EnvError::setup(env, format!("pinning the runner to CPU {cpu}"), why)),
+        None => Ok(()),
+    }
+}
+
+/// Both checks before a launch: the CPU, then the launcher's own.
+fn check<L: Launch>(launcher: &L, spec: &InstanceSpec) -> Result<(), EnvError> {
+    check_cpu(launcher.label(), spec)?;
+    launcher.check(spec)
+}
+
 fn runner_memory(env: &str) -> Result<RunnerMemory, EnvError> {
     RunnerMemory::new()
         .map_err(|e| EnvError::setup(env, "creating the shared control memory (memfd)", e))
@@ -133,6 +155,8 @@ pub struct Runner<R> {
     spec: InstanceSpec,
     disk: Option<PathBuf>,
     resources: R,
+    /// The runner's interference counters (its only thread, its CPU's steal).
+    interference: interference::Reader,
 }
 
 impl<R> Runner<R> {
@@ -141,6 +165,7 @@ impl<R> Runner<R> {
     where
         L: Launch<Resources = R>,
     {
+        check(launcher, spec)?;
         let env = launcher.label().to_string();
         let mem = runner_memory(&env)?;
         let disk = match spec.disk_size {
@@ -155,16 +180,20 @@ impl<R> Runner<R> {
             disk_path: disk.as_ref().map(|d| d.in_child.as_c_str()),
             disk_size: spec.disk_size,
             thp: spec.thp,
+            cpu: spec.cpu,
             cmd_r: pipes.cmd_r(),
             done_w: pipes.done_w(),
         });
         let Launched { handle, resources } = launcher.launch(spec, &mem, &body, pipes)?;
+        // The runner never makes threads: its PID is its measuring thread's id.
+        let interference = interference::Reader::for_task(handle.pid, handle.pid, spec.cpu);
         let mut runner = Runner {
             handle,
             mem,
             spec: spec.clone(),
             disk: disk.and_then(|d| d.on_host),
             resources,
+            interference,
         };
         // On failure wait_ready has killed and reaped the runner; dropping `runner` removes
         // its disk file and the launch's resources.
@@ -181,6 +210,7 @@ impl<R> Runner<R> {
             self.spec.work_size,
             self.spec.disk_size,
             self.spec.deadline,
+            &mut self.interference,
         )
     }
 
@@ -252,13 +282,18 @@ pub fn measure_start<L: Launch>(
     launcher: &mut L,
     spec: &InstanceSpec,
 ) -> Result<StartMeasurement<L::Resources>, EnvError> {
+    check(launcher, spec)?;
     let env = launcher.label().to_string();
     let mem = runner_memory(&env)?;
     mem.write_control(&ControlBlock::new(MODE_SYSCALL, WL_START));
     let pipes = RunnerPipes::new(&env)?;
+    // A pinned probe pins itself in the child before it enters the image (`ChildBody::run`),
+    // so its move onto the CPU is part of the measured start-up, as it is part of starting a
+    // pinned instance.
     let body = ChildBody::StartProbe {
         control_fd: mem.control.raw_fd(),
         done_w: pipes.done_w(),
+        cpu: spec.cpu,
     };
     let launched = tsc::now();
     let mut child = launcher.launch(spec, &mem, &body, pipes)?;

@@ -148,7 +148,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         scratch: scratch.clone(),
         deadline: plan.deadline,
         thp: plan.vm.thp == Thp::On,
-        // cpu: pinning.measured, (with the pin merge)
+        cpu: pinning.measured,
     };
     check_free_space(
         &scratch,

@@ -38,6 +38,7 @@ pub fn run_probe(
     let body = ChildBody::Probe {
         inside,
         done_w: pipes.done_w(),
+        cpu: spec.cpu,
     };
     let mut child = c.launcher().launch(spec, &mem, &body, pipes)?;
     let output = read_until_eof(&child.handle.done_r, spec.deadline);

@@ -36,6 +36,7 @@ pub use crate::plan::Upper;
 pub use cgroup::{CgroupError, Layout, Limits};
 pub use cleanup::{clean_leftovers, find_leftovers, CleanupError, Leftover};
 
+use super::affinity;
 use super::process::{self, ChildBody, RunnerMemory};
 use super::runner::{self, DiskFile, Launch, Launched, Runner, RunnerPipes};
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
@@ -208,6 +209,29 @@ fn write_zero(file: &CString) -> bool {
     }
 }
 
+/// A pinned CPU outside the container's cpuset is a clear error at start, naming both and
+/// the fix. (A cpuset that is not a CPU list is left to the cgroup write, which names it.)
+fn check_cpu_in_cpuset(
+    env: &str,
+    cpu: Option<usize>,
+    cpuset: Option<&str>,
+) -> Result<(), EnvError> {
+    let (Some(cpu), Some(list)) = (cpu, cpuset) else {
+        return Ok(());
+    };
+    match affinity::parse_cpu_list(list) {
+        Some(set) if !set.contains(&cpu) => Err(EnvError::setup(
+            env,
+            format!("pinning the runner to CPU {cpu}"),
+            format!(
+                "CPU {cpu} (--cpu) is outside the container's cpuset {list} (--cpuset): pick a --cpu inside the set ({}), or widen --cpuset to include CPU {cpu}",
+                affinity::format_cpu_list(&set)
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Host-side timestamps of one launch (TSC), after its start.
 #[derive(Clone, Copy, Debug, Default)]
 struct LaunchMarks {
@@ -222,6 +246,8 @@ pub struct Container {
     opts: ContainerOptions,
     instance: Option<Runner<Resources>>,
     last_start: Vec<(&'static str, u64)>,
+    /// The CPU the runner of the last `start` was pinned to.
+    cpu: Option<usize>,
 }
 
 impl Container {
@@ -232,6 +258,7 @@ impl Container {
             opts,
             instance: None,
             last_start: Vec::new(),
+            cpu: None,
         }
     }
 
@@ -415,6 +442,12 @@ impl Launch for Launcher<'_> {
         self.label
     }
 
+    /// A pinned container needs its CPU inside its `--cpuset`: joining the cpuset cgroup
+    /// confines the runner to those CPUs, and the kernel then refuses any other.
+    fn check(&self, spec: &InstanceSpec) -> Result<(), EnvError> {
+        check_cpu_in_cpuset(self.label, spec.cpu, self.opts.cpuset.as_deref())
+    }
+
     /// The disk is in the container's own `/scratch`: on the overlay's upper layer, removed
     /// with it.
     fn disk(&self, _spec: &InstanceSpec) -> Result<DiskFile, EnvError> {
@@ -447,6 +480,7 @@ impl Environment for Container {
 
     fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
         self.stop()?;
+        self.cpu = spec.cpu;
         self.instance = Some(Runner::start(&mut self.launcher(), spec)?);
         Ok(())
     }
@@ -559,6 +593,7 @@ impl Environment for Container {
             show(self.opts.memory.map(|m| m.to_string())),
         );
         f.insert("cpuset".into(), show(self.opts.cpuset.clone()));
+        f.insert("cpu".into(), super::cpu_fact(self.cpu));
         f.insert(
             "io_weight".into(),
             show(self.opts.io_weight.map(|w| w.to_string())),

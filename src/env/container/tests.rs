@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 
 use super::*;
 use crate::env::native::Native;
+use crate::env::{affinity, interference};
 use crate::workload::{self, Profile};
 
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -32,6 +33,7 @@ fn spec(scratch: &Path, work_size: u64, disk_size: u64) -> InstanceSpec {
         scratch: scratch.to_path_buf(),
         deadline: Duration::from_secs(60),
         thp: true,
+        cpu: None,
     }
 }
 
@@ -506,4 +508,123 @@ fn clean_leftovers_removes_what_a_killed_run_left() {
     assert!(live[0].exists(), "a live owner's cgroup was removed");
     cgroup::remove_dirs(&live[..1]).unwrap();
     assert!(cleanup::find_leftovers_in(state.path(), Some(&layout), &mi()).is_empty());
+}
+
+/// The CPUs this test may pin to.
+fn cpus_here() -> Vec<usize> {
+    affinity::current_thread_cpus()
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+fn pinned(scratch: &Path, cpu: usize) -> InstanceSpec {
+    InstanceSpec {
+        cpu: Some(cpu),
+        ..spec(scratch, 16 * 1024, 0)
+    }
+}
+
+#[test]
+fn a_pinned_container_runs_its_runner_on_its_cpu_only() {
+    let _g = serial();
+    require_container();
+    let t = tempfile::tempdir().unwrap();
+    // Every CPU in turn, so a runner that merely happened to be on the CPU fails.
+    for cpu in cpus_here() {
+        let mut c = Container::new("container", ContainerOptions::default());
+        c.start(&pinned(t.path(), cpu)).unwrap();
+        assert_eq!(c.facts()["cpu"], cpu.to_string());
+        let pid = c.instance.as_ref().unwrap().pid().as_raw();
+        let (run, seen) = affinity::observe::sample_while(pid, pid, || c.invoke(&cpu_int(50_000)));
+        let run = run.unwrap();
+        // Its interference is accounted next to the cgroup's.
+        for k in [
+            interference::STEAL_TICKS,
+            interference::RUN_DELAY_NS,
+            interference::NIVCSW,
+            "cgroup.cpu_usage_ns",
+        ] {
+            assert!(run.counters.contains_key(k), "{k} in {:?}", run.counters);
+        }
+        assert!(seen.len() >= 20, "only {} samples", seen.len());
+        let want = affinity::observe::Placement {
+            allowed: [cpu].into(),
+            on: cpu,
+        };
+        assert!(seen.iter().all(|p| *p == want), "CPU {cpu}: {seen:?}");
+        // The runner pins itself after it joined its cgroup, whose cpuset would otherwise
+        // have reset its affinity: a probe body sees the pin from inside.
+        let out = inside::run_probe(
+            &c,
+            &pinned(t.path(), cpu),
+            affinity::observe::report_status,
+            &mut |_| {},
+        )
+        .unwrap();
+        let status = String::from_utf8_lossy(&out);
+        assert_eq!(
+            affinity::observe::allowed_in_status(&status),
+            Some([cpu].into()),
+            "{status}"
+        );
+        // A pinned start-up measurement runs too.
+        assert!(c.measure_start(&pinned(t.path(), cpu)).unwrap() > 0);
+        c.stop().unwrap();
+        assert_clean(t.path());
+    }
+    let mut c = Container::new("container", ContainerOptions::default());
+    c.start(&spec(t.path(), 16 * 1024, 0)).unwrap();
+    assert_eq!(c.facts()["cpu"], "none");
+    let run = c.invoke(&cpu_int(10)).unwrap();
+    assert!(
+        run.counters.contains_key(interference::RUN_DELAY_NS),
+        "{:?}",
+        run.counters
+    );
+    c.stop().unwrap();
+    assert_clean(t.path());
+}
+
+#[test]
+fn a_cpu_outside_the_cpuset_is_a_clear_error_at_start() {
+    let _g = serial();
+    require_container();
+    let t = tempfile::tempdir().unwrap();
+    let mut c = Container::new(
+        "container",
+        ContainerOptions {
+            cpuset: Some("0".into()),
+            ..Default::default()
+        },
+    );
+    let s = pinned(t.path(), 1);
+    for err in [
+        c.start(&s).unwrap_err().to_string(),
+        c.measure_start(&s).unwrap_err().to_string(),
+    ] {
+        for part in [
+            "CPU 1",
+            "--cpu",
+            "cpuset 0",
+            "--cpuset",
+            "pick a --cpu inside the set (0)",
+        ] {
+            assert!(err.contains(part), "{part:?} in {err}");
+        }
+    }
+    assert!(c.instance.is_none());
+    assert_clean(t.path());
+    // Were the parent's check skipped, the runner would still refuse in the child: the
+    // cpuset cgroup it joined does not hold CPU 1.
+    let err = inside::run_probe(&c, &s, affinity::observe::report_status, &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("sched_setaffinity"), "{err}");
+    assert_clean(t.path());
+    // A CPU inside the set runs.
+    c.start(&pinned(t.path(), 0)).unwrap();
+    c.invoke(&cpu_int(10)).unwrap();
+    c.stop().unwrap();
+    assert_clean(t.path());
 }

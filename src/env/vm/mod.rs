@@ -5,6 +5,26 @@
 //! Files mirror KVM's objects: `kvm` (the system fd and host facts), `memory` (guest memory),
 //! `layout` (GDT/IDT/TSS and page tables), `vcpu` (registers, run loop, exits),
 //! `hostcall` (the device: validation and service), `watchdog` (deadlines).
+//!
+//! Pinning (`InstanceSpec::cpu`). The vCPU has no thread of its own: `KVM_RUN` runs on the
+//! thread that calls `invoke`, the harness's. For a pinned vm that thread moves onto the CPU
+//! for each invocation and back to its previous affinity after
+//! ([`affinity::pin_current_thread`]): the move happens before the control block is written
+//! and the vCPU reset, the move back after the last `KVM_RUN` (the one that completes the
+//! final `out`), so every `KVM_RUN` of the instance, and all guest code, runs on that CPU,
+//! while the harness's own work between invocations runs wherever the harness may. The
+//! watchdog thread keeps off the CPU for good. `measure_start` is pinned the same way, from
+//! before `KVM_CREATE_VM` to the end.
+//!
+//! Why not a dedicated vCPU thread pinned for good: every invocation would then cost two
+//! cross-thread wake-ups (a command, an answer) instead of three `sched_*affinity` calls
+//! of a few µs, the vCPU would have to be created and run on that thread (KVM wants vcpu
+//! ioctls from one thread), and the watchdog, the errors and `Send` would all have to cross
+//! a channel. Pinning the calling thread keeps today's single-threaded run loop. Its cost,
+//! outside the timed region (the image's own TSC reads) and outside `wall_ns`, measured on
+//! the 2-vCPU development VM (`affinity::tests`, medians): 4.7 µs for the three calls when
+//! the thread may stay on the CPU between invocations, 34-44 µs when it lives on another
+//! CPU and so migrates there and back each time.
 
 pub mod hostcall;
 pub mod kvm;
@@ -22,6 +42,7 @@ use isobench_abi::*;
 use kvm_ioctls::VmFd;
 
 use super::process::check_status;
+use super::{affinity, interference};
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
 use crate::image;
 use hostcall::GuestBounds;
@@ -62,6 +83,18 @@ pub enum VmError {
     },
     #[error("starting the watchdog thread failed: {0}")]
     Watchdog(#[source] std::io::Error),
+    #[error("pinning the vCPU thread to CPU {cpu} failed: {source} (that CPU is outside the CPUs this process may use: taskset, or the cgroup cpuset isobench runs in; pick another --cpu)")]
+    Pin {
+        cpu: usize,
+        #[source]
+        source: nix::errno::Errno,
+    },
+}
+
+/// Pin the calling thread, the one that runs `KVM_RUN`, to `cpu` until the guard drops.
+fn pin(cpu: Option<usize>) -> Result<Option<affinity::Pinned>, VmError> {
+    cpu.map(|cpu| affinity::pin_current_thread(cpu).map_err(|source| VmError::Pin { cpu, source }))
+        .transpose()
 }
 
 /// One VM with its memory and vCPU. Field order is drop order: the vCPU and VM fds close
@@ -183,6 +216,8 @@ struct Instance {
     disk: Option<Disk>,
     spec: InstanceSpec,
     watchdog: Watchdog,
+    /// The interference counters of the thread that runs `KVM_RUN` (the one that invokes).
+    interference: interference::Reader,
 }
 
 /// The vm environment.
@@ -192,6 +227,8 @@ pub struct Vm {
     host: Option<HostKvm>,
     instance: Option<Instance>,
     tsc_khz: Option<u32>,
+    /// The CPU the vCPU thread of the last `start` runs on.
+    cpu: Option<usize>,
 }
 
 impl Vm {
@@ -203,6 +240,7 @@ impl Vm {
             host: None,
             instance: None,
             tsc_khz: None,
+            cpu: None,
         }
     }
 
@@ -283,6 +321,18 @@ impl Environment for Vm {
 
     fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
         self.stop()?;
+        self.cpu = spec.cpu;
+        if let Some(cpu) = spec.cpu {
+            // Refuse a CPU this thread cannot move to now, not at the first invocation.
+            affinity::check_cpu(cpu).map_err(|why| {
+                EnvError::setup(
+                    &self.label,
+                    format!("pinning the vCPU thread to CPU {cpu}"),
+                    why,
+                )
+            })?;
+            drop(pin(Some(cpu)).map_err(|e| self.error("starting the VM", e))?);
+        }
         let opts = self.options;
         let label = self.label.clone();
         let host = self.host()?;
@@ -296,12 +346,13 @@ impl Environment for Vm {
             } else {
                 None
             };
-            let watchdog = Watchdog::new().map_err(VmError::Watchdog)?;
+            let watchdog = Watchdog::new(spec.cpu).map_err(VmError::Watchdog)?;
             Ok(Instance {
                 machine,
                 disk,
                 spec: spec.clone(),
                 watchdog,
+                interference: interference::Reader::for_current_thread(spec.cpu),
             })
         };
         let inst = build().map_err(|e| self.error("starting the VM", e))?;
@@ -313,6 +364,10 @@ impl Environment for Vm {
     }
 
     fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
+        // On the instance's CPU from before the vCPU is reset to after the last KVM_RUN (the
+        // module doc, "Pinning"); the guard restores this thread's affinity on every path.
+        let cpu = self.instance.as_ref().and_then(|i| i.spec.cpu);
+        let pinned = pin(cpu).map_err(|e| self.error("running an invocation", e))?;
         let Some(inst) = self.instance.as_mut() else {
             return Err(EnvError::setup(
                 &self.label,
@@ -327,6 +382,8 @@ impl Environment for Vm {
             (inst.spec.work_size, inst.spec.disk_size),
         );
         let deadline = inst.spec.deadline;
+        // Interference is read on this thread, pinned, just outside `wall_ns`.
+        let before = inst.interference.read();
         let t0 = Instant::now();
         let ran = inst.machine.run(
             &cb,
@@ -335,6 +392,7 @@ impl Environment for Vm {
             deadline,
         );
         let wall_ns = t0.elapsed().as_nanos() as u64;
+        let after = inst.interference.read();
         let ran = match ran {
             Ok(r) => r,
             Err(e) => {
@@ -348,6 +406,7 @@ impl Environment for Vm {
             return Err(self.failure(inv.name, f, deadline));
         }
         let done = inst.machine.vcpu.complete_pending_io();
+        drop(pinned);
         let out = inst.machine.mem.read_control(CONTROL_ADDR);
         let (out, records) = match (done, out) {
             (Ok(()), Ok(out)) => {
@@ -385,14 +444,20 @@ impl Environment for Vm {
             records,
             hostcalls: out.hostcalls,
             wall_ns,
-            counters: inst.machine.vcpu.counters.to_map(),
+            counters: {
+                let mut c = inst.machine.vcpu.counters.to_map();
+                before.add_delta(&after, &mut c);
+                c
+            },
         })
     }
 
     fn measure_start(&mut self, spec: &InstanceSpec) -> Result<u64, EnvError> {
         let opts = self.options;
-        let dog =
-            Watchdog::new().map_err(|e| self.error("measuring start-up", VmError::Watchdog(e)))?;
+        let dog = Watchdog::new(spec.cpu)
+            .map_err(|e| self.error("measuring start-up", VmError::Watchdog(e)))?;
+        // Pinned before the clock starts: the VM is created, and its vCPU runs, on the CPU.
+        let _pinned = pin(spec.cpu).map_err(|e| self.error("measuring start-up", e))?;
         let host = self.host()?;
         let cb = control_block(WL_START, [0; PARAM_COUNT], 0, (0, 0));
         // Launch = KVM_CREATE_VM; everything from there to the image's first instruction
@@ -435,6 +500,7 @@ impl Environment for Vm {
                     .to_string(),
             ),
             ("vcpus".to_string(), "1".to_string()),
+            ("cpu".to_string(), super::cpu_fact(self.cpu)),
             (
                 "hostcall".to_string(),
                 format!("port IO {HOSTCALL_PORT:#x}, raw disk file served with pread/pwrite"),
@@ -469,15 +535,18 @@ impl Environment for Vm {
 #[cfg(test)]
 mod tests {
     //! Exits the workload image never produces, provoked with hand-assembled guest code on
-    //! real KVM (needs read-write /dev/kvm, like tests/vm.rs).
+    //! real KVM (needs read-write /dev/kvm, like tests/vm.rs); pinning.
+    use std::collections::BTreeSet;
+
     use super::*;
+    use crate::env::affinity::observe;
 
     fn run_code(code: &[u8], patch: impl Fn(&GuestMemory)) -> Result<(), RunFailure> {
         let host = HostKvm::open().unwrap_or_else(|e| panic!("these tests need KVM: {e}"));
         let mut m = Machine::new(&host, VmOptions::default(), 0, 0).unwrap();
         m.mem.write(IMAGE_BASE, code).unwrap();
         patch(&m.mem);
-        let dog = Watchdog::new().unwrap();
+        let dog = Watchdog::new(None).unwrap();
         let cb = control_block(WL_START, [0; PARAM_COUNT], 0, (0, 0));
         m.run(&cb, None, &dog, Duration::from_secs(10)).unwrap()
     }
@@ -536,6 +605,146 @@ mod tests {
         });
         assert!(d.contains("triple fault"), "{d}");
         assert!(d.contains("RIP"), "{d}");
+    }
+
+    fn spec(scratch: &std::path::Path, cpu: Option<usize>) -> InstanceSpec {
+        InstanceSpec {
+            work_size: 16 * 1024,
+            disk_size: 0,
+            scratch: scratch.to_path_buf(),
+            deadline: Duration::from_secs(60),
+            thp: true,
+            cpu,
+        }
+    }
+
+    /// About 0.2 s of cpu.int in the guest: long enough to watch the vCPU thread.
+    fn long_cpu_int() -> Invocation {
+        Invocation {
+            name: "cpu.int",
+            workload: WL_CPU_INT,
+            params: crate::workload::params(&[16 * 1024, 50_000, 7]),
+            flags: 0,
+        }
+    }
+
+    #[test]
+    fn a_pinned_vm_runs_the_guest_on_its_cpu_and_gives_the_thread_back() {
+        if let Err(why) = Vm::probe() {
+            panic!("these tests need KVM: {why}");
+        }
+        // On a thread of its own, whose affinity the test then owns.
+        std::thread::spawn(|| {
+            let pid = std::process::id() as i32;
+            let tid = nix::unistd::gettid().as_raw();
+            let before = affinity::current_thread_cpus().unwrap();
+            let t = tempfile::tempdir().unwrap();
+            // Every CPU in turn, so a thread that merely happened to be there fails.
+            for &cpu in &before {
+                let mut vm = Vm::new("vm", VmOptions::default());
+                vm.start(&spec(t.path(), Some(cpu))).unwrap();
+                assert_eq!(vm.facts()["cpu"], cpu.to_string());
+                assert_eq!(affinity::current_thread_cpus().unwrap(), before);
+                // The watchdog keeps off the CPU (when there is another one to be on).
+                let dog = &vm.instance.as_ref().unwrap().watchdog;
+                let t0 = Instant::now();
+                while dog.tid() == 0 && t0.elapsed() < Duration::from_secs(5) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                let dog_cpus = observe::placement(pid, dog.tid()).unwrap().allowed;
+                assert_eq!(dog_cpus.contains(&cpu), before.len() == 1, "{dog_cpus:?}");
+
+                let (run, seen) = observe::sample_while(pid, tid, || vm.invoke(&long_cpu_int()));
+                let run = run.unwrap();
+                for k in [
+                    interference::STEAL_TICKS,
+                    interference::RUN_DELAY_NS,
+                    interference::NIVCSW,
+                    "vm_exits.total",
+                ] {
+                    assert!(run.counters.contains_key(k), "{k} in {:?}", run.counters);
+                }
+                // The thread was pinned to the CPU once, for the bulk of the invocation, and
+                // was on that CPU throughout; before and after it had its own affinity.
+                let only: BTreeSet<usize> = [cpu].into();
+                assert!(
+                    seen.iter()
+                        .all(|p| p.allowed == only || p.allowed == before),
+                    "{seen:?}"
+                );
+                let first = seen.iter().position(|p| p.allowed == only);
+                let first = first.unwrap_or_else(|| panic!("never pinned: {seen:?}"));
+                let last = seen.iter().rposition(|p| p.allowed == only).unwrap();
+                assert!(
+                    last - first + 1 >= 20,
+                    "pinned for {} samples",
+                    last - first + 1
+                );
+                // (The first pinned sample may catch the mask set but the move not yet done.)
+                assert!(
+                    seen[first..=last].iter().all(|p| p.allowed == only)
+                        && seen[first + 1..=last].iter().all(|p| p.on == cpu),
+                    "CPU {cpu}: {seen:?}"
+                );
+                assert_eq!(affinity::current_thread_cpus().unwrap(), before);
+                // A pinned start-up measurement, and the thread is given back after it too.
+                assert!(vm.measure_start(&spec(t.path(), Some(cpu))).unwrap() > 0);
+                assert_eq!(affinity::current_thread_cpus().unwrap(), before);
+                vm.stop().unwrap();
+            }
+            // Unpinned: the thread's affinity is never touched.
+            let mut vm = Vm::new("vm", VmOptions::default());
+            vm.start(&spec(t.path(), None)).unwrap();
+            assert_eq!(vm.facts()["cpu"], "none");
+            let (run, seen) = observe::sample_while(pid, tid, || vm.invoke(&long_cpu_int()));
+            run.unwrap();
+            assert!(seen.iter().all(|p| p.allowed == before), "{seen:?}");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_competitor_on_the_vcpus_cpu_shows_in_its_counters() {
+        if let Err(why) = Vm::probe() {
+            panic!("these tests need KVM: {why}");
+        }
+        let t = tempfile::tempdir().unwrap();
+        let cpu = *affinity::current_thread_cpus().unwrap().last().unwrap();
+        std::thread::spawn(move || {
+            let mut vm = Vm::new("vm", VmOptions::default());
+            vm.start(&spec(t.path(), Some(cpu))).unwrap();
+            let run = {
+                let _busy = observe::compete_on(cpu);
+                vm.invoke(&long_cpu_int()).unwrap()
+            };
+            eprintln!(
+                "vCPU thread sharing CPU {cpu} with a spinner: {:?}",
+                run.counters
+            );
+            // The vCPU thread shared its CPU with a spinning thread: it waited for a good
+            // part of the ~0.2 s and was preempted, guest code or not.
+            let c = &run.counters;
+            assert!(c[interference::RUN_DELAY_NS] > 20_000_000, "{c:?}");
+            assert!(c[interference::NIVCSW] > 0, "{c:?}");
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn an_impossible_cpu_is_refused_at_start() {
+        if let Err(why) = Vm::probe() {
+            panic!("these tests need KVM: {why}");
+        }
+        let t = tempfile::tempdir().unwrap();
+        let mut vm = Vm::new("vm", VmOptions::default());
+        let err = vm
+            .start(&spec(t.path(), Some(nix::sched::CpuSet::count())))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pinning the vCPU thread to CPU"), "{err}");
+        assert!(vm.instance.is_none());
     }
 
     #[test]

@@ -3,6 +3,9 @@
 //! and keeps kicking every few milliseconds until the vCPU thread disarms it. Re-kicking
 //! closes the race of a signal that lands just before the thread enters `KVM_RUN`
 //! (docs/KVM.md, "Exits and failures").
+//!
+//! When the vm is pinned (`InstanceSpec::cpu`), the watchdog thread keeps off that CPU: its
+//! idle ticks and kicks must not preempt the vCPU thread there.
 #![allow(unsafe_code)]
 
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -63,6 +66,8 @@ struct Shared {
     state: Mutex<State>,
     cv: Condvar,
     expired: AtomicBool,
+    /// The watchdog thread's id, once it runs (0 before).
+    tid: AtomicI32,
 }
 
 fn lock(m: &Mutex<State>) -> MutexGuard<'_, State> {
@@ -76,17 +81,28 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
-    pub fn new() -> Result<Watchdog, std::io::Error> {
+    /// Start the watchdog thread; with `avoid`, it runs anywhere the creating thread may
+    /// except on that CPU (unless that CPU is the only one allowed).
+    pub fn new(avoid: Option<usize>) -> Result<Watchdog, std::io::Error> {
         install_handler()?;
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
             cv: Condvar::new(),
             expired: AtomicBool::new(false),
+            tid: AtomicI32::new(0),
         });
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
             .name("isobench-vm-watchdog".into())
-            .spawn(move || watch(&s))?;
+            .spawn(move || {
+                // The thread inherited its creator's affinity; drop the vCPU's CPU from it.
+                if let Some(cpu) = avoid {
+                    let _ = crate::env::affinity::avoid_on_current_thread(cpu);
+                }
+                s.tid
+                    .store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
+                watch(&s)
+            })?;
         Ok(Watchdog {
             shared,
             thread: Some(thread),
@@ -120,6 +136,11 @@ impl Watchdog {
     /// Whether the armed deadline has passed.
     pub fn expired(&self) -> bool {
         self.shared.expired.load(Ordering::SeqCst)
+    }
+
+    /// The watchdog thread's id (0 until it has started).
+    pub fn tid(&self) -> i32 {
+        self.shared.tid.load(Ordering::SeqCst)
     }
 }
 
@@ -184,7 +205,7 @@ mod tests {
 
     #[test]
     fn kicks_a_blocking_syscall_after_the_deadline_and_not_before() {
-        let dog = Watchdog::new().unwrap();
+        let dog = Watchdog::new(None).unwrap();
         let t0 = Instant::now();
         {
             let _g = dog.arm(Duration::from_millis(50));
