@@ -11,6 +11,7 @@ use clap::{Args, ValueEnum};
 use serde::{Deserialize, Serialize};
 
 use crate::results::EnvKind;
+use crate::stats::summary::Estimator;
 use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +292,11 @@ impl Design {
 /// precision (enough for a verdict and a first estimate of the spread).
 pub const MIN_BLOCKS: u32 = 10;
 
+/// Measured blocks a one-operation task (`start`, `io.seq`, `io.rand`, `mem.touch`) takes
+/// under a budget: its samples are long or its effects large, and more blocks would buy
+/// little precision for much time.
+pub const ONE_OPERATION_BLOCKS: u32 = 30;
+
 /// A validated run plan.
 #[derive(Clone, Debug)]
 pub struct Plan {
@@ -557,6 +563,12 @@ impl RunOptions {
 }
 
 impl Plan {
+    /// The location estimator of the paired log ratios for runs of this isobench: the 20%
+    /// trimmed mean (docs/METHODOLOGY.md, "The overhead estimate").
+    pub fn estimator(&self) -> Estimator {
+        Estimator::BLOCKS_DEFAULT
+    }
+
     /// Workload names in plan order, `start` last when selected.
     pub fn workload_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.workloads.iter().map(|w| w.name.to_string()).collect();
@@ -600,9 +612,14 @@ impl Plan {
                 o.insert("budget_s".into(), budget.as_secs_f64().to_string());
                 o.insert("precision_pct".into(), (precision * 100.0).to_string());
                 o.insert("min_blocks".into(), MIN_BLOCKS.to_string());
+                o.insert(
+                    "one_operation_blocks".into(),
+                    ONE_OPERATION_BLOCKS.to_string(),
+                );
             }
         }
         o.insert("warmup_blocks".into(), self.warmup.to_string());
+        o.insert("estimator".into(), self.estimator().name());
         if let Some(i) = &self.inject {
             o.insert(
                 "inject_slowdown".into(),

@@ -57,6 +57,7 @@ fn config(seed: u64, resamples: usize) -> AnalysisConfig {
         margin: 0.01,
         seed,
         resamples,
+        ..AnalysisConfig::new(seed)
     }
 }
 

@@ -28,10 +28,10 @@ mod cost;
 mod summary;
 
 pub use crate::results::{NATIVE, NATIVE_B};
-use crate::stats::bootstrap::{estimate_mean, stream_seed, Interval, DEFAULT_RESAMPLES};
+use crate::stats::bootstrap::{estimate, stream_seed, Interval, DEFAULT_RESAMPLES};
 use crate::stats::outliers::{count_outliers, warmup_drift, WarmupDrift};
 use crate::stats::paired::{overhead_from_log, pair, Better};
-use crate::stats::summary::{mad, median, std_dev};
+use crate::stats::summary::{mad, median, std_dev, Estimator};
 use crate::stats::verdict::{decide, Verdict, VerdictInput, DEFAULT_MARGIN};
 use crate::workload;
 pub use cost::{fmt_duration, time_needed_text, Disturbance, DISTURBED_RUN_DELAY};
@@ -54,6 +54,8 @@ pub struct AnalysisConfig {
     pub seed: u64,
     /// Bootstrap resamples.
     pub resamples: usize,
+    /// The location estimate of the paired log ratios (the run records which).
+    pub estimator: Estimator,
 }
 
 impl AnalysisConfig {
@@ -63,6 +65,7 @@ impl AnalysisConfig {
             margin: DEFAULT_MARGIN,
             seed,
             resamples: DEFAULT_RESAMPLES,
+            estimator: Estimator::Mean,
         }
     }
 
@@ -316,7 +319,7 @@ fn analyze_metric(
                 (None, Verdict::TooFewRounds { n: 0 })
             } else {
                 let seed = comparison_seed(config.seed, env, workload, metric);
-                let est = estimate_mean(&p.log_ratios, config.resamples, seed);
+                let est = estimate(config.estimator, &p.log_ratios, config.resamples, seed);
                 let log_sd = std_dev(&p.log_ratios);
                 let o = Overhead {
                     estimate: overhead_from_log(est.mean),

@@ -17,6 +17,7 @@ pub use schedule::{Next, Precision, Stop, Tracker};
 use crate::env::{EnvError, Environment, InstanceSpec};
 use crate::results::{SampleRow, SampleSink};
 use crate::stats::sequential::StoppingRule;
+use crate::stats::summary::Estimator;
 use crate::workload::{Better, ChecksumMismatch, Prepared, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
@@ -47,12 +48,15 @@ pub enum Task {
 pub enum Design {
     /// Exactly `blocks` measured blocks per task (`--rounds`).
     Fixed { blocks: u32 },
-    /// At least `min_blocks` per task, then blocks where the intervals are widest until every
-    /// estimate meets `rule` or `budget` (warm-up included) is spent.
+    /// At least `min_blocks` per task; one-operation tasks (`start`, and workloads that are
+    /// not repeated) then take `one_operation_blocks` in all, and the others take blocks
+    /// where the intervals are widest until every estimate meets `rule` or `budget` (warm-up
+    /// included) is spent.
     Budget {
         budget: Duration,
         rule: StoppingRule,
         min_blocks: u32,
+        one_operation_blocks: u32,
     },
 }
 
@@ -98,6 +102,9 @@ pub struct Protocol<'a> {
     pub spec: &'a InstanceSpec,
     /// Verdict margin (fraction): estimates far beyond it need no more precision.
     pub margin: f64,
+    /// The location estimator the analysis will use on the paired log ratios (the budget
+    /// design's half-widths follow it).
+    pub estimator: Estimator,
     /// Validation only (`--inject-slowdown`): the timed cycles of the environment with this
     /// label are multiplied by `1 + fraction`, so a known slowdown can be checked for.
     pub inject: Option<(String, f64)>,
@@ -123,6 +130,14 @@ impl Protocol<'_> {
         match task {
             Task::Start => "start_us".into(),
             Task::Workload(i) => (self.workloads[i].0.primary)(self.profile),
+        }
+    }
+
+    /// Whether `task` is one long operation rather than many short repetitions.
+    fn one_operation(&self, task: Task) -> bool {
+        match task {
+            Task::Start => true,
+            Task::Workload(i) => !self.workloads[i].0.repeated,
         }
     }
 
@@ -256,12 +271,24 @@ pub fn run(
         },
     };
     let primaries = tasks.iter().map(|t| p.primary(*t)).collect();
+    let mut tracker = Tracker::new(primaries, &label_refs, rule, p.estimator, p.margin);
+    if let Design::Budget {
+        one_operation_blocks,
+        ..
+    } = p.design
+    {
+        for (i, t) in tasks.iter().enumerate() {
+            if p.one_operation(*t) {
+                tracker.fix_blocks(i, one_operation_blocks);
+            }
+        }
+    }
     let mut run = Running {
         envs,
         p,
         sink,
         progress,
-        tracker: Tracker::new(primaries, &label_refs, rule, p.margin),
+        tracker,
         t0: Instant::now(),
         blocks_taken: 0,
         planned: match p.design {
@@ -318,7 +345,7 @@ pub fn run(
                 let next = if run.t0.elapsed() >= budget {
                     Next::Stop(Stop::BudgetSpent)
                 } else {
-                    run.tracker.next(budget)
+                    run.tracker.next()
                 };
                 match next {
                     Next::Stop(stop) => break stop,

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::results::{SampleRow, NATIVE};
-use crate::stats::sequential::{half_width, StoppingRule};
+use crate::stats::sequential::{half_width_of, StoppingRule};
+use crate::stats::summary::Estimator;
 use crate::stats::Better;
 
 /// What one task has measured so far.
@@ -20,6 +21,8 @@ struct TaskTrack {
     blocks: u32,
     /// Time spent on this task's blocks, warm-up included.
     spent: Duration,
+    /// A one-operation task takes exactly this many blocks, whatever their precision.
+    fixed: Option<u32>,
 }
 
 /// The state of one (task, environment) estimate.
@@ -42,6 +45,8 @@ pub struct Tracker {
     native: Option<usize>,
     envs: usize,
     rule: StoppingRule,
+    /// The estimator the analysis will use: the half-widths follow it.
+    estimator: Estimator,
     /// Log-scale distance from zero beyond which an interval is settled whatever its width.
     settled_beyond: f64,
 }
@@ -53,6 +58,7 @@ impl Tracker {
         primaries: Vec<String>,
         labels: &[&str],
         rule: StoppingRule,
+        estimator: Estimator,
         margin: f64,
     ) -> Tracker {
         Tracker {
@@ -64,11 +70,13 @@ impl Tracker {
                     values: vec![BTreeMap::new(); labels.len()],
                     blocks: 0,
                     spent: Duration::ZERO,
+                    fixed: None,
                 })
                 .collect(),
             native: labels.iter().position(|l| *l == NATIVE),
             envs: labels.len(),
             rule,
+            estimator,
             settled_beyond: (1.0 + 2.0 * margin).ln(),
         }
     }
@@ -89,6 +97,16 @@ impl Tracker {
         if measured {
             t.blocks += 1;
         }
+    }
+
+    /// Give `task` exactly `blocks` measured blocks instead of a precision target.
+    pub fn fix_blocks(&mut self, task: usize, blocks: u32) {
+        self.tasks[task].fixed = Some(blocks);
+    }
+
+    /// Time spent on `task` so far, warm-up included.
+    pub fn spent(&self, task: usize) -> Duration {
+        self.tasks[task].spent
     }
 
     pub fn blocks(&self, task: usize) -> u32 {
@@ -117,11 +135,11 @@ impl Tracker {
                     task,
                     env,
                     n: d.len(),
-                    half_width: half_width(&d),
+                    half_width: half_width_of(self.estimator, &d),
                     mean: if d.is_empty() {
                         0.0
                     } else {
-                        d.iter().sum::<f64>() / d.len() as f64
+                        self.estimator.apply(&mut d.clone())
                     },
                 }
             })
@@ -141,47 +159,49 @@ impl Tracker {
     /// Whether every compared environment of `task` is settled. Without native nothing is
     /// ever settled (there is nothing to pair with).
     pub fn done(&self, task: usize) -> bool {
+        if let Some(n) = self.tasks[task].fixed {
+            return self.tasks[task].blocks >= n;
+        }
         self.native.is_some() && self.precision(task).iter().all(|p| self.settled(p))
     }
 
     /// How far `task` is from its target: the widest half-width over the target (infinite
     /// when a half-width cannot be computed yet), over its unsettled estimates.
     fn need(&self, task: usize) -> f64 {
+        if self.tasks[task].fixed.is_some() {
+            // Bounded and usually cheap: take them before the open-ended ones.
+            return f64::INFINITY;
+        }
         self.precision(task)
             .iter()
             .filter(|p| !self.settled(p))
             .map(|p| match p.half_width {
+                // Below the minimum an interval is not trusted whatever its width: those
+                // blocks come first.
+                Some(_) if p.n < self.rule.min_n => f64::INFINITY,
                 Some(hw) => hw / self.rule.target_half_width,
                 None => f64::INFINITY,
             })
             .fold(0.0, f64::max)
     }
 
-    /// The widest half-width of all estimates, with its task and environment.
+    /// The widest half-width of the estimates with a precision target (one-operation tasks
+    /// have none), with its task and environment.
     pub fn worst(&self) -> Option<Precision> {
         (0..self.tasks.len())
+            .filter(|t| self.tasks[*t].fixed.is_none())
             .flat_map(|t| self.precision(t))
             .filter(|p| p.half_width.is_some())
             .max_by(|a, b| a.half_width.partial_cmp(&b.half_width).unwrap())
     }
 
-    /// The task that takes the next block under a `budget`, or `None` when the measurement
-    /// should stop. Every unfinished task may spend an equal share of what the finished
-    /// ones left; among those still within their share, the one furthest from its target
-    /// goes next (ties: the one with fewer blocks, then the lower index).
-    pub fn next(&self, budget: Duration) -> Next {
-        let unfinished: Vec<usize> = (0..self.tasks.len()).filter(|t| !self.done(*t)).collect();
-        if unfinished.is_empty() {
-            return Next::Stop(Stop::Reached);
-        }
-        let finished_spent: Duration = (0..self.tasks.len())
-            .filter(|t| !unfinished.contains(t))
-            .map(|t| self.tasks[t].spent)
-            .sum();
-        let share = budget.saturating_sub(finished_spent) / unfinished.len() as u32;
-        unfinished
-            .into_iter()
-            .filter(|t| self.tasks[*t].spent < share)
+    /// The task that takes the next block, or `Stop` when every task is done. One-operation
+    /// tasks first, until they have their blocks; then the task whose widest interval is
+    /// furthest from the target (ties: fewer blocks, then the lower index). The caller
+    /// stops when the budget is spent.
+    pub fn next(&self) -> Next {
+        (0..self.tasks.len())
+            .filter(|t| !self.done(*t))
             .max_by(|a, b| {
                 let (na, nb) = (self.need(*a), self.need(*b));
                 na.partial_cmp(&nb)
@@ -190,7 +210,7 @@ impl Tracker {
                     .then(b.cmp(a))
             })
             .map(Next::Task)
-            .unwrap_or(Next::Stop(Stop::BudgetSpent))
+            .unwrap_or(Next::Stop(Stop::Reached))
     }
 }
 
@@ -247,7 +267,13 @@ mod tests {
             target_half_width: 0.01,
             min_n: 10,
         };
-        Tracker::new(vec!["m".into(); tasks], &["native", "native-b"], rule, 0.01)
+        Tracker::new(
+            vec!["m".into(); tasks],
+            &["native", "native-b"],
+            rule,
+            Estimator::Mean,
+            0.01,
+        )
     }
 
     /// Feed `n` blocks of task `t` whose pair ratios scatter uniformly within ±`spread`
@@ -273,13 +299,18 @@ mod tests {
         feed(&mut tr, 1, 40, 0.0, 0.2);
         assert!(tr.done(0));
         assert!(!tr.done(1));
-        assert_eq!(tr.next(Duration::from_secs(60)), Next::Task(1));
-        // The noisy task's share is all the budget the precise one left.
-        assert_eq!(
-            tr.next(Duration::from_secs(8)),
-            Next::Stop(Stop::BudgetSpent),
-            "40 blocks × 100 ms each of 8 s: the share of task 1 is 8 − 4 = 4 s, spent"
-        );
+        assert_eq!(tr.next(), Next::Task(1));
+    }
+
+    #[test]
+    fn one_operation_tasks_take_their_blocks_first_and_then_are_done() {
+        let mut tr = tracker(2);
+        tr.fix_blocks(1, 3);
+        feed(&mut tr, 0, 20, 0.0, 0.2);
+        assert_eq!(tr.next(), Next::Task(1));
+        feed(&mut tr, 1, 3, 0.0, 0.5);
+        assert!(tr.done(1), "three blocks, however wide");
+        assert_eq!(tr.next(), Next::Task(0));
     }
 
     #[test]
@@ -292,7 +323,7 @@ mod tests {
         assert!(tr.done(0), "+100% ± 10% is above whatever comes");
         let mut tr = tracker(1);
         feed(&mut tr, 0, 40, 0.0001, 0.0002);
-        assert_eq!(tr.next(Duration::from_secs(60)), Next::Stop(Stop::Reached));
+        assert_eq!(tr.next(), Next::Stop(Stop::Reached));
     }
 
     #[test]
@@ -301,8 +332,8 @@ mod tests {
             target_half_width: 0.01,
             min_n: 2,
         };
-        let tr = Tracker::new(vec!["m".into()], &["vm"], rule, 0.01);
+        let tr = Tracker::new(vec!["m".into()], &["vm"], rule, Estimator::Mean, 0.01);
         assert!(!tr.done(0));
-        assert_eq!(tr.next(Duration::from_secs(1)), Next::Task(0));
+        assert_eq!(tr.next(), Next::Task(0));
     }
 }

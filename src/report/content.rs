@@ -15,6 +15,7 @@ use super::document::{Document, Figure, Table};
 use super::plot::Plot;
 use super::precision;
 use super::table::{fmt_overhead, fmt_pct, fmt_value, FACTOR_FROM};
+use crate::stats::summary::Estimator;
 
 pub fn pct(x: f64) -> String {
     format!("{}%", fmt_pct(x))
@@ -82,7 +83,7 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
     doc.paragraph(format!(
         "Overhead is how much worse than native an environment is, whatever the metric's \
          direction: native/env − 1 for higher-is-better metrics, env/native − 1 for \
-         lower-is-better ones (+5% = 5% worse, −5% = 5% better). Estimate: exp(mean of the \
+         lower-is-better ones (+5% = 5% worse, −5% = 5% better). Estimate: exp({} of the \
          paired per-block log ratios) − 1; brackets: 95% percentile-bootstrap interval \
          ({} resamples, seed {}; blocks of consecutive pairs are resampled together where \
          the pairs are many enough to show dependence). Verdict at margin ±{margin}: within when the 90% interval \
@@ -90,7 +91,12 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
          wholly beyond +{margin}/−{margin}, otherwise inconclusive; no verdict from fewer than \
          {MIN_ROUNDS} paired blocks. The A/A column is \
          a second native instance against native: the noise floor.",
-        analysis.config.resamples, analysis.config.seed
+        match analysis.config.estimator {
+            Estimator::Mean => "mean".to_string(),
+            Estimator::TrimmedMean(t) => format!("{:.0}% trimmed mean", t * 100.0),
+        },
+        analysis.config.resamples,
+        analysis.config.seed
     ));
     doc.table(verdict_table(analysis));
 

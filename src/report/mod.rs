@@ -18,6 +18,7 @@ use thiserror::Error;
 use crate::analysis::{analyze, Analysis, AnalysisConfig, AnalysisError};
 use crate::results::{load_run, LoadError, SUMMARY_CSV};
 use crate::stats::bootstrap::DEFAULT_RESAMPLES;
+use crate::stats::summary::Estimator;
 use crate::stats::verdict::DEFAULT_MARGIN;
 
 pub use plot::Plot;
@@ -47,6 +48,8 @@ pub enum ReportError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("the run names the estimator {name:?}, which this isobench does not know: render it with the isobench version that made it")]
+    Estimator { name: String },
     #[error("cannot render the plots: {0}")]
     Plot(#[from] plot::PlotError),
 }
@@ -100,10 +103,18 @@ pub fn render(dir: &Path, margin: Option<f64>, seed: Option<u64>) -> Result<Rend
 pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, ReportError> {
     let stored = load_run(dir)?;
     let (run, samples) = (stored.run, stored.samples);
+    // Runs before blocks (schema 1) record no estimator: theirs was the mean.
+    let estimator = match run.config.options.get("estimator") {
+        None => Estimator::Mean,
+        Some(name) => {
+            Estimator::parse(name).ok_or_else(|| ReportError::Estimator { name: name.clone() })?
+        }
+    };
     let config = AnalysisConfig {
         margin: options.margin.unwrap_or(DEFAULT_MARGIN),
         seed: options.seed.unwrap_or(run.config.seed),
         resamples: options.resamples.unwrap_or(DEFAULT_RESAMPLES),
+        estimator,
     };
     let analysis = analyze(&samples, config)?;
     let mut files = Vec::new();

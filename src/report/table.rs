@@ -249,7 +249,7 @@ fn footnotes(analysis: &Analysis) -> Vec<String> {
     let mut needed: Option<f64> = None;
     let mut outliers = 0;
     let mut warm = Vec::new();
-    for m in &analysis.metrics {
+    for m in analysis.shown_metrics() {
         for c in &m.comparisons {
             if let Verdict::Inconclusive { .. } = c.verdict {
                 inconclusive += 1;

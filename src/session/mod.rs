@@ -16,7 +16,7 @@ use anyhow::{bail, Context, Result};
 use crate::analysis::Analysis;
 use crate::env::InstanceSpec;
 use crate::measure::{self, Ended, Progress, Protocol};
-use crate::plan::{Design, Plan, Thp, MIN_BLOCKS};
+use crate::plan::{Design, Plan, Thp, MIN_BLOCKS, ONE_OPERATION_BLOCKS};
 use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, SamplesWriter};
 use crate::results::{EnvKind, Measurement};
 use crate::scratch::Scratch;
@@ -234,6 +234,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                         min_n: crate::stats::sequential::DEFAULT_MIN_N,
                     },
                     min_blocks: MIN_BLOCKS,
+                    one_operation_blocks: ONE_OPERATION_BLOCKS,
                 },
             },
             warmup: plan.warmup,
@@ -241,6 +242,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             tsc_hz: run.host.tsc_hz,
             spec: &spec,
             margin: plan.margin,
+            estimator: plan.estimator(),
             inject: plan.inject.as_ref().map(|i| (i.env.clone(), i.fraction)),
         };
         match measure::run(&mut envs, &protocol, &mut tee, observer, interrupted) {

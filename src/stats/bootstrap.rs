@@ -49,7 +49,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::summary::{mean, quantile_sorted};
+use super::summary::{mean, quantile_sorted, Estimator};
 
 /// Default number of bootstrap resamples.
 pub const DEFAULT_RESAMPLES: usize = 10_000;
@@ -88,13 +88,39 @@ impl BootstrapMeans {
     /// Resamples `values` (non-empty) `resamples` times (at least 1) by circular blocks of
     /// `block_len` values (clamped to 1..=n) with a ChaCha8 RNG seeded with `seed`.
     pub fn new(values: &[f64], resamples: usize, seed: u64, block_len: usize) -> BootstrapMeans {
+        Self::of(Estimator::Mean, values, resamples, seed, block_len)
+    }
+
+    /// [`BootstrapMeans::new`] for the estimate `estimator` of each resample (the mean's
+    /// resampling is unchanged: the same draws, the same additions).
+    pub fn of(
+        estimator: Estimator,
+        values: &[f64],
+        resamples: usize,
+        seed: u64,
+        block_len: usize,
+    ) -> BootstrapMeans {
         assert!(!values.is_empty(), "bootstrap of no values");
         let resamples = resamples.max(1);
         let n = values.len();
         let l = block_len.clamp(1, n);
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut resample = Vec::with_capacity(n);
         let mut sorted: Vec<f64> = (0..resamples)
             .map(|_| {
+                if let Estimator::TrimmedMean(_) = estimator {
+                    resample.clear();
+                    let mut left = n;
+                    while left > 0 {
+                        let start = rng.gen_range(0..n);
+                        let take = l.min(left);
+                        let first = take.min(n - start);
+                        resample.extend_from_slice(&values[start..start + first]);
+                        resample.extend_from_slice(&values[..take - first]);
+                        left -= take;
+                    }
+                    return estimator.apply(&mut resample);
+                }
                 // One draw per block, values summed in resample order: with l = 1 this is
                 // exactly the iid bootstrap's sequence of draws and additions.
                 let mut sum = 0.0;
@@ -255,6 +281,19 @@ pub fn estimate_mean(values: &[f64], resamples: usize, seed: u64) -> MeanEstimat
     estimate_mean_with_block_length(values, resamples, seed, block_length(values))
 }
 
+/// [`estimate_mean`] for any [`Estimator`]: the estimate of `values` with its
+/// circular-block-bootstrap intervals (the same block length and widening as the mean's).
+/// `mean` of the result holds the estimate.
+pub fn estimate(estimator: Estimator, values: &[f64], resamples: usize, seed: u64) -> MeanEstimate {
+    if estimator == Estimator::Mean {
+        return estimate_mean(values, resamples, seed);
+    }
+    let block_len = block_length(values).clamp(1, values.len().max(1));
+    let boot = BootstrapMeans::of(estimator, values, resamples, seed, block_len);
+    let m = estimator.apply(&mut values.to_vec());
+    widened(values, m, boot, block_len)
+}
+
 /// [`estimate_mean`] with a given block length (clamped to 1..=n; 1 = iid resampling,
 /// exactly as before blocks existed).
 pub fn estimate_mean_with_block_length(
@@ -265,7 +304,12 @@ pub fn estimate_mean_with_block_length(
 ) -> MeanEstimate {
     let block_len = block_len.clamp(1, values.len().max(1));
     let boot = BootstrapMeans::new(values, resamples, seed, block_len);
-    let m = mean(values);
+    widened(values, mean(values), boot, block_len)
+}
+
+/// The intervals of `boot` around the estimate `m`, widened by κ when blocks are longer
+/// than 1.
+fn widened(values: &[f64], m: f64, boot: BootstrapMeans, block_len: usize) -> MeanEstimate {
     let (ci95, ci90) = (boot.interval(0.95), boot.interval(0.90));
     let (ci95, ci90) = if block_len == 1 {
         (ci95, ci90)

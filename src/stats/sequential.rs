@@ -25,7 +25,7 @@
 //! consistent (the condition for validity above), and the t quantile with `a − 1`
 //! degrees of freedom keeps small samples from looking precise.
 
-use super::summary::mean;
+use super::summary::{mean, Estimator};
 
 /// Default minimum number of values before the rule may stop. Not the half-width's
 /// need (it works from 2 values) but the final interval's: the block bootstrap can only
@@ -80,6 +80,13 @@ impl StoppingRule {
 /// documentation). For scheduling decisions while measuring; the final interval is the
 /// bootstrap's. `None` for fewer than 2 values or any non-finite value.
 pub fn half_width(values: &[f64]) -> Option<f64> {
+    half_width_of(Estimator::Mean, values)
+}
+
+/// [`half_width`] of any [`Estimator`]: the batches' own estimates take the place of the
+/// batch means (for a trimmed mean, each batch is trimmed), so the width follows the
+/// estimator the analysis will use.
+pub fn half_width_of(estimator: Estimator, values: &[f64]) -> Option<f64> {
     let n = values.len();
     if n < 2 || values.iter().any(|v| !v.is_finite()) {
         return None;
@@ -87,7 +94,10 @@ pub fn half_width(values: &[f64]) -> Option<f64> {
     let b = (n as f64).sqrt().floor() as usize;
     let a = n / b;
     let used = &values[n - a * b..];
-    let batch_means: Vec<f64> = used.chunks_exact(b).map(mean).collect();
+    let batch_means: Vec<f64> = used
+        .chunks_exact(b)
+        .map(|c| estimator.apply(&mut c.to_vec()))
+        .collect();
     let grand = mean(&batch_means);
     let ss: f64 = batch_means.iter().map(|m| (m - grand) * (m - grand)).sum();
     let long_run_variance = b as f64 * ss / (a - 1) as f64;

@@ -29,6 +29,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "dgemm".into(),
+    repeated: true,
 };
 
 const SEED_A: u64 = 0xa11c_e5a1_0000_0001;

@@ -25,6 +25,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "hash".into(),
+    repeated: true,
 };
 
 const BUFFER_BYTES: u64 = 16 * 1024;

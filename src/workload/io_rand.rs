@@ -36,6 +36,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "read_iops".into(),
+    repeated: false,
 };
 
 const OFFSETS: u64 = 0x0ff5_e7a1_1234_5678;

@@ -30,6 +30,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "read".into(),
+    repeated: false,
 };
 
 const CHUNK: u64 = 1 << 20;

@@ -33,6 +33,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary,
+    repeated: true,
 };
 
 const LINE: u64 = 64;

@@ -32,6 +32,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "gups".into(),
+    repeated: true,
 };
 
 const POLY: u64 = 7;

@@ -43,6 +43,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "triad".into(),
+    repeated: true,
 };
 
 const SCALAR: f64 = 3.0;

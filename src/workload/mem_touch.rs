@@ -27,6 +27,7 @@ pub const WORKLOAD: Workload = Workload {
     prepare,
     interpret,
     primary: |_| "first_touch".into(),
+    repeated: false,
 };
 
 const PAGE: u64 = 4096;

@@ -122,6 +122,10 @@ pub struct Workload {
     /// shows (docs/METHODOLOGY.md, "Repetitions and the per-sample value"). A function of the
     /// profile because `mem.latency`'s largest working set depends on it.
     pub primary: fn(Profile) -> String,
+    /// Whether one invocation is many short timed repetitions (a steady-state kernel whose
+    /// precision more blocks buy), or one long operation (large sequential IO, a latency
+    /// histogram of single operations, first touch) that keeps its own design.
+    pub repeated: bool,
 }
 
 /// The suffix of a repeated metric's mean-based companion (`hash.mean`).
