@@ -457,3 +457,64 @@ fn clean_removes_what_a_sigkilled_run_left_behind() {
     let dir = run_dir(out.path());
     assert!(!read_samples(&dir.join(SAMPLES_CSV)).unwrap().is_empty());
 }
+
+/// The default design on real environments: a budget, blocks pinned to one CPU, and a
+/// synthetic 2% slowdown of the container found above a 1% margin, while native-b (the
+/// same code as native) is within it. The samples carry the interference accounting.
+#[test]
+fn a_budget_run_finds_an_injected_two_percent_slowdown() {
+    let out = tempfile::tempdir().unwrap();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "native,container",
+            "--workload",
+            "cpu.int",
+            "--budget",
+            "25s",
+            "--seed",
+            "7",
+            "--inject-slowdown",
+            "container=2",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let dir = run_dir(out.path());
+    let run = read_run(&dir.join(RUN_JSON)).unwrap();
+    assert_eq!(run.config.options["design"], "budget");
+    assert_eq!(run.config.options["inject_slowdown"], "container=2%");
+    assert_eq!(run.config.options["estimator"], "trimmed-mean-20");
+    let m = run
+        .measurement
+        .expect("run.json says how the measurement went");
+    assert!(m.blocks["cpu.int"] >= 10, "{m:?}");
+    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
+    let verdict = |env: &str| -> String {
+        overhead
+            .lines()
+            .find(|l| l.starts_with(&format!("cpu.int,hash,MB/s,higher,{env},")))
+            .unwrap_or_else(|| panic!("no cpu.int/hash row for {env}:\n{overhead}"))
+            .split(',')
+            .nth(13)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(verdict("container"), "above", "{overhead}");
+    assert_eq!(verdict("native-b"), "within", "{overhead}");
+    let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
+    for counter in [
+        "counter.run_delay_ns",
+        "counter.nivcsw",
+        "counter.steal_ticks",
+    ] {
+        assert!(
+            samples
+                .iter()
+                .any(|s| s.metric == counter && s.env == "container"),
+            "{counter} missing"
+        );
+    }
+}

@@ -12,6 +12,7 @@ use isobench::env::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, Ra
 use isobench::measure::{run, Design, Ended, MeasureError, NoProgress, Protocol, Stop};
 use isobench::results::SampleRow;
 use isobench::stats::sequential::StoppingRule;
+use isobench::stats::summary::Estimator;
 use isobench::stats::verdict::Verdict;
 use isobench::workload::{self, Expected, Profile, Sizing, Span};
 
@@ -43,6 +44,7 @@ fn protocol<'a>(
         tsc_hz: 1e9,
         spec: sp,
         margin: 0.01,
+        estimator: Estimator::BLOCKS_DEFAULT,
         inject: None,
     }
 }
@@ -184,6 +186,7 @@ fn budget(budget: Duration, target: f64, min_n: usize) -> Design {
             min_n,
         },
         min_blocks: 5,
+        one_operation_blocks: 3,
     }
 }
 
@@ -307,7 +310,11 @@ fn an_injected_two_percent_slowdown_is_found_above_a_one_percent_margin() {
         &AtomicBool::new(false),
     )
     .unwrap();
-    let a = analyze(&rows, AnalysisConfig::new(5)).unwrap();
+    let config = AnalysisConfig {
+        estimator: Estimator::BLOCKS_DEFAULT,
+        ..AnalysisConfig::new(5)
+    };
+    let a = analyze(&rows, config).unwrap();
     let hash = a.metrics.iter().find(|m| m.metric == "hash").unwrap();
     let c = hash.comparison("container").unwrap();
     assert_eq!(c.verdict, Verdict::Above, "{c:?}");
