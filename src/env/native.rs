@@ -227,7 +227,7 @@ mod tests {
     /// About 0.2 s of cpu.int: long enough to watch the runner while it works.
     fn long_cpu_int() -> Invocation {
         Invocation {
-            params: workload::params(&[16 * 1024, 50_000, 7]),
+            params: workload::params(&[16 * 1024, 50_000, 7, 1]),
             ..cpu_int()
         }
     }

@@ -623,7 +623,7 @@ mod tests {
         Invocation {
             name: "cpu.int",
             workload: WL_CPU_INT,
-            params: crate::workload::params(&[16 * 1024, 50_000, 7]),
+            params: crate::workload::params(&[16 * 1024, 50_000, 7, 1]),
             flags: 0,
         }
     }
