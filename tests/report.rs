@@ -238,10 +238,13 @@ fn plots_render_from_edge_cases() {
     assert!(overhead.contains(",too-few-rounds,"), "{overhead}");
 }
 
-/// A real run made by isobench 0.1.0 before the results model was typed (native, native-b,
-/// container and vm; cpu.int, sys.call, io.rand and start; 5 rounds, seed 42), with the
-/// report files that version rendered. Reading it with today's model and rendering it
-/// again must give the same bytes: the file formats did not change.
+/// A real run made by isobench 0.1.0 before the results model was typed and before blocks
+/// (native, native-b, container and vm; cpu.int, sys.call, io.rand and start; 5 rounds,
+/// seed 42), with the files that version rendered. Reading it with today's model and
+/// rendering it again must give the same summary.csv and overhead.csv, byte for byte: the
+/// formats did not change, and a schema-1 run keeps its estimator (the mean). The prose
+/// of report.md/html has changed since (a precision section, blocks for rounds), so those
+/// are only checked to render.
 #[test]
 fn a_run_stored_by_an_earlier_version_rerenders_byte_for_byte() {
     let fixture =
@@ -251,7 +254,10 @@ fn a_run_stored_by_an_earlier_version_rerenders_byte_for_byte() {
         std::fs::copy(fixture.join(f), dir.join(f)).unwrap();
     }
     render(&dir, None, None).unwrap();
-    for f in ["summary.csv", "overhead.csv", "report.md", "report.html"] {
+    for f in ["report.md", "report.html"] {
+        assert!(!read(&dir, f).is_empty(), "{f} rendered");
+    }
+    for f in ["summary.csv", "overhead.csv"] {
         assert!(
             read(&dir, f) == read(&fixture, f),
             "{f} differs from what isobench 0.1.0 rendered (diff {} {})",

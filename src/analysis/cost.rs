@@ -96,7 +96,9 @@ pub(super) fn disturbances(samples: &[SampleRow], envs: &[String]) -> Vec<Distur
 
 /// A duration for people: `40 s`, `12 min`, `3.5 h`.
 pub fn fmt_duration(secs: f64) -> String {
-    if secs < 90.0 {
+    if secs < 1.0 {
+        "under 1 s".to_string()
+    } else if secs < 90.0 {
         format!("{secs:.0} s")
     } else if secs < 90.0 * 60.0 {
         format!("{:.0} min", secs / 60.0)
@@ -114,7 +116,10 @@ pub fn time_needed_text(secs: f64, reference: f64) -> String {
             fmt_duration(reference)
         )
     } else {
-        format!("≈{} more", fmt_duration(secs))
+        match fmt_duration(secs) {
+            under if secs < 1.0 => format!("{under} more"),
+            d => format!("≈{d} more"),
+        }
     }
 }
 
@@ -178,6 +183,8 @@ mod tests {
     #[test]
     fn durations_read_naturally() {
         assert_eq!(fmt_duration(40.0), "40 s");
+        assert_eq!(fmt_duration(0.2), "under 1 s");
+        assert_eq!(time_needed_text(0.2, 60.0), "under 1 s more");
         assert_eq!(fmt_duration(720.0), "12 min");
         assert_eq!(fmt_duration(3.5 * 3600.0), "3.5 h");
         assert_eq!(time_needed_text(120.0, 60.0), "≈2 min more");

@@ -366,10 +366,11 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
             .filter_map(|m| m.comparison(env).map(|c| (m, c)))
             .collect();
         // Where native differs from itself by more than the margin, no ±margin verdict of
-        // another environment means anything on this host: those metrics are set apart.
+        // another environment means anything on this host: those metrics are set apart,
+        // unless the environment's interval lies beyond the margin and the A/A noise both.
         let (no_verdict, comps): (Vec<_>, Vec<_>) = all
             .into_iter()
-            .partition(|(m, _)| env != NATIVE_B && aa_too_wide(m, margin));
+            .partition(|(m, c)| env != NATIVE_B && no_verdict_possible(m, c, margin));
         let count = |f: fn(&Verdict) -> bool| comps.iter().filter(|(_, c)| f(&c.verdict)).count();
         let within = count(|v| matches!(v, Verdict::Within));
         let above = count(|v| matches!(v, Verdict::Above));
@@ -456,7 +457,14 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
                 ));
             }
         } else if above == 0 && below == 0 && inconclusive == 0 && few == 0 && total > 0 {
-            s.push_str(&format!(" On this run, the \"only ~{m_txt}\" claim holds for {env} on every metric measured."));
+            let which = if no_verdict.is_empty() {
+                "every metric measured".to_string()
+            } else {
+                format!("the {} metric(s) where a verdict is possible", comps.len())
+            };
+            s.push_str(&format!(
+                " On this run, the \"only ~{m_txt}\" claim holds for {env} on {which}."
+            ));
         } else if above > 0 {
             s.push_str(&format!(" On this run, the \"only ~{m_txt}\" claim does not hold for {env} on {above} metrics."));
         }
@@ -479,11 +487,20 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
     out
 }
 
-/// Whether native-b's 95% interval on `m` is wider than ±`margin`.
-fn aa_too_wide(m: &MetricAnalysis, margin: f64) -> bool {
-    m.comparison(NATIVE_B)
-        .and_then(|c| c.overhead)
-        .is_some_and(|o| o.half_width() > margin)
+/// Whether `c`'s ±`margin` verdict on `m` cannot be told from noise on this host: native-b's
+/// 95% interval is wider than ±`margin`, and `c`'s interval does not lie beyond the margin
+/// plus that width (a +600% start-up cost stays a finding whatever the A/A floor).
+fn no_verdict_possible(m: &MetricAnalysis, c: &Comparison, margin: f64) -> bool {
+    let Some(aa) = m.comparison(NATIVE_B).and_then(|a| a.overhead) else {
+        return false;
+    };
+    let floor = aa.half_width();
+    if floor <= margin {
+        return false;
+    }
+    let beyond = margin + floor;
+    !c.overhead
+        .is_some_and(|o| o.ci95.low > beyond || o.ci95.high < -beyond)
 }
 
 /// Median half-width of native-b's 95% intervals (a fraction), if native-b ran.
