@@ -518,3 +518,47 @@ fn a_budget_run_finds_an_injected_two_percent_slowdown() {
         );
     }
 }
+
+/// A container CPU quota is still found under blocks of short repetitions: with `--cpus`
+/// every invocation spans several CFS periods and its value is mean-based, so the
+/// throttled stretches count.
+#[test]
+fn a_half_cpu_quota_is_found_above() {
+    let out = tempfile::tempdir().unwrap();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "native,container",
+            "--workload",
+            "cpu.int",
+            "--cpus",
+            "0.5",
+            "--rounds",
+            "6",
+            "--warmup",
+            "1",
+            "--seed",
+            "3",
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .assert()
+        .success();
+    let dir = run_dir(out.path());
+    let run = read_run(&dir.join(RUN_JSON)).unwrap();
+    assert_eq!(run.config.options["span"], "cfs-safe");
+    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
+    let row: Vec<&str> = overhead
+        .lines()
+        .find(|l| l.starts_with("cpu.int,hash,MB/s,higher,container,"))
+        .unwrap_or_else(|| panic!("no container row:\n{overhead}"))
+        .split(',')
+        .collect();
+    let estimate: f64 = row[8].parse().unwrap();
+    assert_eq!(row[13], "above", "{overhead}");
+    assert!(
+        (0.6..1.4).contains(&estimate),
+        "half a CPU roughly doubles the time: {estimate}"
+    );
+}

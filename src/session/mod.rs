@@ -87,7 +87,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     };
 
     observer.note(&format!(
-        "isobench {}: image sha256 {}…, {} profile, {}, {} warm-up block(s) per workload, seed {}, measured on {}",
+        "version {}, image sha256 {}…, {} profile, {}, {} warm-up block(s) per workload, seed {}, measured on {}",
         env!("CARGO_PKG_VERSION"),
         &image_sha[..16],
         plan.profile.name(),

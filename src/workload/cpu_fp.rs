@@ -77,6 +77,7 @@ pub fn matmul(a: &[f64], b: &[f64], n: usize) -> Vec<f64> {
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let (n, reps) = size(sizing);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_CPU_FP,
@@ -94,12 +95,15 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
     let [n, reps, ..] = p.invocation.params;
     check_records(WORKLOAD.name, raw, reps, "one per repetition")?;
     let flops = 2.0 * (n as f64).powi(3);
-    Ok(
-        repeated("dgemm", "GFLOP/s", Better::Higher, &raw.records, |c| {
-            flops / (c / tsc_hz) / 1e9
-        })
-        .into(),
+    Ok(repeated(
+        p.span,
+        "dgemm",
+        "GFLOP/s",
+        Better::Higher,
+        &raw.records,
+        |c| flops / (c / tsc_hz) / 1e9,
     )
+    .into())
 }
 
 #[cfg(test)]

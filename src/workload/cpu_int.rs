@@ -63,6 +63,7 @@ pub fn reference(bytes: u64, passes: u64, seed: u64) -> u64 {
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let reps = reps(sizing.span);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_CPU_INT,
@@ -80,10 +81,12 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
     let [bytes, passes, _, reps, ..] = p.invocation.params;
     check_records(WORKLOAD.name, raw, reps, "one per repetition")?;
     let bytes_per_rep = (bytes * passes) as f64;
-    Ok(repeated("hash", "MB/s", Better::Higher, &raw.records, |c| {
-        bytes_per_rep / (c / tsc_hz) / 1e6
-    })
-    .into())
+    Ok(
+        repeated(p.span, "hash", "MB/s", Better::Higher, &raw.records, |c| {
+            bytes_per_rep / (c / tsc_hz) / 1e6
+        })
+        .into(),
+    )
 }
 
 #[cfg(test)]

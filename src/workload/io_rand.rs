@@ -83,6 +83,7 @@ pub fn reference(file: u64, writes: u64, reads: u64, seed: u64) -> u64 {
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let (file, writes, reads) = size(sizing.profile);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_IO_RAND,

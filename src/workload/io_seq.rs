@@ -50,6 +50,7 @@ pub fn reference(file: u64, seed: u64) -> u64 {
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let file = file_bytes(sizing.profile);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_IO_SEQ,

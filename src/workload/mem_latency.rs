@@ -133,6 +133,7 @@ fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let (lo, hi) = sweep(sizing.profile);
     let (steps, reps) = (STEPS_PER_REP, reps(sizing));
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_LATENCY,
@@ -159,9 +160,14 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
         // `max(1)`: no chunks, rather than a panic, for a (never prepared) zero count.
         .zip(raw.records.chunks_exact(reps.max(1) as usize))
         .flat_map(|(log2, cycles)| {
-            repeated(&metric_name(1 << log2), "ns", Better::Lower, cycles, |c| {
-                c / tsc_hz * 1e9 / steps as f64
-            })
+            repeated(
+                p.span,
+                &metric_name(1 << log2),
+                "ns",
+                Better::Lower,
+                cycles,
+                |c| c / tsc_hz * 1e9 / steps as f64,
+            )
         })
         .collect())
 }
@@ -228,6 +234,7 @@ mod tests {
     fn median_ignores_an_outlier_the_mean_does_not_per_size() {
         let (lo, hi, steps, reps) = (14u64, 15u64, 1000u64, 4u64);
         let p = Prepared {
+            span: Span::Short,
             invocation: Invocation {
                 name: WORKLOAD.name,
                 workload: WL_MEM_LATENCY,

@@ -72,6 +72,7 @@ fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
     let (k, reps) = size(sizing);
     let updates = reps * UPDATES_PER_REP;
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_RANDOM,
@@ -89,10 +90,12 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
     let [_, updates, reps, ..] = p.invocation.params;
     check_records(WORKLOAD.name, raw, reps, "one per repetition")?;
     let per_rep = (updates / reps) as f64;
-    Ok(repeated("gups", "GUPS", Better::Higher, &raw.records, |c| {
-        per_rep / (c / tsc_hz) / 1e9
-    })
-    .into())
+    Ok(
+        repeated(p.span, "gups", "GUPS", Better::Higher, &raw.records, |c| {
+            per_rep / (c / tsc_hz) / 1e9
+        })
+        .into(),
+    )
 }
 
 #[cfg(test)]

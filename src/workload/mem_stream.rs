@@ -150,6 +150,7 @@ fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
     let n = array_bytes(sizing.profile) / 8;
     let ntimes = ntimes(n, sizing.span);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_STREAM,
@@ -192,7 +193,7 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
                 .map(|it| it[k])
                 .collect();
             let bytes = bytes_per_elem * n as f64;
-            repeated(name, "GB/s", Better::Higher, &reps, |c| {
+            repeated(p.span, name, "GB/s", Better::Higher, &reps, |c| {
                 bytes / (c / tsc_hz) / 1e9
             })
         })
@@ -209,6 +210,7 @@ mod tests {
         // A small stand-in for the real sizes: 1000 elements, 5 iterations, at 1 GHz.
         let (n, ntimes) = (1000u64, 5u64);
         let p = Prepared {
+            span: Span::Short,
             invocation: Invocation {
                 name: WORKLOAD.name,
                 workload: WL_MEM_STREAM,

@@ -47,6 +47,7 @@ pub fn reference(bytes: u64, seed: u64) -> u64 {
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let bytes = region_bytes(sizing.profile);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_MEM_TOUCH,

@@ -87,6 +87,9 @@ pub struct ChecksumMismatch {
 /// A workload ready to run: the invocation plus what it needs and what it must return.
 #[derive(Clone, Debug)]
 pub struct Prepared {
+    /// How long the invocation runs; under a CPU quota ([`Span::CfsSafe`]) the per-sample
+    /// value is mean-based (see [`repeated`]).
+    pub span: Span,
     pub invocation: Invocation,
     /// Working memory the invocation uses, in bytes (from `WORK_BASE`).
     pub work_bytes: u64,
@@ -159,7 +162,13 @@ pub fn median_cycles(cycles: &[u64]) -> f64 {
 /// `value` maps cycles per repetition to the metric's value; `name` gets the median
 /// repetition's value, `name.mean` the value of the mean repetition (total work over total
 /// cycles).
+///
+/// Under a CPU quota (`span` is [`Span::CfsSafe`]) `name` is the mean-based value too: a
+/// repetition is far shorter than a CFS period, so the median repetition is one that ran
+/// between two throttled stretches, and the time the quota takes away — the cost being
+/// measured — would be left out.
 pub fn repeated(
+    span: Span,
     name: &str,
     unit: &str,
     better: Better,
@@ -173,8 +182,12 @@ pub fn repeated(
         unit: unit.into(),
         better,
     };
+    let main = match span {
+        Span::Short => median_cycles(reps),
+        Span::CfsSafe => mean,
+    };
     [
-        metric(name.into(), median_cycles(reps)),
+        metric(name.into(), main),
         metric(mean_companion(name), mean),
     ]
 }
@@ -326,11 +339,14 @@ mod tests {
         // the mean (total over count: 190) does not.
         let mut reps = vec![100u64; 9];
         reps.push(1000);
-        let [m, mean] = repeated("x", "u", Better::Lower, &reps, |c| c);
+        let [m, mean] = repeated(Span::Short, "x", "u", Better::Lower, &reps, |c| c);
         assert_eq!((m.name.as_str(), m.value), ("x", 100.0));
         assert_eq!((mean.name.as_str(), mean.value), ("x.mean", 190.0));
         assert_eq!(mean.unit, "u");
         assert_eq!(mean.better, Better::Lower);
+        // Under a CPU quota the throttled stretches are the cost: the value is mean-based.
+        let [m, _] = repeated(Span::CfsSafe, "x", "u", Better::Lower, &reps, |c| c);
+        assert_eq!(m.value, 190.0);
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub fn reference(calls: u64) -> u64 {
 fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
     let reps = reps(sizing.span);
     Prepared {
+        span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_SYS_CALL,
@@ -70,12 +71,15 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
     check(WORKLOAD.name, p.expected, raw.checksum)?;
     let [calls, reps, ..] = p.invocation.params;
     check_records(WORKLOAD.name, raw, reps, "one per repetition")?;
-    Ok(
-        repeated("null_hostcall", "ns", Better::Lower, &raw.records, |c| {
-            c / tsc_hz * 1e9 / calls as f64
-        })
-        .into(),
+    Ok(repeated(
+        p.span,
+        "null_hostcall",
+        "ns",
+        Better::Lower,
+        &raw.records,
+        |c| c / tsc_hz * 1e9 / calls as f64,
     )
+    .into())
 }
 
 #[cfg(test)]
