@@ -3,11 +3,25 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
 use isobench::results::{read_run, read_samples, RUN_JSON, SAMPLES_CSV, SUMMARY_CSV};
 use predicates::prelude::*;
+
+/// Tests that measure a difference hold this exclusively: every run pins its instances to
+/// the same CPU, so a run of another test at the same time would take half of that CPU from
+/// native and container alike (and hide a CPU quota). Tests that only run isobench share it.
+static MEASURING: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    MEASURING.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    MEASURING.write().unwrap_or_else(|e| e.into_inner())
+}
 
 fn isobench() -> Command {
     Command::cargo_bin("isobench").expect("the isobench binary is built")
@@ -35,6 +49,7 @@ fn run_dir(out: &Path) -> PathBuf {
 
 #[test]
 fn native_quick_run_writes_complete_results() {
+    let _run = shared();
     let out = tempfile::tempdir().unwrap();
     let families = "cpu.int,mem.stream,io.seq,sys.call,start";
     isobench()
@@ -169,6 +184,7 @@ fn info_names_image_and_host() {
 
 #[test]
 fn ctrl_c_keeps_what_was_measured() {
+    let _run = shared();
     let out = tempfile::tempdir().unwrap();
     let mut child = isobench()
         .args([
@@ -255,6 +271,7 @@ fn host_leftovers() -> Vec<String> {
 
 #[test]
 fn all_three_environments_run_the_same_image_with_verified_checksums() {
+    let _run = shared();
     let out = tempfile::tempdir().unwrap();
     let child = isobench()
         .args([
@@ -388,6 +405,7 @@ fn long_container_run(out: &Path) -> std::process::Child {
 
 #[test]
 fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
+    let _run = shared();
     let out = tempfile::tempdir().unwrap();
     let mut child = long_container_run(out.path());
     nix::sys::signal::kill(
@@ -416,6 +434,7 @@ fn ctrl_c_during_a_container_run_leaves_nothing_behind() {
 
 #[test]
 fn clean_removes_what_a_sigkilled_run_left_behind() {
+    let _run = shared();
     let out = tempfile::tempdir().unwrap();
     let mut child = long_container_run(out.path());
     let pid = child.id();
@@ -463,6 +482,7 @@ fn clean_removes_what_a_sigkilled_run_left_behind() {
 /// same code as native) is within it. The samples carry the interference accounting.
 #[test]
 fn a_budget_run_finds_an_injected_two_percent_slowdown() {
+    let _alone = exclusive();
     let out = tempfile::tempdir().unwrap();
     isobench()
         .args([
@@ -524,6 +544,7 @@ fn a_budget_run_finds_an_injected_two_percent_slowdown() {
 /// throttled stretches count.
 #[test]
 fn a_half_cpu_quota_is_found_above() {
+    let _alone = exclusive();
     let out = tempfile::tempdir().unwrap();
     isobench()
         .args([
