@@ -27,6 +27,15 @@ fn spec() -> InstanceSpec {
     }
 }
 
+/// Run the protocol to its end, uninterrupted, with no progress display.
+fn measure_all(
+    envs: &mut [Box<dyn Environment>],
+    p: &Protocol,
+    rows: &mut Vec<SampleRow>,
+) -> Result<isobench::measure::Outcome, MeasureError> {
+    run(envs, p, rows, &mut NoProgress, &AtomicBool::new(false))
+}
+
 fn protocol<'a>(
     wl: &'a [(&'static workload::Workload, workload::Prepared)],
     sp: &'a InstanceSpec,
@@ -99,14 +108,7 @@ fn fixed_blocks_record_every_pair_and_skip_warmup() {
     ];
     let p = protocol(&wl, &sp, true, Design::Fixed { blocks: 3 }, 2);
     let mut rows: Vec<SampleRow> = Vec::new();
-    let out = run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let out = measure_all(&mut envs, &p, &mut rows).unwrap();
     assert_eq!(out.ended, Ended::Complete { stop: Stop::Fixed });
     assert_eq!(out.blocks, vec![("cpu.int".into(), 3), ("start".into(), 3)]);
     let perf: Vec<&SampleRow> = rows.iter().filter(|r| !r.is_counter()).collect();
@@ -151,14 +153,7 @@ fn every_environment_takes_every_position_equally_often() {
         .collect();
     let p = protocol(&wl, &sp, false, Design::Fixed { blocks: 8 }, 0);
     let mut rows: Vec<SampleRow> = Vec::new();
-    run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    measure_all(&mut envs, &p, &mut rows).unwrap();
     let calls = calls.borrow();
     assert_eq!(calls.len(), 32);
     for (i, label) in ["native", "native-b", "container", "vm"].iter().enumerate() {
@@ -226,14 +221,7 @@ fn a_budget_stops_early_once_every_estimate_is_precise() {
         1,
     );
     let mut rows: Vec<SampleRow> = Vec::new();
-    let out = run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let out = measure_all(&mut envs, &p, &mut rows).unwrap();
     assert_eq!(
         out.ended,
         Ended::Complete {
@@ -265,14 +253,7 @@ fn a_budget_that_runs_out_says_so() {
         0,
     );
     let mut rows: Vec<SampleRow> = Vec::new();
-    let out = run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    let out = measure_all(&mut envs, &p, &mut rows).unwrap();
     assert_eq!(
         out.ended,
         Ended::Complete {
@@ -302,14 +283,7 @@ fn an_injected_two_percent_slowdown_is_found_above_a_one_percent_margin() {
     );
     p.inject = Some(("container".into(), 0.02));
     let mut rows: Vec<SampleRow> = Vec::new();
-    run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap();
+    measure_all(&mut envs, &p, &mut rows).unwrap();
     let config = AnalysisConfig {
         estimator: Estimator::BLOCKS_DEFAULT,
         ..AnalysisConfig::new(5)
@@ -334,14 +308,7 @@ fn a_wrong_checksum_stops_the_run_naming_env_and_workload() {
     let mut envs = vec![fake("native", 1000, good), fake("vm", 1000, good ^ 1)];
     let p = protocol(&wl, &sp, false, Design::Fixed { blocks: 2 }, 0);
     let mut rows: Vec<SampleRow> = Vec::new();
-    let err = run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let err = measure_all(&mut envs, &p, &mut rows).unwrap_err();
     assert!(matches!(err, MeasureError::Checksum { .. }));
     let msg = format!("{err:#}");
     assert!(
@@ -374,14 +341,7 @@ fn an_environment_error_is_returned_after_completed_blocks_were_kept() {
     let mut envs: Vec<Box<dyn Environment>> = vec![Box::new(crashing)];
     let p = protocol(&wl, &sp, false, Design::Fixed { blocks: 5 }, 0);
     let mut rows: Vec<SampleRow> = Vec::new();
-    let err = run(
-        &mut envs,
-        &p,
-        &mut rows,
-        &mut NoProgress,
-        &AtomicBool::new(false),
-    )
-    .unwrap_err();
+    let err = measure_all(&mut envs, &p, &mut rows).unwrap_err();
     assert!(format!("{err}").contains("SIGSEGV"));
     assert_eq!(
         rows.iter().filter(|r| r.metric == "hash").count(),

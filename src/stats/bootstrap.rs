@@ -463,17 +463,7 @@ mod tests {
         means
     }
 
-    /// A seeded AR(1) series x_t = φ x_{t−1} + e_t with uniform innovations.
-    fn ar1(n: usize, phi: f64, seed: u64) -> Vec<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut x = 0.0;
-        (0..n)
-            .map(|_| {
-                x = phi * x + rng.gen_range(-1.0..1.0);
-                x
-            })
-            .collect()
-    }
+    use crate::stats::series::ar1;
 
     #[test]
     fn block_length_one_resamples_exactly_as_the_iid_bootstrap() {

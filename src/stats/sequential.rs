@@ -171,19 +171,8 @@ fn t975(df: usize) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
 
-    fn ar1(n: usize, phi: f64, seed: u64) -> Vec<f64> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut x = 0.0;
-        (0..n)
-            .map(|_| {
-                x = phi * x + rng.gen_range(-1.0..1.0);
-                x
-            })
-            .collect()
-    }
+    use crate::stats::series::ar1;
 
     #[test]
     fn t_quantiles() {
