@@ -11,7 +11,8 @@ const ABOUT: &str = "Measure what isolation costs.
 
 isobench runs the same freestanding workload image natively, in a container it builds
 itself (namespaces, cgroups, overlayfs) and in a minimal KVM guest it boots itself, in
-randomised rounds, and reports each environment's overhead against native.";
+blocks of adjacent samples pinned to one CPU, for a time budget and a precision target,
+and reports each environment's overhead against native.";
 
 const AFTER: &str = "Exit codes:
   0  success
@@ -21,7 +22,8 @@ const AFTER: &str = "Exit codes:
   130  interrupted (Ctrl-C / SIGTERM); what was measured so far is kept
 
 Examples:
-  isobench run                                 all available environments, quick profile
+  isobench run                                 all available environments, quick profile, 3 min
+  isobench run --precision 0.5 --budget 10m    a tighter answer for more time
   isobench run --env native,vm --workload 'cpu.*' --rounds 10
   isobench run --env native,container --cpus 0.5 --memory 512M
   isobench info                                image hash, host facts, what can run here";
