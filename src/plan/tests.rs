@@ -1,0 +1,83 @@
+//! Unit tests of the plan: sizes, durations, CPU choices, workload globs, typed options.
+
+use super::*;
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("512M"), Some(512 << 20));
+    assert_eq!(parse_size("2G"), Some(2 << 30));
+    assert_eq!(parse_size("64KiB"), Some(64 << 10));
+    assert_eq!(parse_size("1000"), Some(1000));
+    assert_eq!(parse_size("0.5G"), Some(512 << 20));
+    assert_eq!(parse_size("12X"), None);
+    assert_eq!(parse_size(""), None);
+    assert_eq!(parse_size("0"), None);
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+    assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
+    assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+    assert_eq!(parse_duration("180"), Ok(Duration::from_secs(180)));
+    for bad in ["", "3x", "m", "-5", "0s", "1.5.2m"] {
+        assert!(parse_duration(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn cpu_choices_and_injections() {
+    assert_eq!(parse_cpu_choice("auto"), Ok(CpuChoice::Auto));
+    assert_eq!(parse_cpu_choice("1"), Ok(CpuChoice::Cpu(1)));
+    assert!(parse_cpu_choice("x").is_err());
+    assert_eq!(
+        parse_injection("container=2"),
+        Ok(Injection {
+            env: "container".into(),
+            fraction: 0.02
+        })
+    );
+    assert!(parse_injection("container").is_err());
+}
+
+#[test]
+fn cpusets() {
+    assert!(parse_cpuset("0").is_ok());
+    assert!(parse_cpuset("0-1,3").is_ok());
+    assert!(parse_cpuset("a").is_err());
+    assert!(parse_cpuset("").is_err());
+    assert!(parse_cpuset("1-").is_err());
+}
+
+#[test]
+fn workload_globs() {
+    let (w, start) = select_workloads(&["cpu.*".into()]).unwrap();
+    assert!(w.iter().all(|w| w.name.starts_with("cpu.")) && !w.is_empty());
+    assert!(!start);
+    let (_, start) = select_workloads(&["start".into()]).unwrap();
+    assert!(start);
+    let err = select_workloads(&["nope*".into()]).unwrap_err().to_string();
+    assert!(err.contains("nope*") && err.contains("cpu.int"), "{err}");
+}
+
+#[test]
+fn typed_options_record_as_typed() {
+    for u in [Upper::Disk, Upper::Tmpfs] {
+        assert_eq!(u.to_possible_value().unwrap().get_name(), u.name());
+        assert_eq!(
+            serde_json::to_string(&u).unwrap(),
+            format!("\"{}\"", u.name())
+        );
+    }
+    for g in [GuestPageSize::Size4K, GuestPageSize::Size2M] {
+        assert_eq!(g.to_possible_value().unwrap().get_name(), g.name());
+        assert_eq!(
+            serde_json::to_string(&g).unwrap(),
+            format!("\"{}\"", g.name())
+        );
+    }
+    for t in [Thp::On, Thp::Off] {
+        assert_eq!(t.to_possible_value().unwrap().get_name(), t.name());
+    }
+}
