@@ -477,6 +477,18 @@ fn clean_removes_what_a_sigkilled_run_left_behind() {
     assert!(!read_samples(&dir.join(SAMPLES_CSV)).unwrap().is_empty());
 }
 
+/// The fields of `overhead.csv`'s cpu.int/hash row for `env` (8: overhead, 13: verdict).
+fn cpu_int_hash_row(dir: &Path, env: &str) -> Vec<String> {
+    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
+    overhead
+        .lines()
+        .find(|l| l.starts_with(&format!("cpu.int,hash,MB/s,higher,{env},")))
+        .unwrap_or_else(|| panic!("no cpu.int/hash row for {env}:\n{overhead}"))
+        .split(',')
+        .map(str::to_string)
+        .collect()
+}
+
 /// The default design on real environments: a budget, blocks pinned to one CPU, and a
 /// synthetic 2% slowdown of the container found above a 1% margin, while native-b (the
 /// same code as native) is within it. The samples carry the interference accounting.
@@ -511,19 +523,9 @@ fn a_budget_run_finds_an_injected_two_percent_slowdown() {
         .measurement
         .expect("run.json says how the measurement went");
     assert!(m.blocks["cpu.int"] >= 10, "{m:?}");
-    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
-    let verdict = |env: &str| -> String {
-        overhead
-            .lines()
-            .find(|l| l.starts_with(&format!("cpu.int,hash,MB/s,higher,{env},")))
-            .unwrap_or_else(|| panic!("no cpu.int/hash row for {env}:\n{overhead}"))
-            .split(',')
-            .nth(13)
-            .unwrap()
-            .to_string()
-    };
-    assert_eq!(verdict("container"), "above", "{overhead}");
-    assert_eq!(verdict("native-b"), "within", "{overhead}");
+    let verdict = |env: &str| cpu_int_hash_row(&dir, env)[13].clone();
+    assert_eq!(verdict("container"), "above");
+    assert_eq!(verdict("native-b"), "within");
     let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
     for counter in [
         "counter.run_delay_ns",
@@ -569,15 +571,9 @@ fn a_half_cpu_quota_is_found_above() {
     let dir = run_dir(out.path());
     let run = read_run(&dir.join(RUN_JSON)).unwrap();
     assert_eq!(run.config.options["span"], "cfs-safe");
-    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
-    let row: Vec<&str> = overhead
-        .lines()
-        .find(|l| l.starts_with("cpu.int,hash,MB/s,higher,container,"))
-        .unwrap_or_else(|| panic!("no container row:\n{overhead}"))
-        .split(',')
-        .collect();
+    let row = cpu_int_hash_row(&dir, "container");
     let estimate: f64 = row[8].parse().unwrap();
-    assert_eq!(row[13], "above", "{overhead}");
+    assert_eq!(row[13], "above", "{row:?}");
     assert!(
         (0.6..1.4).contains(&estimate),
         "half a CPU roughly doubles the time: {estimate}"

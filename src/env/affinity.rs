@@ -322,17 +322,7 @@ mod tests {
         assert!(e.contains("beyond"), "{e}");
     }
 
-    fn median_us(mut f: impl FnMut(), n: usize) -> f64 {
-        let mut t: Vec<f64> = (0..n)
-            .map(|_| {
-                let t0 = std::time::Instant::now();
-                f();
-                t0.elapsed().as_nanos() as f64 / 1e3
-            })
-            .collect();
-        t.sort_by(f64::total_cmp);
-        t[n / 2]
-    }
+    use crate::env::median_us;
 
     /// What the vm's per-invocation pin and restore cost (outside the timed region);
     /// `--nocapture` prints the medians.

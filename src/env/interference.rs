@@ -196,7 +196,7 @@ impl Reader {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use super::*;
 
@@ -340,17 +340,7 @@ nonvoluntary_ctxt_switches:\t17
         .unwrap();
     }
 
-    fn median_us(mut f: impl FnMut(), n: usize) -> f64 {
-        let mut t: Vec<f64> = (0..n)
-            .map(|_| {
-                let t0 = Instant::now();
-                f();
-                t0.elapsed().as_nanos() as f64 / 1e3
-            })
-            .collect();
-        t.sort_by(f64::total_cmp);
-        t[n / 2]
-    }
+    use crate::env::median_us;
 
     /// What a reading costs (twice per invocation); `--nocapture` prints the medians.
     #[test]

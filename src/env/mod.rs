@@ -167,3 +167,18 @@ pub fn build(
         EnvKind::Container => Box::new(container::Container::new(label, plan.container.clone())),
     })
 }
+
+/// Median microseconds of `n` calls of `f`: the cost tests of the pinning and the
+/// interference reads print it.
+#[cfg(test)]
+pub(crate) fn median_us(mut f: impl FnMut(), n: usize) -> f64 {
+    let mut t: Vec<f64> = (0..n)
+        .map(|_| {
+            let t0 = std::time::Instant::now();
+            f();
+            t0.elapsed().as_nanos() as f64 / 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[n / 2]
+}
