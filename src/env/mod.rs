@@ -110,6 +110,7 @@ pub fn status_meaning(status: u32) -> &'static str {
         STATUS_UNKNOWN_WORKLOAD => "the image does not know this workload",
         STATUS_BAD_PARAMS => "the image rejected the workload parameters",
         STATUS_HOSTCALL_FAILED => "a hostcall failed (results[15] holds the status)",
+        STATUS_ISA_UNAVAILABLE => "the requested ISA tier cannot run in this environment: its CPUID lacks a feature or XCR0 lacks the register state (choose a lower --isa, or best)",
         STATUS_RUNNING => "the image never finished (status still RUNNING)",
         _ => "unknown status",
     }
@@ -143,6 +144,12 @@ pub trait Environment {
     /// bytes. `None` when this environment cannot read them back (or is not started).
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
         None
+    }
+    /// The ISA tiers the image can run in this environment (`--isa`). A process on this
+    /// host (native, container) runs what the host's CPU and kernel offer; the vm overrides
+    /// this with what its guest CPUID and XCR0 offer.
+    fn isa_tiers(&mut self) -> Result<Vec<crate::workload::isa::Isa>, EnvError> {
+        Ok(crate::workload::isa::Isa::host_tiers())
     }
 }
 

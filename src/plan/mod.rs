@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::results::EnvKind;
 use crate::stats::summary::Estimator;
+use crate::workload::isa::{self, Isa, IsaChoice};
 use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +143,11 @@ pub struct VmOptions {
     /// the container by madvise, in the vm for the guest memory's host backing).
     #[arg(long, value_enum, default_value_t = Thp::On, help_heading = None)]
     pub thp: Thp,
+
+    /// Testing: hide the ISA tiers above this one from the guest's CPUID and XCR0, as a
+    /// KVM that does not offer them would.
+    #[arg(long, value_name = "TIER", value_parser = parse_isa_tier, hide = true)]
+    pub vm_max_isa: Option<Isa>,
 }
 
 impl Default for VmOptions {
@@ -150,6 +156,7 @@ impl Default for VmOptions {
         VmOptions {
             guest_page: GuestPageSize::Size2M,
             thp: Thp::On,
+            vm_max_isa: None,
         }
     }
 }
@@ -230,6 +237,13 @@ pub struct RunOptions {
     /// Longest one invocation may run before it is stopped as a runaway, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub deadline: f64,
+
+    /// ISA tier of the vector kernels (cpu.fp, mem.stream): sse2, avx2 (AVX2+FMA), avx512,
+    /// or best, the highest tier every selected environment runs here (`isobench info` lists
+    /// them per environment). Every environment runs the same tier: a run never compares
+    /// different tiers.
+    #[arg(long, value_name = "TIER", value_parser = isa::parse_choice, default_value = "best")]
+    pub isa: IsaChoice,
 
     #[command(flatten)]
     pub container: ContainerOptions,
@@ -320,6 +334,8 @@ pub struct Plan {
     pub scratch: Option<PathBuf>,
     pub strict: bool,
     pub deadline: Duration,
+    /// `--isa`: resolved to one tier once the environments are known (`session`).
+    pub isa: IsaChoice,
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
@@ -410,6 +426,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     (total > 0.0)
         .then(|| Duration::from_secs_f64(total))
         .ok_or_else(bad)
+}
+
+fn parse_isa_tier(s: &str) -> Result<Isa, String> {
+    match isa::parse_choice(s)? {
+        IsaChoice::Tier(t) => Ok(t),
+        IsaChoice::Best => Err("--vm-max-isa takes a tier: sse2, avx2 or avx512".into()),
+    }
 }
 
 fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
@@ -556,6 +579,7 @@ impl RunOptions {
             scratch: self.scratch.clone(),
             strict: self.strict,
             deadline: Duration::from_secs_f64(self.deadline),
+            isa: self.isa,
             container: self.container.clone(),
             vm: self.vm,
         })
@@ -601,7 +625,17 @@ impl Plan {
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
+            (
+                "isa_requested".into(),
+                match self.isa {
+                    IsaChoice::Best => "best".into(),
+                    IsaChoice::Tier(t) => t.name().into(),
+                },
+            ),
         ]);
+        if let Some(t) = self.vm.vm_max_isa {
+            o.insert("vm.max_isa".into(), t.name().into());
+        }
         match self.design {
             Design::Fixed { blocks } => {
                 o.insert("design".into(), "fixed".into());

@@ -165,6 +165,7 @@ fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
 
 fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, ChecksumMismatch> {
     check(WORKLOAD.name, p.expected, raw.checksum)?;
+    super::isa::check_ran(&p.invocation, raw)?;
     let [n, ntimes, ..] = p.invocation.params;
     let (a, b, c) = expected_values(ntimes);
     for (i, (array, v)) in [("a", a), ("b", b), ("c", c)].into_iter().enumerate() {
