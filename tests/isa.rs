@@ -14,7 +14,7 @@ use isobench::env::{EnvError, Environment, InstanceSpec};
 use isobench::plan::ContainerOptions;
 use isobench::workload::isa::Isa;
 use isobench::workload::{by_name, Prepared, Profile, Sizing, Span};
-use isobench_abi::{RESULT_ISA, STATUS_ISA_UNAVAILABLE};
+use isobench_abi::{FLAG_STREAM_NT_COPY, RESULT_ISA, STATUS_ISA_UNAVAILABLE};
 
 const QUICK_SHORT: Sizing = Sizing {
     profile: Profile::Quick,
@@ -62,11 +62,20 @@ fn every_offered_tier_matches_the_references(mut env: Box<dyn Environment>) {
         .unwrap_or_else(|e| panic!("starting {}: {e}", env.label()));
     let hz = tsc_hz();
     for &tier in &offered {
-        for name in ["cpu.fp", "mem.stream"] {
-            let p = prepared(name, tier);
+        // mem.stream twice: copy with cached and with non-temporal stores.
+        for (name, nt) in [
+            ("cpu.fp", false),
+            ("mem.stream", false),
+            ("mem.stream", true),
+        ] {
+            let mut p = prepared(name, tier);
+            p.invocation.flags &= !FLAG_STREAM_NT_COPY;
+            if nt {
+                p.invocation.flags |= FLAG_STREAM_NT_COPY;
+            }
             let raw = env
                 .invoke(&p.invocation)
-                .unwrap_or_else(|e| panic!("{} {name} {tier}: {e}", env.label()));
+                .unwrap_or_else(|e| panic!("{} {name} {tier} nt {nt}: {e}", env.label()));
             assert_eq!(
                 raw.results[RESULT_ISA],
                 tier.code() + 1,
@@ -78,7 +87,7 @@ fn every_offered_tier_matches_the_references(mut env: Box<dyn Environment>) {
             let m = (w.interpret)(&p, &raw, hz)
                 .unwrap_or_else(|e| panic!("{} {name} {tier}: {e}", env.label()));
             eprintln!(
-                "  {} {name} {tier}: {} = {:.2} {}",
+                "  {} {name} {tier} nt {nt}: {} = {:.2} {}",
                 env.label(),
                 m[0].name,
                 m[0].value,

@@ -232,6 +232,12 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                 o.insert("harness_cpus".into(), cpus::list(&pinning.harness));
                 o.insert("span".into(), sizing.span.name().into());
                 o.insert("isa".into(), tier.name().into());
+                if let Some((_, p)) = prepared.iter().find(|(w, _)| w.name == "mem.stream") {
+                    o.insert(
+                        "mem.stream.copy".into(),
+                        crate::workload::mem_stream_copy_kind(p.invocation.flags).into(),
+                    );
+                }
                 o
             },
         },

@@ -253,6 +253,7 @@ pub mod latency;
 mod mem_latency;
 mod mem_random;
 mod mem_stream;
+pub use mem_stream::copy_kind as mem_stream_copy_kind;
 mod mem_touch;
 mod sys_call;
 
