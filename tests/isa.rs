@@ -218,3 +218,33 @@ fn a_run_falls_back_from_or_refuses_a_tier_the_vms_kvm_does_not_offer() {
         .expect("the vm's record");
     assert_eq!(vm["facts"]["isa_offered"], "sse2");
 }
+
+/// `isobench info` lists the tiers each environment offers; a bad `--isa` says what to type.
+#[test]
+fn info_lists_tiers_per_environment_and_a_bad_isa_is_explained() {
+    let bin = env!("CARGO_BIN_EXE_isobench");
+    let out = std::process::Command::new("timeout")
+        .args(["60", bin, "info"])
+        .output()
+        .expect("run isobench info");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let host = isobench::workload::isa::list(&Isa::host_tiers());
+    let native = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("native"))
+        .unwrap_or_else(|| panic!("no native line in:\n{text}"));
+    assert!(native.ends_with(&format!("ISA tiers: {host}")), "{native}");
+    let vm = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("vm "))
+        .unwrap_or_else(|| panic!("no vm line in:\n{text}"));
+    assert!(vm.contains("ISA tiers: sse2"), "{vm}");
+    let bad = std::process::Command::new("timeout")
+        .args(["60", bin, "run", "--isa", "avx"])
+        .output()
+        .expect("run isobench");
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("use sse2, avx2, avx512 or best"), "{err}");
+}
