@@ -159,6 +159,26 @@ fn vm_runs_every_tier_its_kvm_offers_with_the_reference_checksums() {
     every_offered_tier_matches_the_references(Box::new(vm));
 }
 
+/// With `--vm-host-isa` the vm offers the host's tiers, and each runs in the guest with the
+/// reference checksums (under kvm_pvm the guest's ring-3 code runs on the host CPU; on a
+/// hardware KVM that does not give a tier the image refuses it and this test fails with
+/// that status).
+#[test]
+fn vm_with_the_hosts_tiers_runs_each_with_the_reference_checksums() {
+    if let Err(reason) = Vm::probe() {
+        panic!("the vm test needs KVM: {reason}");
+    }
+    let mut vm = Vm::new(
+        "vm",
+        VmOptions {
+            vm_host_isa: true,
+            ..VmOptions::default()
+        },
+    );
+    assert_eq!(vm.isa_tiers().expect("tiers"), Isa::host_tiers());
+    every_offered_tier_matches_the_references(Box::new(vm));
+}
+
 /// A vm whose KVM offers only SSE2 (this VMM's CPUID and XCR0 hide the rest, as a KVM
 /// without them does): a run with native and vm falls back to SSE2 with a note, and
 /// `--isa avx2` is refused, naming the vm and what it offers.

@@ -124,6 +124,7 @@ fn cpu_int_in_both_page_sizes_and_thp_settings() {
                 guest_page,
                 thp,
                 vm_max_isa: None,
+                vm_host_isa: false,
             };
             let mut vm = started(opts, &spec(&dir, 8 << 20, 0, Duration::from_secs(60)));
             let facts = vm.facts();

@@ -148,6 +148,13 @@ pub struct VmOptions {
     /// KVM that does not offer them would.
     #[arg(long, value_name = "TIER", value_parser = parse_isa_tier, hide = true)]
     pub vm_max_isa: Option<Isa>,
+
+    /// VM: offer the guest the host's ISA tiers even where KVM's supported CPUID does not
+    /// list them. Under kvm_pvm the guest's ring-3 code runs on the host CPU with the host's
+    /// XCR0, so AVX2 and AVX-512 run there (the image still checks CPUID, and every
+    /// checksum is verified); on hardware KVM the image refuses a tier KVM does not give.
+    #[arg(long)]
+    pub vm_host_isa: bool,
 }
 
 impl Default for VmOptions {
@@ -157,6 +164,7 @@ impl Default for VmOptions {
             guest_page: GuestPageSize::Size2M,
             thp: Thp::On,
             vm_max_isa: None,
+            vm_host_isa: false,
         }
     }
 }
@@ -633,6 +641,9 @@ impl Plan {
                 },
             ),
         ]);
+        if self.vm.vm_host_isa {
+            o.insert("vm.host_isa".into(), "yes".into());
+        }
         if let Some(t) = self.vm.vm_max_isa {
             o.insert("vm.max_isa".into(), t.name().into());
         }

@@ -516,12 +516,17 @@ impl Environment for Vm {
             f.insert(
                 "guest_cpu".to_string(),
                 format!(
-                    "CPUID from KVM_GET_SUPPORTED_CPUID via KVM_SET_CPUID2; XCR0 {} (ISA tiers {})",
+                    "CPUID from KVM_GET_SUPPORTED_CPUID via KVM_SET_CPUID2; XCR0 {} (ISA tiers {}{})",
                     g.xcr0
                         .map_or("not set (no XSAVE offered)".to_string(), |x| format!(
                             "{x:#x} via KVM_SET_XCRS, CR4.OSXSAVE"
                         )),
-                    crate::workload::isa::list(&g.tiers)
+                    crate::workload::isa::list(&g.tiers),
+                    if self.options.vm_host_isa {
+                        "; --vm-host-isa: the host's tiers offered"
+                    } else {
+                        ""
+                    }
                 ),
             );
         }
@@ -536,9 +541,17 @@ impl Environment for Vm {
     }
 
     fn isa_tiers(&mut self) -> Result<Vec<crate::workload::isa::Isa>, EnvError> {
-        let max = self.options.vm_max_isa;
+        let (max, host_isa) = (self.options.vm_max_isa, self.options.vm_host_isa);
         let host = self.host()?;
-        Ok(cpuid::guest_cpu(&host.kvm, &host.cpuid, max).tiers)
+        let kvm = cpuid::guest_cpu(&host.kvm, &host.cpuid, max).tiers;
+        Ok(if host_isa {
+            crate::workload::isa::Isa::host_tiers()
+                .into_iter()
+                .filter(|t| max.is_none_or(|m| *t <= m))
+                .collect()
+        } else {
+            kvm
+        })
     }
 
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
