@@ -14,10 +14,9 @@ const XCR0_AVX512: u64 = XCR0_AVX | 0b1110_0000;
 
 /// The highest tier this environment can run, from CPUID and XCR0.
 pub fn available() -> u64 {
-    // SAFETY: CPUID exists on every x86-64 CPU and is allowed at CPL 3.
-    let leaf0 = unsafe { __cpuid_count(0, 0) };
-    // SAFETY: as above.
-    let leaf1 = unsafe { __cpuid_count(1, 0) };
+    // CPUID exists on every x86-64 CPU and is allowed at CPL 3 (a safe intrinsic).
+    let leaf0 = __cpuid_count(0, 0);
+    let leaf1 = __cpuid_count(1, 0);
     let (fma, osxsave, avx) = (
         leaf1.ecx & (1 << 12) != 0,
         leaf1.ecx & (1 << 27) != 0,
@@ -26,8 +25,8 @@ pub fn available() -> u64 {
     if leaf0.eax < 7 || !(fma && osxsave && avx) {
         return ISA_SSE2;
     }
-    // SAFETY: as above; leaf 7 exists (max leaf ≥ 7, checked).
-    let leaf7 = unsafe { __cpuid_count(7, 0) };
+    // Leaf 7 exists (max leaf ≥ 7, checked).
+    let leaf7 = __cpuid_count(7, 0);
     let xcr0 = xgetbv0();
     if leaf7.ebx & (1 << 5) == 0 || xcr0 & XCR0_AVX != XCR0_AVX {
         return ISA_SSE2;
