@@ -54,6 +54,50 @@ impl Upper {
     }
 }
 
+/// The container's seccomp filter (`--seccomp`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    /// A filter equivalent to Docker's default profile for the container's capabilities
+    /// (docs/RELIABILITY.md): forbidden calls fail with EPERM.
+    #[default]
+    Default,
+    /// No filter: to measure what the filter costs (a two-run compare, docs/RELIABILITY.md).
+    Off,
+}
+
+impl Seccomp {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Seccomp::Default => "default",
+            Seccomp::Off => "off",
+        }
+    }
+}
+
+/// The container's capabilities (`--caps`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Caps {
+    /// Docker's default set of 14 (CapEff 00000000a80425fb), bounding set reduced to it.
+    #[default]
+    Default,
+    /// Every capability isobench itself has (like `docker run --cap-add ALL`); the seccomp
+    /// filter then allows the calls those capabilities unlock, as Docker's does.
+    All,
+}
+
+impl Caps {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caps::Default => "default",
+            Caps::All => "all",
+        }
+    }
+}
+
 /// Guest page size of the vm's identity mapping.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
 pub enum GuestPageSize {
@@ -104,7 +148,8 @@ impl Thp {
     }
 }
 
-/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`),
+/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`,
+/// `--seccomp`, `--caps`),
 /// validated as they are parsed.
 #[derive(Args, Clone, Debug, Default, PartialEq)]
 #[command(next_help_heading = "Container")]
@@ -128,6 +173,14 @@ pub struct ContainerOptions {
     /// Container: where the overlay's upper and work dirs live.
     #[arg(long, value_enum, default_value_t = Upper::Disk)]
     pub upper: Upper,
+
+    /// Container: the seccomp filter, Docker's default profile or none (to measure its cost).
+    #[arg(long, value_enum, default_value_t = Seccomp::Default)]
+    pub seccomp: Seccomp,
+
+    /// Container: capabilities, Docker's default 14 or all that isobench has.
+    #[arg(long, value_enum, default_value_t = Caps::Default)]
+    pub caps: Caps,
 }
 
 /// How the vm's guest is built.
@@ -598,6 +651,8 @@ impl Plan {
                 or(c.io_weight.map(|v| v.to_string()), "default"),
             ),
             ("container.upper".into(), c.upper.name().into()),
+            ("container.seccomp".into(), c.seccomp.name().into()),
+            ("container.caps".into(), c.caps.name().into()),
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
