@@ -30,6 +30,10 @@ pub enum PlanError {
     BadDeadline(f64),
     #[error("--precision must be a percentage above 0 and below 100, got {0}")]
     BadPrecision(f64),
+    #[error("--env was given but names no environment: choose from native, container, vm (comma-separated), or leave --env out for all available")]
+    EmptyEnv,
+    #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
+    EmptyWorkload,
 }
 
 /// Where the container's overlay upper and work dirs live.
@@ -498,6 +502,9 @@ pub fn select_workloads(patterns: &[String]) -> Result<(Vec<&'static Workload>, 
     if patterns.is_empty() {
         return Ok((catalogue.iter().collect(), true));
     }
+    if patterns.iter().all(|p| p.trim().is_empty()) {
+        return Err(PlanError::EmptyWorkload);
+    }
     let mut chosen = vec![false; catalogue.len()];
     let mut start = false;
     for p in patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
@@ -565,6 +572,9 @@ impl RunOptions {
             }
         }
         let envs_explicit = !envs.is_empty();
+        if !self.env.is_empty() && !envs_explicit {
+            return Err(PlanError::EmptyEnv);
+        }
         if !envs_explicit {
             envs = EnvKind::ALL.to_vec();
         }
