@@ -45,12 +45,24 @@ fn every_bad_flag_is_refused_naming_the_flag_and_what_it_accepts() {
         (&["--rounds", "x"], &["--rounds"]),
         (&["--warmup", "x"], &["--warmup"]),
         (&["--budget", "5q"], &["--budget", "90s, 3m"]),
-        (&["--budget", "1m", "--rounds", "3"], &["--budget", "--rounds"]),
-        (&["--precision", "0"], &["--precision", "above 0 and below 100"]),
-        (&["--precision", "100"], &["--precision", "above 0 and below 100"]),
+        (
+            &["--budget", "1m", "--rounds", "3"],
+            &["--budget", "--rounds"],
+        ),
+        (
+            &["--precision", "0"],
+            &["--precision", "above 0 and below 100"],
+        ),
+        (
+            &["--precision", "100"],
+            &["--precision", "above 0 and below 100"],
+        ),
         (&["--margin", "0"], &["--margin", "above 0 and below 100"]),
         (&["--margin", "x"], &["--margin"]),
-        (&["--deadline", "0"], &["--deadline", "positive number of seconds"]),
+        (
+            &["--deadline", "0"],
+            &["--deadline", "positive number of seconds"],
+        ),
         (&["--deadline", "x"], &["--deadline"]),
         (&["--cpu", "x"], &["--cpu", "auto or none"]),
         (&["--seed", "x"], &["--seed"]),
@@ -65,7 +77,10 @@ fn every_bad_flag_is_refused_naming_the_flag_and_what_it_accepts() {
         (&["--caps", "some"], &["--caps", "default, all"]),
         (&["--guest-page", "1g"], &["--guest-page", "4k, 2m"]),
         (&["--thp", "maybe"], &["--thp", "on, off"]),
-        (&["--inject-slowdown", "x"], &["--inject-slowdown", "ENV=PERCENT"]),
+        (
+            &["--inject-slowdown", "x"],
+            &["--inject-slowdown", "ENV=PERCENT"],
+        ),
         (&["--no-such-flag"], &["--no-such-flag"]),
     ];
     for (flags, needles) in cases {
@@ -74,13 +89,22 @@ fn every_bad_flag_is_refused_naming_the_flag_and_what_it_accepts() {
         args.extend_from_slice(&["--out", o]);
         let stderr = refused(&args, 2);
         for n in *needles {
-            assert!(stderr.contains(n), "isobench {args:?}: {n:?} not in {stderr}");
+            assert!(
+                stderr.contains(n),
+                "isobench {args:?}: {n:?} not in {stderr}"
+            );
         }
     }
     let other: &[(&[&str], &[&str])] = &[
-        (&["report", "/nonexistent/run"], &["/nonexistent/run", "run directory"]),
+        (
+            &["report", "/nonexistent/run"],
+            &["/nonexistent/run", "run directory"],
+        ),
         (&["compare", "/nonexistent/a"], &["BASELINE and CURRENT"]),
-        (&["compare", "/nonexistent/a", "/nonexistent/b"], &["/nonexistent/"]),
+        (
+            &["compare", "/nonexistent/a", "/nonexistent/b"],
+            &["/nonexistent/"],
+        ),
         (&["report", o], &["no run.json"]),
         (&["clean", "--frobnicate"], &["--frobnicate"]),
         (&["frobnicate"], &["frobnicate"]),
@@ -88,7 +112,10 @@ fn every_bad_flag_is_refused_naming_the_flag_and_what_it_accepts() {
     for (args, needles) in other {
         let stderr = refused(args, 2);
         for n in *needles {
-            assert!(stderr.contains(n), "isobench {args:?}: {n:?} not in {stderr}");
+            assert!(
+                stderr.contains(n),
+                "isobench {args:?}: {n:?} not in {stderr}"
+            );
         }
     }
     assert_eq!(
@@ -116,8 +143,7 @@ fn valid_run(dir: &Path) {
 /// Edit `run.json`'s JSON value at `pointer`.
 fn edit_json(dir: &Path, pointer: &str, value: serde_json::Value) {
     let path = dir.join("run.json");
-    let mut v: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     *v.pointer_mut(pointer)
         .unwrap_or_else(|| panic!("run.json has no {pointer}")) = value;
     std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
@@ -128,11 +154,7 @@ fn damaged_results_are_refused_naming_the_file_and_the_field() {
     let top = tempfile::tempdir().unwrap();
     let good = top.path().join("good");
     valid_run(&good);
-    isobench()
-        .arg("report")
-        .arg(&good)
-        .assert()
-        .success();
+    isobench().arg("report").arg(&good).assert().success();
     type Damage = fn(&Path);
     let cases: &[(&str, Damage, &[&str])] = &[
         (
@@ -225,7 +247,13 @@ fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
         for e in std::fs::read_dir(&d).unwrap().flatten() {
             let p = e.path();
             if p.is_symlink() {
-                m.insert(p.clone(), std::fs::read_link(&p).unwrap().into_os_string().into_encoded_bytes());
+                m.insert(
+                    p.clone(),
+                    std::fs::read_link(&p)
+                        .unwrap()
+                        .into_os_string()
+                        .into_encoded_bytes(),
+                );
             } else if p.is_dir() {
                 stack.push(p);
             } else {
@@ -288,7 +316,10 @@ fn out_never_corrupts_or_overwrites_existing_results() {
     let _ro_guard = Unmount(&ro);
     let o = tiny_run(&ro.join("results"));
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "--out on a read-only filesystem ran: {stderr}");
+    assert!(
+        !o.status.success(),
+        "--out on a read-only filesystem ran: {stderr}"
+    );
     assert!(
         stderr.contains(ro.to_str().unwrap()) && stderr.contains("Read-only"),
         "the directory and the cause are named: {stderr}"
@@ -306,11 +337,7 @@ fn out_never_corrupts_or_overwrites_existing_results() {
     }
     let before = snapshot(&out);
     let o = tiny_run(&out);
-    assert!(
-        o.status.success(),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let after = snapshot(&out);
     for (p, bytes) in &before {
         assert_eq!(after.get(p), Some(bytes), "{} was changed", p.display());

@@ -71,9 +71,8 @@ fn fill_all(dir: &Path) -> u64 {
             break;
         }
         // SAFETY: fallocate on a file this test just created, after what it holds.
-        let r = unsafe {
-            libc::fallocate(f.as_raw_fd(), 0, total as libc::off_t, len as libc::off_t)
-        };
+        let r =
+            unsafe { libc::fallocate(f.as_raw_fd(), 0, total as libc::off_t, len as libc::off_t) };
         if r == 0 {
             total += len;
             break;

@@ -152,9 +152,11 @@ fn scratch_entries(out: &Path) -> Vec<PathBuf> {
 
 /// The run directory under `out`, if the run got as far as creating it.
 fn run_dir(out: &Path) -> Option<PathBuf> {
-    std::fs::read_dir(out).ok()?.flatten().map(|e| e.path()).find(|p| {
-        p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-    })
+    std::fs::read_dir(out)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
 }
 
 /// Wait for `child` up to `limit`; kill and reap it past that (so it never outlives the test).
@@ -223,8 +225,8 @@ fn runs_killed_at_random_moments_leave_nothing_and_keep_valid_files() {
         std::thread::sleep(at);
         let kids = descendants(pid as i32);
         let sent = Instant::now();
-        let delivered = child.try_wait().unwrap().is_none()
-            && kill(Pid::from_raw(pid as i32), sig).is_ok();
+        let delivered =
+            child.try_wait().unwrap().is_none() && kill(Pid::from_raw(pid as i32), sig).is_ok();
         let status = wait_within(&mut child, Duration::from_secs(60))
             .unwrap_or_else(|| panic!("run {i}: no end within 60 s of {sig}"));
         let stop = sent.elapsed();
@@ -253,7 +255,10 @@ fn runs_killed_at_random_moments_leave_nothing_and_keep_valid_files() {
             .filter(|&&(p, s)| alive(p, s))
             .map(|&(p, _)| p)
             .collect();
-        assert!(orphans.is_empty(), "run {i}: child processes outlived isobench: {orphans:?}");
+        assert!(
+            orphans.is_empty(),
+            "run {i}: child processes outlived isobench: {orphans:?}"
+        );
         let mut left = host_leftovers(pid);
         left.extend(
             scratch_entries(out.path())
@@ -290,7 +295,10 @@ fn runs_killed_at_random_moments_leave_nothing_and_keep_valid_files() {
                 .map(|p| format!("scratch: {}", p.display())),
         );
         t.leftovers_at_end += after.len() as u32;
-        assert!(after.is_empty(), "run {i}: left behind at the end: {after:?}");
+        assert!(
+            after.is_empty(),
+            "run {i}: left behind at the end: {after:?}"
+        );
         // Whatever was stored parses, and an unfinished run is not marked complete.
         if let Some(dir) = run_dir(out.path()) {
             if dir.join(RUN_JSON).exists() {

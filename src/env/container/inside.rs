@@ -235,7 +235,11 @@ fn put_errno(fd: RawFd, name: &[u8], ret: libc::c_long) {
     put(fd, name);
     put(fd, b"=");
     // SAFETY: reading errno right after the call, in this thread.
-    let e = if ret < 0 { unsafe { *libc::__errno_location() } } else { 0 };
+    let e = if ret < 0 {
+        unsafe { *libc::__errno_location() }
+    } else {
+        0
+    };
     put_u64(fd, e as u64);
     put(fd, b"\n");
 }

@@ -556,8 +556,8 @@ impl Security {
     /// Prepare (in the parent) what a container of these options applies.
     pub fn new(seccomp: Seccomp, caps: Caps) -> Result<Security, SecurityError> {
         const LAST: &str = "/proc/sys/kernel/cap_last_cap";
-        let last = std::fs::read_to_string(LAST)
-            .map_err(|e| SecurityError::Read(LAST, e.to_string()))?;
+        let last =
+            std::fs::read_to_string(LAST).map_err(|e| SecurityError::Read(LAST, e.to_string()))?;
         let cap_last: u32 = last
             .trim()
             .parse()
@@ -710,7 +710,10 @@ mod tests {
             libc::SYS_open_by_handle_at,
             libc::SYS_iopl,
         ] {
-            assert!(!default.contains_key(&nr), "syscall {nr} allowed by default");
+            assert!(
+                !default.contains_key(&nr),
+                "syscall {nr} allowed by default"
+            );
         }
         for nr in [
             libc::SYS_getppid,

@@ -20,8 +20,13 @@ fn probe(seccomp: Seccomp, caps: Caps) -> std::collections::BTreeMap<String, Str
             ..Default::default()
         },
     );
-    let out = inside::run_probe(&c, &spec(t.path(), 0, 0), inside::security_report, &mut |_| {})
-        .unwrap();
+    let out = inside::run_probe(
+        &c,
+        &spec(t.path(), 0, 0),
+        inside::security_report,
+        &mut |_| {},
+    )
+    .unwrap();
     assert_clean(t.path());
     let f = inside::parse_security(&out);
     println!("seccomp {seccomp:?}, caps {caps:?}: {f:?}");

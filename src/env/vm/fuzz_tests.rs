@@ -158,7 +158,11 @@ fn random_request(rng: &mut ChaCha8Rng, b: &GuestBounds) -> [u8; HOSTCALL_REQUES
     } else {
         HOSTCALL_VERSION
     };
-    let reserved: u32 = if rng.gen_range(0..20) == 0 { rng.gen() } else { 0 };
+    let reserved: u32 = if rng.gen_range(0..20) == 0 {
+        rng.gen()
+    } else {
+        0
+    };
     let op: u16 = if rng.gen_range(0..20) == 0 {
         rng.gen()
     } else {
@@ -256,19 +260,28 @@ fn a_million_random_hostcall_requests_are_served_or_refused_within_bounds() {
             .unwrap();
         if i % 100_000 == 0 {
             disk.check(&format!("request {i}"));
-            assert!(protected(&m.mem) == before, "request {i}: protected memory changed");
+            assert!(
+                protected(&m.mem) == before,
+                "request {i}: protected memory changed"
+            );
         }
     }
     let secs = t0.elapsed().as_secs_f64();
     disk.check("the end");
-    assert!(protected(&m.mem) == before, "protected guest memory changed");
+    assert!(
+        protected(&m.mem) == before,
+        "protected guest memory changed"
+    );
     let total = n + corpus.len() as u64;
     println!(
         "hostile: {total} hostcall requests ({} from the corpus) in {secs:.2} s = {:.0} per second; served {served}, refused {refused}, bad doorbells {bad_doorbells}; no write outside the guest's memory and disk",
         corpus.len(),
         total as f64 / secs
     );
-    assert!(served > n / 10 && refused > n / 10, "the generator reaches both paths");
+    assert!(
+        served > n / 10 && refused > n / 10,
+        "the generator reaches both paths"
+    );
 }
 
 /// How a random guest ended.
@@ -316,7 +329,10 @@ fn guests_of_random_code_at_cpl3_are_each_ended_with_a_clear_error() {
             "{name}: took {took:?} to end"
         );
         if let Err(RunFailure::Crashed(d)) = &r {
-            assert!(d.contains("RIP"), "{name}: the error names the guest's RIP: {d}");
+            assert!(
+                d.contains("RIP"),
+                "{name}: the error names the guest's RIP: {d}"
+            );
         }
         disk.check(&name);
         *tally.entry(outcome(&r)).or_default() += 1;
@@ -327,5 +343,9 @@ fn guests_of_random_code_at_cpl3_are_each_ended_with_a_clear_error() {
         n + corpus.len() as u64,
         corpus.len()
     );
-    assert_eq!(tally.get("KVM_RUN error"), None, "KVM_RUN failed: {tally:?}");
+    assert_eq!(
+        tally.get("KVM_RUN error"),
+        None,
+        "KVM_RUN failed: {tally:?}"
+    );
 }
