@@ -23,6 +23,7 @@ pub mod cleanup;
 #[cfg(test)]
 mod inside;
 pub mod namespaces;
+pub mod profile;
 pub mod rootfs;
 pub mod security;
 
