@@ -31,6 +31,10 @@ pub enum PlanError {
     BadDeadline(f64),
     #[error("--precision must be a percentage above 0 and below 100, got {0}")]
     BadPrecision(f64),
+    #[error("--env was given but names no environment: choose from native, container, vm (comma-separated), or leave --env out for all available")]
+    EmptyEnv,
+    #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
+    EmptyWorkload,
 }
 
 /// Where the container's overlay upper and work dirs live.
@@ -51,6 +55,50 @@ impl Upper {
         match self {
             Upper::Disk => "disk",
             Upper::Tmpfs => "tmpfs",
+        }
+    }
+}
+
+/// The container's seccomp filter (`--seccomp`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    /// A filter equivalent to Docker's default profile for the container's capabilities
+    /// (docs/RELIABILITY.md): forbidden calls fail with EPERM.
+    #[default]
+    Default,
+    /// No filter: to measure what the filter costs (a two-run compare, docs/RELIABILITY.md).
+    Off,
+}
+
+impl Seccomp {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Seccomp::Default => "default",
+            Seccomp::Off => "off",
+        }
+    }
+}
+
+/// The container's capabilities (`--caps`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Caps {
+    /// Docker's default set of 14 (CapEff 00000000a80425fb), bounding set reduced to it.
+    #[default]
+    Default,
+    /// Every capability isobench itself has (like `docker run --cap-add ALL`); the seccomp
+    /// filter then allows the calls those capabilities unlock, as Docker's does.
+    All,
+}
+
+impl Caps {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caps::Default => "default",
+            Caps::All => "all",
         }
     }
 }
@@ -105,7 +153,8 @@ impl Thp {
     }
 }
 
-/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`),
+/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`,
+/// `--seccomp`, `--caps`),
 /// validated as they are parsed.
 #[derive(Args, Clone, Debug, Default, PartialEq)]
 #[command(next_help_heading = "Container")]
@@ -129,6 +178,14 @@ pub struct ContainerOptions {
     /// Container: where the overlay's upper and work dirs live.
     #[arg(long, value_enum, default_value_t = Upper::Disk)]
     pub upper: Upper,
+
+    /// Container: the seccomp filter, Docker's default profile or none (to measure its cost).
+    #[arg(long, value_enum, default_value_t = Seccomp::Default)]
+    pub seccomp: Seccomp,
+
+    /// Container: capabilities, Docker's default 14 or all that isobench has.
+    #[arg(long, value_enum, default_value_t = Caps::Default)]
+    pub caps: Caps,
 }
 
 /// How the vm's guest is built.
@@ -476,6 +533,9 @@ pub fn select_workloads(patterns: &[String]) -> Result<(Vec<&'static Workload>, 
     if patterns.is_empty() {
         return Ok((catalogue.iter().collect(), true));
     }
+    if patterns.iter().all(|p| p.trim().is_empty()) {
+        return Err(PlanError::EmptyWorkload);
+    }
     let mut chosen = vec![false; catalogue.len()];
     let mut start = false;
     for p in patterns.iter().map(|p| p.trim()).filter(|p| !p.is_empty()) {
@@ -543,6 +603,9 @@ impl RunOptions {
             }
         }
         let envs_explicit = !envs.is_empty();
+        if !self.env.is_empty() && !envs_explicit {
+            return Err(PlanError::EmptyEnv);
+        }
         if !envs_explicit {
             envs = EnvKind::ALL.to_vec();
         }
@@ -630,6 +693,8 @@ impl Plan {
                 or(c.io_weight.map(|v| v.to_string()), "default"),
             ),
             ("container.upper".into(), c.upper.name().into()),
+            ("container.seccomp".into(), c.seccomp.name().into()),
+            ("container.caps".into(), c.caps.name().into()),
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),

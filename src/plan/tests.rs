@@ -59,6 +59,9 @@ fn workload_globs() {
     assert!(start);
     let err = select_workloads(&["nope*".into()]).unwrap_err().to_string();
     assert!(err.contains("nope*") && err.contains("cpu.int"), "{err}");
+    // A list that names nothing (`--workload ''`) is refused, not taken as "all".
+    let err = select_workloads(&["".into(), " ".into()]).unwrap_err();
+    assert!(matches!(err, PlanError::EmptyWorkload), "{err}");
 }
 
 #[test]
@@ -79,5 +82,19 @@ fn typed_options_record_as_typed() {
     }
     for t in [Thp::On, Thp::Off] {
         assert_eq!(t.to_possible_value().unwrap().get_name(), t.name());
+    }
+    for s in [Seccomp::Default, Seccomp::Off] {
+        assert_eq!(s.to_possible_value().unwrap().get_name(), s.name());
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            format!("\"{}\"", s.name())
+        );
+    }
+    for c in [Caps::Default, Caps::All] {
+        assert_eq!(c.to_possible_value().unwrap().get_name(), c.name());
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            format!("\"{}\"", c.name())
+        );
     }
 }
