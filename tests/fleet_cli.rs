@@ -46,7 +46,11 @@ fn packed_runs_merge_into_a_fleet_that_compare_accepts() {
     std::fs::create_dir_all(&inputs).unwrap();
     // pack to stdout and to a file.
     let out = isobench().arg("pack").arg(&a).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(out.stdout[..2], [0x1f, 0x8b], "a gzip stream on stdout");
     std::fs::write(inputs.join("a.tar.gz"), &out.stdout).unwrap();
     isobench()
@@ -69,11 +73,25 @@ fn packed_runs_merge_into_a_fleet_that_compare_accepts() {
         .stdout(predicate::str::contains("3 host(s), margin ±1%"))
         .stdout(predicate::str::contains("cpu.int/hash"))
         .stdout(predicate::str::contains("wrote"));
-    for f in ["fleet.md", "fleet.html", "fleet.csv", "fleet.json", "run.json", "samples.csv"] {
+    for f in [
+        "fleet.md",
+        "fleet.html",
+        "fleet.csv",
+        "fleet.json",
+        "run.json",
+        "samples.csv",
+    ] {
         assert!(fleet.join(f).is_file(), "{f}");
     }
     let md = std::fs::read_to_string(fleet.join("fleet.md")).unwrap();
-    for host in ["a pool=a", "b pool=b", "c pool=c", "Synthetic CPU", "kvm_pvm", "hybrid"] {
+    for host in [
+        "a pool=a",
+        "b pool=b",
+        "c pool=c",
+        "Synthetic CPU",
+        "kvm_pvm",
+        "hybrid",
+    ] {
         assert!(md.contains(host), "{host} in\n{md}");
     }
     assert!(md.contains("plots/forest-cpu.int-hash.png"), "{md}");
@@ -109,7 +127,9 @@ fn packed_runs_merge_into_a_fleet_that_compare_accepts() {
         .arg(&fleet)
         .assert()
         .code(2)
-        .stderr(predicate::str::contains("is not empty: give a new directory"));
+        .stderr(predicate::str::contains(
+            "is not empty: give a new directory",
+        ));
 }
 
 #[test]

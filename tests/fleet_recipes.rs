@@ -69,13 +69,14 @@ fn kubernetes_manifests_are_typed_objects() {
         .match_labels
         .unwrap();
     for (k, v) in &selector {
-        assert_eq!(pod_labels.get(k), Some(v), "anti-affinity selects the job's own pods");
+        assert_eq!(
+            pod_labels.get(k),
+            Some(v),
+            "anti-affinity selects the job's own pods"
+        );
     }
     let c = &pod.containers[0];
-    assert_eq!(
-        c.security_context.as_ref().unwrap().privileged,
-        Some(true)
-    );
+    assert_eq!(c.security_context.as_ref().unwrap().privileged, Some(true));
     let volumes = pod.volumes.unwrap();
     let host_path = |name: &str| {
         volumes
@@ -85,7 +86,10 @@ fn kubernetes_manifests_are_typed_objects() {
             .map(|h| h.path.clone())
     };
     let mounts = c.volume_mounts.clone().unwrap();
-    for (path, volume_path) in [("/dev/kvm", "/dev/kvm"), ("/sys/fs/cgroup", "/sys/fs/cgroup")] {
+    for (path, volume_path) in [
+        ("/dev/kvm", "/dev/kvm"),
+        ("/sys/fs/cgroup", "/sys/fs/cgroup"),
+    ] {
         let m = mounts
             .iter()
             .find(|m| m.mount_path == path)
@@ -134,8 +138,7 @@ fn isobench_calls(text: &str) -> Vec<(String, Vec<String>)> {
         }
         let tokens: Vec<&str> = line.split_whitespace().collect();
         for (i, t) in tokens.iter().enumerate() {
-            let at_command = i == 0
-                || ["&&", "||", ";", "|", "-", "run:"].contains(&tokens[i - 1]);
+            let at_command = i == 0 || ["&&", "||", ";", "|", "-", "run:"].contains(&tokens[i - 1]);
             if t.rsplit('/').next() != Some("isobench") || !at_command {
                 continue;
             }
@@ -186,14 +189,20 @@ fn the_flag_check_sees_calls_and_catches_unknown_flags() {
     assert_eq!(
         calls,
         [
-            ("run".to_string(), vec!["budget".into(), "label".into(), "out".into()]),
+            (
+                "run".to_string(),
+                vec!["budget".into(), "label".into(), "out".into()]
+            ),
             ("pack".to_string(), vec![]),
         ]
     );
     assert!(unknown_flags("isobench run --budget 3m --out r").is_empty());
     assert_eq!(
         unknown_flags("isobench merge r --outdir x && isobench frobnicate"),
-        ["isobench merge --outdir", "isobench frobnicate (no such subcommand)"]
+        [
+            "isobench merge --outdir",
+            "isobench frobnicate (no such subcommand)"
+        ]
     );
 }
 
@@ -243,7 +252,11 @@ fn every_recipe_uses_existing_flags() {
         assert!(unknown.is_empty(), "{path} uses {unknown:?}");
     }
     // In every recipe the run is labelled and travels as a tarball.
-    for path in ["github/isobench-fleet.yml", "k8s/isobench-job.yaml", "slurm/isobench-array.sbatch"] {
+    for path in [
+        "github/isobench-fleet.yml",
+        "k8s/isobench-job.yaml",
+        "slurm/isobench-array.sbatch",
+    ] {
         let calls = isobench_calls(&shell_of(path));
         let runs: Vec<_> = calls.iter().filter(|(s, _)| s == "run").collect();
         assert!(!runs.is_empty(), "{path} has no isobench run");
@@ -251,7 +264,10 @@ fn every_recipe_uses_existing_flags() {
             runs.iter().all(|(_, f)| f.iter().any(|x| x == "label")),
             "{path}: every isobench run records --label"
         );
-        assert!(calls.iter().any(|(s, _)| s == "pack"), "{path} packs no run");
+        assert!(
+            calls.iter().any(|(s, _)| s == "pack"),
+            "{path} packs no run"
+        );
     }
 }
 
@@ -260,7 +276,9 @@ fn github_workflow_has_matrix_artifacts_merge_and_comment() {
     let text = read("github/isobench-fleet.yml");
     let w: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let measure = &w["jobs"]["measure"];
-    let runners = measure["strategy"]["matrix"]["runner"].as_sequence().unwrap();
+    let runners = measure["strategy"]["matrix"]["runner"]
+        .as_sequence()
+        .unwrap();
     assert!(runners.len() >= 2);
     for r in runners {
         let labels: Vec<&str> = r
@@ -280,10 +298,14 @@ fn github_workflow_has_matrix_artifacts_merge_and_comment() {
             .filter_map(|s| s["uses"].as_str().map(String::from))
             .collect()
     };
-    assert!(uses(measure).iter().any(|u| u.starts_with("actions/upload-artifact@")));
+    assert!(uses(measure)
+        .iter()
+        .any(|u| u.starts_with("actions/upload-artifact@")));
     let merge = &w["jobs"]["merge"];
     assert_eq!(merge["needs"].as_str(), Some("measure"));
-    assert!(uses(merge).iter().any(|u| u.starts_with("actions/download-artifact@")));
+    assert!(uses(merge)
+        .iter()
+        .any(|u| u.starts_with("actions/download-artifact@")));
     assert_eq!(
         merge["permissions"]["pull-requests"].as_str(),
         Some("write")

@@ -31,15 +31,16 @@ impl Cluster {
     fn client(&self, args: &[&str]) -> Output {
         Command::new("timeout")
             .arg("30")
-            .args(args)
+            .arg(program(args[0]))
+            .args(&args[1..])
             .env("SLURM_CONF", self.conf())
             .output()
             .unwrap_or_else(|e| panic!("running {args:?}: {e}"))
     }
 
-    fn start(&mut self, name: &'static str, program: &str, args: &[String]) {
+    fn start(&mut self, name: &'static str, args: &[String]) {
         let log = std::fs::File::create(self.path(&format!("{name}.out"))).unwrap();
-        let child = Command::new(program)
+        let child = Command::new(program(name))
             .args(args)
             .env("SLURM_CONF", self.conf())
             .stdin(Stdio::null())
@@ -47,7 +48,7 @@ impl Cluster {
             .stderr(log)
             .spawn()
             .unwrap_or_else(|e| {
-                panic!("starting {program}: {e} (install slurm-wlm and munge: scripts/setup does, as root)")
+                panic!("starting {name}: {e} (install slurm-wlm and munge: scripts/setup does, as root)")
             });
         self.daemons.push((name, child));
     }
@@ -121,6 +122,21 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// `name` on PATH or in the sbin directories (the daemons live in /usr/sbin, which a
+/// non-login PATH may lack).
+fn program(name: &str) -> PathBuf {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let found = path
+        .split(':')
+        .chain(["/usr/sbin", "/sbin", "/usr/bin"])
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: install slurm-wlm and munge (scripts/setup does, as root)")
+        });
+    found
 }
 
 fn free_port() -> u16 {
@@ -207,7 +223,6 @@ fn slurm_array_and_dependent_merge_make_a_fleet_report() {
     let p = |name: &str| d.join(name).display().to_string();
     cluster.start(
         "munged",
-        "munged",
         &[
             "-F".into(),
             format!("--key-file={}", p("munge.key")),
@@ -229,11 +244,9 @@ fn slurm_array_and_dependent_merge_make_a_fleet_report() {
     let conf = cluster.conf().display().to_string();
     cluster.start(
         "slurmctld",
-        "slurmctld",
         &["-D".into(), "-i".into(), "-f".into(), conf.clone()],
     );
     cluster.start(
-        "slurmd",
         "slurmd",
         &[
             "-D".into(),
@@ -327,7 +340,12 @@ fn slurm_array_and_dependent_merge_make_a_fleet_report() {
     assert_eq!(pooled["hosts"], 3);
     let i2 = pooled["i2"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&i2), "{pooled:?}");
-    for f in ["fleet.md", "fleet.html", "fleet.csv", "plots/forest-cpu.int-hash.svg"] {
+    for f in [
+        "fleet.md",
+        "fleet.html",
+        "fleet.csv",
+        "plots/forest-cpu.int-hash.svg",
+    ] {
         assert!(fleet.join("report").join(f).is_file(), "{f} missing");
     }
     isobench::results::load_run(&fleet.join("report"))

@@ -127,7 +127,8 @@ fn is_skipped(p: &Path) -> bool {
     name.starts_with('.')
         || name == "baselines"
         || name == HOSTS_DIR
-        || p.symlink_metadata().is_ok_and(|m| m.file_type().is_symlink())
+        || p.symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
 }
 
 /// One thing to load: a run directory or run.json to copy, or a tarball to unpack.

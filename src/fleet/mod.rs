@@ -390,21 +390,24 @@ pub fn merge(runs: &[HostRun], options: &MergeOptions) -> Result<Fleet, FleetErr
                     c.env.clone(),
                     m.unit.clone(),
                 );
-                if !keys.iter().any(|k| k.0 == key.0 && k.1 == key.1 && k.2 == key.2) {
+                if !keys
+                    .iter()
+                    .any(|k| k.0 == key.0 && k.1 == key.1 && k.2 == key.2)
+                {
                     keys.push(key);
                 }
             }
         }
     }
-    let first_seen: Vec<(String, String)> = keys
-        .iter()
-        .map(|k| (k.0.clone(), k.1.clone()))
-        .fold(Vec::new(), |mut v, k| {
-            if !v.contains(&k) {
-                v.push(k);
-            }
-            v
-        });
+    let first_seen: Vec<(String, String)> =
+        keys.iter()
+            .map(|k| (k.0.clone(), k.1.clone()))
+            .fold(Vec::new(), |mut v, k| {
+                if !v.contains(&k) {
+                    v.push(k);
+                }
+                v
+            });
     keys.sort_by_key(|(w, m, e, _)| {
         (
             workload::rank(w),

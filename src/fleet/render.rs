@@ -50,8 +50,20 @@ fn with_interval(est: f64, lo: f64, hi: f64) -> String {
 pub fn fleet_csv(fleet: &Fleet) -> Result<Vec<u8>, csv::Error> {
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
-        "workload", "metric", "unit", "env", "host", "name", "n_pairs", "estimate",
-        "ci95_low", "ci95_high", "tau", "i2", "q", "verdict",
+        "workload",
+        "metric",
+        "unit",
+        "env",
+        "host",
+        "name",
+        "n_pairs",
+        "estimate",
+        "ci95_low",
+        "ci95_high",
+        "tau",
+        "i2",
+        "q",
+        "verdict",
     ])?;
     for r in &fleet.rows {
         for h in &r.hosts {
@@ -147,7 +159,10 @@ fn document(fleet: &Fleet, figures: &[(String, Figure)]) -> Document {
         format_margin(fleet.margin)
     ));
     if !fleet.differences.is_empty() {
-        doc.heading(2, "Differences between the runs (merged with --allow-mixed)");
+        doc.heading(
+            2,
+            "Differences between the runs (merged with --allow-mixed)",
+        );
         doc.list(fleet.differences.clone());
     }
     doc.list(fleet.notes.clone());
@@ -155,7 +170,15 @@ fn document(fleet: &Fleet, figures: &[(String, Figure)]) -> Document {
     doc.heading(2, "Hosts");
     doc.table(Table {
         header: [
-            "#", "host", "CPU", "kernel", "KVM", "virtualized", "cgroup", "run", "isobench",
+            "#",
+            "host",
+            "CPU",
+            "kernel",
+            "KVM",
+            "virtualized",
+            "cgroup",
+            "run",
+            "isobench",
         ]
         .map(String::from)
         .to_vec(),
@@ -189,7 +212,14 @@ fn document(fleet: &Fleet, figures: &[(String, Figure)]) -> Document {
     );
     doc.table(Table {
         header: [
-            "workload/metric", "env", "pooled", "95% interval", "τ", "I²", "hosts", "verdict",
+            "workload/metric",
+            "env",
+            "pooled",
+            "95% interval",
+            "τ",
+            "I²",
+            "hosts",
+            "verdict",
         ]
         .map(String::from)
         .to_vec(),
@@ -358,10 +388,7 @@ pub fn fleet_run(fleet: &Fleet, runs: &[HostRun]) -> (RunFile, Vec<SampleRow>) {
             .iter()
             .filter_map(|r| r.data.run.finished_at.clone())
             .max(),
-        outcome: if runs
-            .iter()
-            .all(|r| r.data.run.outcome == Outcome::Complete)
-        {
+        outcome: if runs.iter().all(|r| r.data.run.outcome == Outcome::Complete) {
             Outcome::Complete
         } else {
             Outcome::Interrupted
@@ -369,7 +396,11 @@ pub fn fleet_run(fleet: &Fleet, runs: &[HostRun]) -> (RunFile, Vec<SampleRow>) {
         host: HostFacts {
             hostname: format!("fleet of {} hosts", runs.len()),
             cpu_model: distinct(&|h| h.cpu_model.clone()),
-            cores: runs.iter().map(|r| r.data.run.host.cores).min().unwrap_or(0),
+            cores: runs
+                .iter()
+                .map(|r| r.data.run.host.cores)
+                .min()
+                .unwrap_or(0),
             memory_bytes: runs
                 .iter()
                 .map(|r| r.data.run.host.memory_bytes)
@@ -401,7 +432,11 @@ pub fn fleet_run(fleet: &Fleet, runs: &[HostRun]) -> (RunFile, Vec<SampleRow>) {
 }
 
 /// Writes every file of the fleet into `out` (which exists); returns them in order.
-pub fn write_fleet(fleet: &Fleet, runs: &[HostRun], out: &Path) -> Result<Vec<PathBuf>, FleetError> {
+pub fn write_fleet(
+    fleet: &Fleet,
+    runs: &[HostRun],
+    out: &Path,
+) -> Result<Vec<PathBuf>, FleetError> {
     let mut files = Vec::new();
     let json = serde_json::to_vec_pretty(fleet).map_err(|e| write_err(&out.join(FLEET_JSON), e))?;
     files.push(write(&out.join(FLEET_JSON), &json)?);
@@ -442,18 +477,23 @@ pub fn write_fleet(fleet: &Fleet, runs: &[HostRun], out: &Path) -> Result<Vec<Pa
         ));
     }
     let doc = document(fleet, &figures);
-    files.push(write(&out.join(FLEET_MD), markdown::markdown(&doc).as_bytes())?);
+    files.push(write(
+        &out.join(FLEET_MD),
+        markdown::markdown(&doc).as_bytes(),
+    )?);
     files.push(write(&out.join(FLEET_HTML), html::html(&doc).as_bytes())?);
 
     let (run, samples) = fleet_run(fleet, runs);
     let samples_path = out.join(SAMPLES_CSV);
-    let mut writer = SamplesWriter::create(&samples_path).map_err(|e| write_err(&samples_path, e))?;
+    let mut writer =
+        SamplesWriter::create(&samples_path).map_err(|e| write_err(&samples_path, e))?;
     writer
         .round_done(&samples)
         .map_err(|e| write_err(&samples_path, e))?;
     drop(writer);
     files.push(samples_path);
-    let run_json = serde_json::to_vec_pretty(&run).map_err(|e| write_err(&out.join(RUN_JSON), e))?;
+    let run_json =
+        serde_json::to_vec_pretty(&run).map_err(|e| write_err(&out.join(RUN_JSON), e))?;
     files.push(write(&out.join(RUN_JSON), &run_json)?);
     Ok(files)
 }

@@ -49,7 +49,11 @@ fn host(name: &str, overhead: f64, noise: f64, rounds: u32, seed: u64) -> HostRu
     for r in 0..rounds {
         let base = 1000.0 * (1.0 + 0.01 * normal(&mut rng));
         samples.push(sample(r, "native", base));
-        samples.push(sample(r, "native-b", base * (1.0 + noise * normal(&mut rng))));
+        samples.push(sample(
+            r,
+            "native-b",
+            base * (1.0 + noise * normal(&mut rng)),
+        ));
         samples.push(sample(
             r,
             "container",
@@ -122,7 +126,10 @@ fn identical_hosts_pool_to_the_host_estimate() {
     assert!(pooled_w < host_w * 0.7, "{pooled_w} vs {host_w}");
     assert_eq!(p.verdict, "above +1%");
     assert!(r.headline);
-    assert_eq!(fleet.hosts[1].name, "a pool=a", "hostname and labels name a host");
+    assert_eq!(
+        fleet.hosts[1].name, "a pool=a",
+        "hostname and labels name a host"
+    );
     assert!(fleet.differences.is_empty());
 }
 
@@ -195,11 +202,7 @@ fn fleet_verdicts_follow_the_run_rules() {
 fn store(h: &HostRun, dir: &Path) -> PathBuf {
     let d = dir.join(&h.data.run.run_id);
     std::fs::create_dir_all(&d).unwrap();
-    write_atomic(
-        &d.join(RUN_JSON),
-        &serde_json::to_vec(&h.data.run).unwrap(),
-    )
-    .unwrap();
+    write_atomic(&d.join(RUN_JSON), &serde_json::to_vec(&h.data.run).unwrap()).unwrap();
     let mut w = SamplesWriter::create(&d.join(SAMPLES_CSV)).unwrap();
     w.round_done(&h.data.samples).unwrap();
     d
@@ -227,7 +230,13 @@ fn runs_travel_as_tarballs_and_directories() {
     let fleet = merge(&runs, &OPTIONS).unwrap();
     let out = t.path().join("out");
     let files = render::write_fleet(&fleet, &runs, &out).unwrap();
-    for name in ["fleet.md", "fleet.html", "fleet.csv", "fleet.json", "run.json"] {
+    for name in [
+        "fleet.md",
+        "fleet.html",
+        "fleet.csv",
+        "fleet.json",
+        "run.json",
+    ] {
         assert!(files.contains(&out.join(name)), "{name} in {files:?}");
     }
     assert!(out.join("plots/forest-cpu.int-hash.svg").is_file());
@@ -258,7 +267,10 @@ fn bad_inputs_are_named() {
     let e = collect_runs(&[bogus], &t.path().join("h"))
         .unwrap_err()
         .to_string();
-    assert!(e.contains("not a readable tarball") && e.contains("isobench pack"), "{e}");
+    assert!(
+        e.contains("not a readable tarball") && e.contains("isobench pack"),
+        "{e}"
+    );
     let e = pack(t.path(), Vec::new()).unwrap_err().to_string();
     assert!(e.contains("has no run.json"), "{e}");
 }

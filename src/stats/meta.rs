@@ -94,10 +94,7 @@ pub fn pool(studies: &[Study]) -> Option<Pooled> {
     } else {
         0.0
     };
-    let ws: Vec<f64> = studies
-        .iter()
-        .map(|s| 1.0 / (s.se * s.se + tau2))
-        .collect();
+    let ws: Vec<f64> = studies.iter().map(|s| 1.0 / (s.se * s.se + tau2)).collect();
     let sws: f64 = ws.iter().sum();
     let estimate = ws
         .iter()
@@ -107,14 +104,10 @@ pub fn pool(studies: &[Study]) -> Option<Pooled> {
         / sws;
     let se = (1.0 / sws).sqrt();
     let around = |z: f64| Interval {
-            low: estimate - z * se,
-            high: estimate + z * se,
+        low: estimate - z * se,
+        high: estimate + z * se,
     };
-    let i2 = if k > 1 && q > df {
-        (q - df) / q
-    } else {
-        0.0
-    };
+    let i2 = if k > 1 && q > df { (q - df) / q } else { 0.0 };
     Some(Pooled {
         k,
         estimate,
@@ -152,9 +145,21 @@ mod tests {
 
     #[test]
     fn a_study_from_its_interval() {
-        let s = Study::from_ci95(0.1, Interval { low: 0.1 - Z95 * 0.02, high: 0.1 + Z95 * 0.02 });
+        let s = Study::from_ci95(
+            0.1,
+            Interval {
+                low: 0.1 - Z95 * 0.02,
+                high: 0.1 + Z95 * 0.02,
+            },
+        );
         assert!((s.se - 0.02).abs() < 1e-12);
-        let flat = Study::from_ci95(0.1, Interval { low: 0.1, high: 0.1 });
+        let flat = Study::from_ci95(
+            0.1,
+            Interval {
+                low: 0.1,
+                high: 0.1,
+            },
+        );
         assert_eq!(flat.se, MIN_SE);
     }
 

@@ -105,7 +105,10 @@ impl Figure for ForestFigure<'_> {
                         .map_err(err)?;
                     chart
                         .draw_series([Rectangle::new(
-                            [(clip(est) - (x1 - x0) * 0.004, yc - h * 0.6), (clip(est) + (x1 - x0) * 0.004, yc + h * 0.6)],
+                            [
+                                (clip(est) - (x1 - x0) * 0.004, yc - h * 0.6),
+                                (clip(est) + (x1 - x0) * 0.004, yc + h * 0.6),
+                            ],
                             color.filled(),
                         )])
                         .map_err(err)?;
