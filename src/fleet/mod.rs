@@ -42,6 +42,15 @@ pub enum FleetError {
     },
     #[error("cannot read {path}: {detail}")]
     Input { path: String, detail: String },
+    #[error(
+        "{first} and {second} are the same run ({run_id} on {hostname}): give each host's run once"
+    )]
+    Duplicate {
+        first: String,
+        second: String,
+        run_id: String,
+        hostname: String,
+    },
     #[error("the runs do not measure the same thing: {}; merge runs of one isobench build and image, or pass --allow-mixed to pool them anyway (the report lists the differences)", .differences.join("; "))]
     Mixed { differences: Vec<String> },
     #[error("the run {source_name} names the estimator {name:?}, which this isobench does not know: merge it with the isobench version that made it")]
@@ -352,6 +361,24 @@ fn pool_row(hosts: &[HostOverhead], margin: f64) -> Option<PooledOverhead> {
 pub fn merge(runs: &[HostRun], options: &MergeOptions) -> Result<Fleet, FleetError> {
     if runs.is_empty() {
         return Err(FleetError::NoRuns);
+    }
+    for (i, a) in runs.iter().enumerate() {
+        let key = |r: &HostRun| {
+            let run = &r.data.run;
+            (
+                run.run_id.clone(),
+                run.host.hostname.clone(),
+                run.started_at.clone(),
+            )
+        };
+        if let Some(b) = runs[i + 1..].iter().find(|b| key(b) == key(a)) {
+            return Err(FleetError::Duplicate {
+                first: a.source.clone(),
+                second: b.source.clone(),
+                run_id: a.data.run.run_id.clone(),
+                hostname: a.data.run.host.hostname.clone(),
+            });
+        }
     }
     let differences = differences(runs);
     if !differences.is_empty() && !options.allow_mixed {

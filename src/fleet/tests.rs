@@ -106,11 +106,13 @@ fn row<'a>(fleet: &'a Fleet, env: &str) -> &'a FleetRow {
 #[test]
 fn identical_hosts_pool_to_the_host_estimate() {
     let one = host("a", 0.03, 0.005, 20, 1);
-    let runs: Vec<HostRun> = ["a", "b", "c"]
+    let mut runs: Vec<HostRun> = ["a", "b", "c"]
         .iter()
-        .map(|n| HostRun {
-            source: n.to_string(),
-            ..one.clone()
+        .map(|n| {
+            let mut h = one.clone();
+            h.source = n.to_string();
+            h.data.run.run_id = format!("run-{n}");
+            h
         })
         .collect();
     let fleet = merge(&runs, &OPTIONS).unwrap();
@@ -131,6 +133,10 @@ fn identical_hosts_pool_to_the_host_estimate() {
         "hostname and labels name a host"
     );
     assert!(fleet.differences.is_empty());
+    // The same run twice is one host, not two.
+    runs[2].data.run.run_id = "run-a".into();
+    let e = merge(&runs, &OPTIONS).unwrap_err().to_string();
+    assert!(e.contains("a and c are the same run (run-a on a)"), "{e}");
 }
 
 #[test]
