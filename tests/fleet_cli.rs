@@ -195,3 +195,51 @@ fn bad_inputs_are_named() {
         .stdout(predicate::str::contains("I²"))
         .stdout(predicate::str::contains("--allow-mixed"));
 }
+
+#[test]
+fn run_out_dash_writes_a_tarball_that_merges() {
+    let t = tempfile::tempdir().unwrap();
+    let out = isobench()
+        .current_dir(t.path())
+        .args([
+            "run",
+            "--env",
+            "native",
+            "--workload",
+            "cpu.int",
+            "--rounds",
+            "5",
+            "--warmup",
+            "1",
+            "--label",
+            "pool=stdout",
+            "--out",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout[..2], [0x1f, 0x8b], "a gzip stream on stdout");
+    let leftovers: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().collect();
+    assert!(
+        leftovers.is_empty(),
+        "the staging directory is removed: {leftovers:?}"
+    );
+    let tarball = t.path().join("run.tar.gz");
+    std::fs::write(&tarball, &out.stdout).unwrap();
+    let fleet = t.path().join("fleet");
+    isobench()
+        .arg("merge")
+        .arg(&tarball)
+        .arg("--out")
+        .arg(&fleet)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("1 host(s)"));
+    let json = std::fs::read_to_string(fleet.join("fleet.json")).unwrap();
+    assert!(json.contains("\"pool\": \"stdout\""), "{json}");
+}

@@ -83,7 +83,7 @@ fn run(args: &MergeArgs) -> Result<()> {
     }
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the output directory {}", out.display()))?;
-    let result = (|| -> Result<Vec<PathBuf>> {
+    let result = (|| -> Result<(fleet::Fleet, Vec<PathBuf>)> {
         let runs = fleet::collect_runs(&args.inputs, &out.join(HOSTS_DIR))?;
         let options = MergeOptions {
             margin,
@@ -91,14 +91,15 @@ fn run(args: &MergeArgs) -> Result<()> {
             resamples: DEFAULT_RESAMPLES,
         };
         let fleet = fleet::merge(&runs, &options)?;
-        for d in &fleet.differences {
-            eprintln!("isobench: warning: {d} (merged because of --allow-mixed)");
-        }
-        print!("{}", fleet::fleet_table(&fleet));
-        Ok(render::write_fleet(&fleet, &runs, out)?)
+        let files = render::write_fleet(&fleet, &runs, out)?;
+        Ok((fleet, files))
     })();
     match result {
-        Ok(files) => {
+        Ok((fleet, files)) => {
+            for d in &fleet.differences {
+                eprintln!("isobench: warning: {d} (merged because of --allow-mixed)");
+            }
+            print!("{}", fleet::fleet_table(&fleet));
             for f in files {
                 println!("wrote {}", f.display());
             }

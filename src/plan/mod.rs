@@ -210,7 +210,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Directory the run directory is created in.
+    /// Directory the run directory is created in. `-` writes the run as one gzip tarball
+    /// to stdout instead (as `isobench pack` would; the table goes to stderr).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
 
