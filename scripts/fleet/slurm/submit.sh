@@ -14,6 +14,12 @@ case "$nodes" in
   '' | *[!0-9]*) echo "submit.sh: NODES must be a number of nodes, got '$nodes'" >&2; exit 2 ;;
 esac
 : "${ISOBENCH_FLEET_DIR:?set ISOBENCH_FLEET_DIR to a directory every node can write}"
+for used in inputs report results; do
+  if [ -e "$ISOBENCH_FLEET_DIR/$used" ]; then
+    echo "submit.sh: $ISOBENCH_FLEET_DIR/$used exists from an earlier fleet: give a new ISOBENCH_FLEET_DIR (the merge pools every run in inputs/)" >&2
+    exit 2
+  fi
+done
 mkdir -p "$ISOBENCH_FLEET_DIR"
 cd "$ISOBENCH_FLEET_DIR"
 array=$(sbatch --parsable --array="0-$((nodes - 1))" "$@" "$here/isobench-array.sbatch")
