@@ -282,7 +282,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Directory the run directory is created in.
+    /// Directory the run directory is created in. `-` writes the run as one gzip tarball
+    /// to stdout instead (as `isobench pack` would; the table goes to stderr).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
 
@@ -315,6 +316,30 @@ pub struct RunOptions {
 
     #[command(flatten)]
     pub vm: VmOptions,
+
+    /// A label recorded in run.json (`labels`), e.g. `--label pool=gpu --label
+    /// instance=m5.large`: what `isobench merge` shows per host. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+/// Parse a `--label KEY=VALUE`: a non-empty key of letters, digits, `.`, `_`, `-`, `/`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(format!(
+            "{s:?} is not KEY=VALUE: give e.g. --label pool=general"
+        ));
+    };
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    {
+        return Err(format!(
+            "label key {key:?} must be non-empty letters, digits, `.`, `_`, `-` or `/` (e.g. --label pool=general)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Which CPU the measured instances run on.
@@ -404,6 +429,8 @@ pub struct Plan {
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
+    /// `--label KEY=VALUE` pairs, recorded in `run.json` (a repeated key keeps the last).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Parse a size like `512M`, `2G`, `65536`, `64KiB`.
@@ -653,6 +680,7 @@ impl RunOptions {
             isa: self.isa,
             container: self.container.clone(),
             vm: self.vm,
+            labels: self.labels.iter().cloned().collect(),
         })
     }
 }

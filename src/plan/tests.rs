@@ -98,3 +98,19 @@ fn typed_options_record_as_typed() {
         );
     }
 }
+
+#[test]
+fn labels_are_key_value_pairs() {
+    assert_eq!(
+        parse_label("pool=gpu-a").unwrap(),
+        ("pool".to_string(), "gpu-a".to_string())
+    );
+    assert_eq!(
+        parse_label("k8s.node=n=1").unwrap(),
+        ("k8s.node".to_string(), "n=1".to_string())
+    );
+    assert_eq!(parse_label("empty=").unwrap().1, "");
+    assert!(parse_label("novalue").unwrap_err().contains("KEY=VALUE"));
+    assert!(parse_label("=x").unwrap_err().contains("non-empty"));
+    assert!(parse_label("a b=x").is_err());
+}

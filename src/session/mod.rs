@@ -250,6 +250,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         summaries: Vec::new(),
         warnings: Vec::new(),
         measurement: None,
+        labels: plan.labels.clone(),
     };
 
     // Start every environment and prove each runs the embedded image; one that fails to
