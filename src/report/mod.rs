@@ -5,6 +5,7 @@
 pub mod content;
 pub mod csv_files;
 pub mod document;
+pub mod headline;
 pub mod html;
 pub mod markdown;
 pub mod plot;
@@ -59,6 +60,8 @@ pub enum ReportError {
 pub struct Rendered {
     /// The analysis (pass it to [`terminal_table`]).
     pub analysis: Analysis,
+    /// The headline: one representative metric per workload and the plain-words caption.
+    pub headline: headline::Headline,
     /// Every file written, in the order written.
     pub files: Vec<PathBuf>,
 }
@@ -133,13 +136,19 @@ pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, Repor
         files.push(path);
     }
 
-    let plots = plot::render_plots(&analysis, &dir.join(PLOT_DIR))?;
+    let head = headline::headline(&analysis, run.config.profile);
+    let mut plots = vec![plot::render_headline(
+        &head,
+        &analysis.envs,
+        &dir.join(PLOT_DIR),
+    )?];
+    plots.extend(plot::render_plots(&analysis, &dir.join(PLOT_DIR))?);
     for p in &plots {
         files.push(p.svg_path.clone());
         files.push(p.png_path.clone());
     }
 
-    let doc = content::document(&run, &analysis, &plots, PLOT_DIR);
+    let doc = content::document(&run, &analysis, &head, &plots, PLOT_DIR);
     for (name, text) in [
         (REPORT_MD, markdown::markdown(&doc)),
         (REPORT_HTML, html::html(&doc)),
@@ -148,5 +157,9 @@ pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, Repor
         write_atomic(&path, text.as_bytes())?;
         files.push(path);
     }
-    Ok(Rendered { analysis, files })
+    Ok(Rendered {
+        analysis,
+        headline: head,
+        files,
+    })
 }
