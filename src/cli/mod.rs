@@ -4,6 +4,7 @@ pub mod args;
 pub mod baseline;
 pub mod clean;
 pub mod compare;
+pub mod export;
 pub mod info;
 mod progress;
 pub mod report;
@@ -41,6 +42,7 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Report(a) => report::report(&a),
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Baseline(a) => baseline::baseline(&a),
+        args::Command::Export(a) => export::export(&a),
     }
 }
 

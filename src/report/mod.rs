@@ -102,8 +102,17 @@ pub fn render(dir: &Path, margin: Option<f64>, seed: Option<u64>) -> Result<Rend
     )
 }
 
-/// [`render`] with every option.
-pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, ReportError> {
+/// A stored run and its analysis, with the run's own estimator, margin and seed unless
+/// `options` say otherwise: what [`render_with`] and the exports start from.
+#[derive(Debug)]
+pub struct Analyzed {
+    pub run: crate::results::RunFile,
+    pub samples: Vec<crate::results::SampleRow>,
+    pub analysis: Analysis,
+}
+
+/// Loads the run in `dir` and analyses it (no file is written).
+pub fn analyze_stored(dir: &Path, options: RenderOptions) -> Result<Analyzed, ReportError> {
     let stored = load_run(dir)?;
     let (run, samples) = (stored.run, stored.samples);
     // Runs before blocks (schema 1) record no estimator: theirs was the mean.
@@ -120,6 +129,20 @@ pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, Repor
         estimator,
     };
     let analysis = analyze(&samples, config)?;
+    Ok(Analyzed {
+        run,
+        samples,
+        analysis,
+    })
+}
+
+/// [`render`] with every option.
+pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, ReportError> {
+    let Analyzed {
+        run,
+        samples,
+        analysis,
+    } = analyze_stored(dir, options)?;
     let mut files = Vec::new();
 
     let summary = csv_files::summary_csv(&samples).map_err(|source| ReportError::EncodeCsv {
