@@ -271,3 +271,59 @@ fn report_prints_the_caption_quietly_or_the_table_as_json() {
     assert_eq!(v.as_array().unwrap().len(), overhead.lines().count() - 1);
     assert!(String::from_utf8_lossy(&json.get_output().stderr).contains("results: "));
 }
+
+#[test]
+fn run_ends_with_the_caption_quietly_or_the_table_as_json() {
+    let out = fresh_dir("export-run-quiet");
+    let run = |extra: &[&str]| {
+        let a = isobench()
+            .args([
+                "run",
+                "--env",
+                "native",
+                "--rounds",
+                "5",
+                "--warmup",
+                "1",
+                "--seed",
+                "7",
+                "--workload",
+                "sys.call",
+            ])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .timeout(std::time::Duration::from_secs(300))
+            .assert()
+            .success();
+        let o = a.get_output();
+        (
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (quiet, _) = run(&["--quiet"]);
+    let lines: Vec<&str> = quiet.lines().collect();
+    assert_eq!(lines.len(), 2, "the caption and the path only: {quiet}");
+    assert!(
+        lines[0].starts_with("native-b (A/A noise floor): "),
+        "{quiet}"
+    );
+    assert!(lines[1].starts_with("results: "), "{quiet}");
+
+    let (table, _) = run(&[]);
+    assert!(
+        table.starts_with("native-b (A/A noise floor): "),
+        "caption first: {table}"
+    );
+    assert!(table.contains("null_hostcall"), "then the table: {table}");
+
+    let (json, stderr) = run(&["--format", "json"]);
+    let v: serde_json::Value =
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
+    let rows = v.as_array().unwrap();
+    assert!(rows.iter().any(|r| r["metric"] == "null_hostcall"
+        && r["env"] == "native-b"
+        && r["headline"] == true));
+    assert!(stderr.contains("results: "));
+}
