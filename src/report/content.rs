@@ -85,7 +85,17 @@ pub fn document(
         caption: p.caption.clone(),
     };
     doc.heading(1, "Headline");
-    doc.list(headline.caption.clone());
+    let mut lines = headline.caption.clone();
+    // Environments that did not run are named too, so their absence from the figure is read.
+    for e in run
+        .environments
+        .iter()
+        .filter(|e| e.status != EnvStatus::Ran)
+    {
+        let reason = e.reason.as_deref().unwrap_or("no reason recorded");
+        lines.push(format!("{}: {} — {reason}.", e.label, e.status));
+    }
+    doc.list(lines);
     if let Some(p) = plots.iter().find(|p| p.name == HEADLINE) {
         doc.figure(figure(p));
     }
