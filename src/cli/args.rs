@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan::RunOptions;
-
 const ABOUT: &str = "Measure what isolation costs.
 
 isobench runs the same freestanding workload image natively, in a container it builds
@@ -40,7 +38,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run workloads in environments and write results/<run-id>/.
-    Run(Box<RunOptions>),
+    Run(Box<super::run::RunArgs>),
     /// Show the workload image, the host facts, the workloads, and which environments can run here.
     Info,
     /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs).
@@ -55,6 +53,8 @@ pub enum Command {
     Merge(Box<super::merge::MergeArgs>),
     /// Write one run as a gzip tarball to stdout (or -o FILE), for `merge` on another host.
     Pack(super::pack::PackArgs),
+    /// Export a stored run for CI dashboards and notebooks (github-action-benchmark, Bencher, JUnit, CSV, JSON).
+    Export(super::export::ExportArgs),
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +69,29 @@ pub struct ReportArgs {
     /// Seed for the bootstrap. [default: the run's seed, so the output is reproducible]
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
+
+    /// What to print on stdout.
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// What `run` and `report` print on stdout once the run is analysed.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct OutputArgs {
+    /// Print only the plain-words caption and the results path (no table, no file list).
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+
+    /// `table`: the caption above the verdict table; `json`: the overhead table as a JSON
+    /// list of records on stdout (everything else goes to stderr).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table, value_name = "FORMAT")]
+    pub format: OutputFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Json,
 }
 
 #[derive(Debug, Args)]

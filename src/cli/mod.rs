@@ -4,6 +4,7 @@ pub mod args;
 pub mod baseline;
 pub mod clean;
 pub mod compare;
+pub mod export;
 pub mod info;
 pub mod merge;
 pub mod pack;
@@ -45,6 +46,7 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Baseline(a) => baseline::baseline(&a),
         args::Command::Merge(a) => merge::merge(&a),
         args::Command::Pack(a) => pack::pack(&a),
+        args::Command::Export(a) => export::export(&a),
     }
 }
 

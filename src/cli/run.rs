@@ -1,12 +1,15 @@
 //! `isobench run`: validate the options, run the session with a progress bar, print the
-//! verdict table and where the results are. The run itself is `session::run`.
+//! plain-words caption, the verdict table and where the results are. The run itself is
+//! `session::run`.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::{Context, Result};
+use clap::Args;
 
+use super::args::{OutputArgs, OutputFormat};
 use super::progress::Bar;
 use super::ExitCode;
 use crate::plan::RunOptions;
@@ -14,20 +17,37 @@ use crate::report;
 use crate::results::Outcome;
 use crate::session;
 
-pub fn run(args: &RunOptions, interrupted: &AtomicBool) -> Result<ExitCode> {
-    if args.out.as_os_str() == "-" {
-        return run_to_stdout(args, interrupted);
+/// `isobench run`'s flags: the plan's options, and what to print at the end.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub options: RunOptions,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+pub fn run(args: &RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
+    if args.options.out.as_os_str() == "-" {
+        return run_to_stdout(&args.options, interrupted);
     }
-    let plan = args.plan().context("invalid run options")?;
+    let plan = args.options.plan().context("invalid run options")?;
     let mut bar = Bar::new();
     let finished = session::run(&plan, &mut bar, interrupted)?;
-    if let Some(analysis) = &finished.analysis {
-        println!(
-            "{}",
-            report::terminal_table(analysis, report::stdout_color_wanted())
-        );
+    match &finished.analysis {
+        Some(analysis) => super::report::print_outcome(
+            analysis,
+            plan.profile,
+            args.output,
+            &finished.run_dir,
+            &[],
+        )?,
+        None if args.output.format == OutputFormat::Json => {
+            println!("[]");
+            eprintln!("results: {}", finished.run_dir.display());
+        }
+        None => println!("results: {}", finished.run_dir.display()),
     }
-    println!("results: {}", finished.run_dir.display());
     let kept_in = format!("in {}", finished.run_dir.display());
     conclude(finished, &kept_in)
 }

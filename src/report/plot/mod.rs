@@ -18,6 +18,7 @@ mod distributions;
 mod drift;
 mod forest;
 mod frame;
+mod headline;
 mod io_latency;
 mod line_chart;
 mod mem_latency;
@@ -100,6 +101,37 @@ fn write_figure<F: Figure>(
         png_path,
     })
 }
+
+/// Renders the headline figure (`headline.{svg,png}`) into `dir`; its caption is the
+/// headline's plain-words lines.
+pub fn render_headline(
+    headline: &crate::report::headline::Headline,
+    all_envs: &[String],
+    dir: &Path,
+) -> Result<Plot, PlotError> {
+    ensure_font()?;
+    std::fs::create_dir_all(dir).map_err(|source| PlotError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let title = "What isolation costs here: overhead vs native, one row per workload";
+    let fig = headline::figure(title, headline, all_envs);
+    write_figure(
+        &fig,
+        dir,
+        HEADLINE,
+        title,
+        &format!(
+            "Each row is a workload's representative metric (its catalogue primary); dot: \
+             the estimate, bar: its 95% interval, text: the verdict at ±{}; grey: native-b's \
+             95% interval (the A/A noise floor); the axis is symmetric-log.",
+            format_margin(headline.margin)
+        ),
+    )
+}
+
+/// File stem of the headline figure.
+pub const HEADLINE: &str = "headline";
 
 /// Renders every plot the data allow into `dir` (SVG and PNG each). Plots with no data
 /// (no IO percentiles, no `mem.latency` sizes) are skipped and absent from the result.
