@@ -50,7 +50,7 @@ pub fn info() -> Result<ExitCode> {
     );
     println!();
     println!("environments");
-    for kind in EnvKind::ALL {
+    for kind in EnvKind::defaults() {
         match env::probe(kind) {
             Ok(()) => println!("  {:<10} available", kind.name()),
             Err(reason) => println!("  {:<10} not available: {reason}", kind.name()),
