@@ -289,14 +289,8 @@ impl Runtime {
         if !self.root.exists() {
             return Ok(Vec::new());
         }
-        let out = self.call(&["list", "-q"])?;
-        Ok(out
-            .stdout
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(str::to_string)
-            .collect())
+        // The table format is the one every runtime has (runsc has no `-q`).
+        Ok(parse_list(&self.call(&["list"])?.stdout))
     }
 
     /// isobench's containers in this runtime whose isobench process is dead.
@@ -323,6 +317,16 @@ pub fn last_message(stderr: &str) -> String {
         }
     }
     line.to_string()
+}
+
+/// The ids in `<runtime> list` table output: the first column after the `ID` header.
+pub fn parse_list(table: &str) -> Vec<String> {
+    table
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("ID "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
 }
 
 /// The default of `-platform` in `runsc flags` output (`(default "ptrace")`).
@@ -364,6 +368,13 @@ mod tests {
         );
         assert_eq!(last_message("a\nerror: no such thing\n\n"), "error: no such thing");
         assert_eq!(last_message(""), "(no message)");
+    }
+
+    #[test]
+    fn list_tables_give_ids() {
+        let t = "ID                         PID   STATUS  BUNDLE  CREATED  OWNER\nisobench-9-0-runc  123   running /b      2026     root\n\n";
+        assert_eq!(parse_list(t), ["isobench-9-0-runc"]);
+        assert!(parse_list("ID          PID         STATUS\n").is_empty());
     }
 
     #[test]
