@@ -64,7 +64,11 @@ fn leftovers_of(pid: u32) -> Vec<String> {
     let tag = format!("isobench-{pid}-");
     let mut found: Vec<String> = ["runc", "runsc"]
         .iter()
-        .flat_map(|rt| listed(rt).into_iter().map(move |id| format!("{rt} container {id}")))
+        .flat_map(|rt| {
+            listed(rt)
+                .into_iter()
+                .map(move |id| format!("{rt} container {id}"))
+        })
         .filter(|l| l.contains(&tag))
         .collect();
     found.extend(
@@ -99,8 +103,17 @@ fn runc_and_runsc_run_every_workload_on_the_same_image() {
     let out = tempfile::tempdir().unwrap();
     let assert = isobench()
         .args([
-            "run", "--env", "native,runc,runsc", "--strict", "--quick", "--rounds", "1",
-            "--warmup", "0", "--seed", "11",
+            "run",
+            "--env",
+            "native,runc,runsc",
+            "--strict",
+            "--quick",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+            "--seed",
+            "11",
         ])
         .arg("--out")
         .arg(out.path())
@@ -137,7 +150,11 @@ fn runc_and_runsc_run_every_workload_on_the_same_image() {
             );
         }
     }
-    let runsc = run.environments.iter().find(|e| e.label == "runsc").unwrap();
+    let runsc = run
+        .environments
+        .iter()
+        .find(|e| e.label == "runsc")
+        .unwrap();
     assert!(
         ["ptrace", "systrap"].contains(&runsc.facts["runtime.platform"].as_str()),
         "{:?}",
@@ -168,8 +185,20 @@ fn a_tenth_of_a_cpu_holds_runcs_share_near_ten_percent() {
     let out = tempfile::tempdir().unwrap();
     isobench()
         .args([
-            "run", "--env", "native,runc", "--strict", "--workload", "cpu.int", "--cpus", "0.1",
-            "--rounds", "3", "--warmup", "1", "--seed", "5",
+            "run",
+            "--env",
+            "native,runc",
+            "--strict",
+            "--workload",
+            "cpu.int",
+            "--cpus",
+            "0.1",
+            "--rounds",
+            "3",
+            "--warmup",
+            "1",
+            "--seed",
+            "5",
         ])
         .arg("--out")
         .arg(out.path())
@@ -181,7 +210,10 @@ fn a_tenth_of_a_cpu_holds_runcs_share_near_ten_percent() {
         .iter()
         .filter(|s| s.env == "runc" && s.metric == "counter.cgroup.cpu_usage_ns")
         .collect();
-    assert!(!usage.is_empty(), "runc samples carry the cgroup's CPU time");
+    assert!(
+        !usage.is_empty(),
+        "runc samples carry the cgroup's CPU time"
+    );
     let (cpu_ns, wall_ns) = usage
         .iter()
         .fold((0.0, 0.0), |(c, w), s| (c + s.value, w + s.wall_ns as f64));
@@ -199,8 +231,14 @@ fn a_tenth_of_a_cpu_holds_runcs_share_near_ten_percent() {
 fn long_runtime_run(out: &Path) -> Child {
     let mut child = isobench()
         .args([
-            "run", "--env", "native,runc,runsc", "--strict", "--workload", "cpu.int,io.seq",
-            "--rounds", "100000",
+            "run",
+            "--env",
+            "native,runc,runsc",
+            "--strict",
+            "--workload",
+            "cpu.int,io.seq",
+            "--rounds",
+            "100000",
         ])
         .arg("--out")
         .arg(out)
@@ -209,18 +247,7 @@ fn long_runtime_run(out: &Path) -> Child {
         .spawn()
         .unwrap();
     let t0 = Instant::now();
-    loop {
-        let has = std::fs::read_dir(out)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| {
-                std::fs::read_to_string(e.path().join(SAMPLES_CSV))
-                    .is_ok_and(|s| s.contains(",runsc,"))
-            });
-        if has {
-            return child;
-        }
+    while !has_runsc_samples(out) {
         if t0.elapsed() > Duration::from_secs(120) {
             let _ = child.kill();
             let _ = child.wait();
@@ -228,6 +255,17 @@ fn long_runtime_run(out: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    child
+}
+
+fn has_runsc_samples(out: &Path) -> bool {
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            std::fs::read_to_string(e.path().join(SAMPLES_CSV)).is_ok_and(|s| s.contains(",runsc,"))
+        })
 }
 
 #[test]
@@ -285,8 +323,15 @@ fn crun_is_skipped_with_its_own_reason_or_runs() {
     let out = tempfile::tempdir().unwrap();
     isobench()
         .args([
-            "run", "--env", "native,crun", "--workload", "sys.call,io.rand", "--rounds", "1",
-            "--warmup", "0",
+            "run",
+            "--env",
+            "native,crun",
+            "--workload",
+            "sys.call,io.rand",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
         ])
         .arg("--out")
         .arg(out.path())
@@ -304,7 +349,14 @@ fn crun_is_skipped_with_its_own_reason_or_runs() {
             "crun's own reason: {reason}"
         );
         let strict = isobench()
-            .args(["run", "--env", "native,crun", "--strict", "--workload", "sys.call"])
+            .args([
+                "run",
+                "--env",
+                "native,crun",
+                "--strict",
+                "--workload",
+                "sys.call",
+            ])
             .arg("--out")
             .arg(out.path())
             .assert()
@@ -315,7 +367,9 @@ fn crun_is_skipped_with_its_own_reason_or_runs() {
         assert_eq!(crun.status, EnvStatus::Ran, "{:?}", crun.reason);
         assert_eq!(crun.image_sha256, run.image.sha256);
         let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
-        assert!(samples.iter().any(|s| s.env == "crun" && s.workload == "io.rand"));
+        assert!(samples
+            .iter()
+            .any(|s| s.env == "crun" && s.workload == "io.rand"));
     }
     let left = leftovers_of(std::process::id());
     assert!(left.is_empty(), "{left:?}");
@@ -330,7 +384,16 @@ fn oci_path_runs_a_runtime_by_its_binary_and_bad_ones_are_refused() {
         .find(|p| Path::new(p).exists())
         .expect("runc is installed (scripts/setup)");
     isobench()
-        .args(["run", "--strict", "--workload", "sys.call", "--rounds", "1", "--warmup", "0"])
+        .args([
+            "run",
+            "--strict",
+            "--workload",
+            "sys.call",
+            "--rounds",
+            "1",
+            "--warmup",
+            "0",
+        ])
         .arg("--env")
         .arg(format!("native,oci:{runc}"))
         .arg("--out")
@@ -342,12 +405,21 @@ fn oci_path_runs_a_runtime_by_its_binary_and_bad_ones_are_refused() {
     assert_eq!(oci.status, EnvStatus::Ran, "{:?}", oci.reason);
     assert_eq!(oci.facts["runtime.path"], runc);
     let bad = isobench()
-        .args(["run", "--strict", "--env", "native,oci:/nonexistent/rt", "--out"])
+        .args([
+            "run",
+            "--strict",
+            "--env",
+            "native,oci:/nonexistent/rt",
+            "--out",
+        ])
         .arg(out.path())
         .assert()
         .failure();
     let err = String::from_utf8_lossy(&bad.get_output().stderr).into_owned();
-    assert!(err.contains("/nonexistent/rt") && err.contains("oci:PATH"), "{err}");
+    assert!(
+        err.contains("/nonexistent/rt") && err.contains("oci:PATH"),
+        "{err}"
+    );
     let bare = isobench()
         .args(["run", "--env", "oci", "--out"])
         .arg(out.path())

@@ -16,7 +16,9 @@ use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("unknown environment '{0}': choose from native, container, runc, crun, runsc, vm, oci:PATH")]
+    #[error(
+        "unknown environment '{0}': choose from native, container, runc, crun, runsc, vm, oci:PATH"
+    )]
     UnknownEnv(String),
     #[error("'{0}': name an OCI runtime binary as oci:PATH (e.g. --env oci:/usr/local/bin/youki), one path per run; runc, crun and runsc have names of their own")]
     BadOciEnv(String),
@@ -522,8 +524,9 @@ impl RunOptions {
                     EnvKind::Oci
                 }
                 None if name == "oci" => return Err(PlanError::BadOciEnv(name.into())),
-                None => EnvKind::from_name(name)
-                    .ok_or_else(|| PlanError::UnknownEnv(name.into()))?,
+                None => {
+                    EnvKind::from_name(name).ok_or_else(|| PlanError::UnknownEnv(name.into()))?
+                }
             };
             if !envs.contains(&kind) {
                 envs.push(kind);

@@ -126,10 +126,13 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             && plan.envs.iter().any(|k| {
                 matches!(
                     k,
-                    EnvKind::Container | EnvKind::Runc | EnvKind::Crun | EnvKind::Oci | EnvKind::Runsc
+                    EnvKind::Container
+                        | EnvKind::Runc
+                        | EnvKind::Crun
+                        | EnvKind::Oci
+                        | EnvKind::Runsc
                 )
-            })
-        {
+            }) {
             Span::CfsSafe
         } else {
             Span::Short

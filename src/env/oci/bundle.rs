@@ -130,7 +130,11 @@ pub fn config(spec: &BundleSpec, program_in_container: &Path) -> Result<Spec, Bu
             .destination("/tmp")
             .typ("tmpfs")
             .source("tmpfs")
-            .options(vec!["nosuid".to_string(), "nodev".into(), "mode=1777".into()])
+            .options(vec![
+                "nosuid".to_string(),
+                "nodev".into(),
+                "mode=1777".into(),
+            ])
             .build()?,
         bind(Path::new("/usr"), Path::new("/usr"), true)?,
         bind(&spec.program, program_in_container, true)?,
@@ -176,7 +180,12 @@ pub fn config(spec: &BundleSpec, program_in_container: &Path) -> Result<Spec, Bu
     Ok(SpecBuilder::default()
         .version("1.0.2")
         .process(process)
-        .root(RootBuilder::default().path("rootfs").readonly(true).build()?)
+        .root(
+            RootBuilder::default()
+                .path("rootfs")
+                .readonly(true)
+                .build()?,
+        )
         .hostname(spec.hostname.clone())
         .mounts(mounts)
         .linux(linux.build()?)
@@ -288,7 +297,10 @@ mod tests {
         assert_eq!(res["cpu"]["period"], 100_000);
         assert_eq!(res["cpu"]["cpus"], "1");
         assert_eq!(res["memory"]["limit"], 512u64 << 20);
-        assert_eq!(json["linux"]["cgroupsPath"], "/isobench-oci/isobench-1-runc-0");
+        assert_eq!(
+            json["linux"]["cgroupsPath"],
+            "/isobench-oci/isobench-1-runc-0"
+        );
         assert_eq!(
             json["process"]["args"],
             serde_json::json!(["/isobench", "__oci-runner", "serve"])

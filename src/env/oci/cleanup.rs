@@ -43,10 +43,11 @@ fn runtimes() -> Vec<Runtime> {
         if !Path::new(STATE_PARENT).join(name).exists() {
             continue;
         }
-        let binary = std::fs::read_to_string(Path::new(STATE_PARENT).join(format!("{name}.binary")))
-            .ok()
-            .map(|s| PathBuf::from(s.trim()))
-            .or_else(|| find_binary(name));
+        let binary =
+            std::fs::read_to_string(Path::new(STATE_PARENT).join(format!("{name}.binary")))
+                .ok()
+                .map(|s| PathBuf::from(s.trim()))
+                .or_else(|| find_binary(name));
         if let Some(b) = binary {
             out.push(Runtime::new(name, b));
         }

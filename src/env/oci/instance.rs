@@ -88,7 +88,14 @@ impl Launched {
             .map_err(|e| format!("creating {}: {e}", l.log.display()))?;
         before_spawn();
         let child = runtime
-            .spawn_run(&l.bundle.dir, &l.id, &l.pid_file, stdin, stdout, stderr.into())
+            .spawn_run(
+                &l.bundle.dir,
+                &l.id,
+                &l.pid_file,
+                stdin,
+                stdout,
+                stderr.into(),
+            )
             .map_err(|e| e.to_string())?;
         l.child = Some(child);
         Ok(l)
@@ -214,8 +221,7 @@ fn bundle_spec(plan: &Plan, args: Vec<String>, binds: Vec<Bind>, id: &str) -> Bu
 /// The cgroup CPU time of container `id` (ns), v1 (`cpuacct.usage`) or v2 (`cpu.stat`).
 fn cgroup_cpu_ns(id: &str) -> Option<u64> {
     let rel = format!("{}/{id}", CGROUP_PARENT.trim_start_matches('/'));
-    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage"))
-    {
+    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage")) {
         return s.trim().parse().ok();
     }
     let s = std::fs::read_to_string(format!("/sys/fs/cgroup/{rel}/cpu.stat")).ok()?;
@@ -242,7 +248,9 @@ impl Instance {
     pub fn start(plan: &Plan, spec: &InstanceSpec) -> Result<Instance, EnvError> {
         let env = plan.env.clone();
         let setup = |op: &str, e: String| EnvError::setup(&env, op, e);
-        let dir = spec.scratch.join(format!("{}-{}", plan.env, std::process::id()));
+        let dir = spec
+            .scratch
+            .join(format!("{}-{}", plan.env, std::process::id()));
         std::fs::create_dir_all(&dir).map_err(|e| {
             setup(
                 "creating its scratch directory",
@@ -395,8 +403,12 @@ impl Instance {
         let broken = |what: &str| std::io::Error::other(format!("the runner {what}"));
         (&self.cmd).write_all(&[CMD_IMAGE])?;
         let mut buf = vec![0u8; 1 + image::IMAGE.len()];
-        runner::read_exact_until(&self.ans, &mut buf, Instant::now() + Duration::from_secs(30))
-            .map_err(|_| broken("did not send its image back"))?;
+        runner::read_exact_until(
+            &self.ans,
+            &mut buf,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .map_err(|_| broken("did not send its image back"))?;
         if buf[0] != CMD_IMAGE {
             return Err(broken("answered out of protocol"));
         }
@@ -468,9 +480,14 @@ pub fn measure_start(plan: &Plan, spec: &InstanceSpec) -> Result<u64, EnvError> 
         &id,
     );
     let mut launched_at = 0;
-    let mut l = Launched::spawn(&plan.runtime, &id, &bspec, Stdio::null(), Stdio::piped(), || {
-        launched_at = tsc::now()
-    })
+    let mut l = Launched::spawn(
+        &plan.runtime,
+        &id,
+        &bspec,
+        Stdio::null(),
+        Stdio::piped(),
+        || launched_at = tsc::now(),
+    )
     .map_err(|e| EnvError::setup(&env, "starting the start-up probe's container", e))?;
     let ans: OwnedFd = l
         .child

@@ -50,9 +50,8 @@ fn is_executable(p: &Path) -> bool {
 pub fn runtime_for(kind: EnvKind, oci_path: Option<&Path>) -> Result<Runtime, String> {
     let name = runtime_name(kind).ok_or_else(|| format!("{kind} is not an OCI runtime"))?;
     if kind == EnvKind::Oci {
-        let p = oci_path.ok_or(
-            "the oci environment needs the runtime's binary: --env oci:/path/to/runtime",
-        )?;
+        let p = oci_path
+            .ok_or("the oci environment needs the runtime's binary: --env oci:/path/to/runtime")?;
         if !is_executable(p) {
             return Err(format!(
                 "{} is not an executable file (give --env oci:PATH the path of an OCI runtime binary)",
@@ -62,7 +61,9 @@ pub fn runtime_for(kind: EnvKind, oci_path: Option<&Path>) -> Result<Runtime, St
         return Ok(Runtime::new(name, p));
     }
     let binary = find_binary(name).ok_or_else(|| {
-        format!("{name} is not installed (scripts/setup installs it as root: apt-get install {name})")
+        format!(
+            "{name} is not installed (scripts/setup installs it as root: apt-get install {name})"
+        )
     })?;
     Ok(Runtime::new(name, binary))
 }
@@ -205,9 +206,15 @@ impl Environment for Oci {
     fn facts(&self) -> BTreeMap<String, String> {
         let mut f = BTreeMap::new();
         f.insert("runtime".into(), self.runtime.name.clone());
-        f.insert("runtime.path".into(), self.runtime.binary.display().to_string());
+        f.insert(
+            "runtime.path".into(),
+            self.runtime.binary.display().to_string(),
+        );
         f.insert("runtime.version".into(), self.version.clone());
-        f.insert("runtime.root".into(), self.runtime.root.display().to_string());
+        f.insert(
+            "runtime.root".into(),
+            self.runtime.root.display().to_string(),
+        );
         if let Some(p) = &self.platform {
             f.insert("runtime.platform".into(), p.clone());
         }
@@ -229,10 +236,7 @@ impl Environment for Oci {
             "memory_bytes".into(),
             show(self.opts.memory.map(|m| m.to_string())),
         );
-        f.insert(
-            "cpuset".into(),
-            show(self.resources(self.cpu).cpuset),
-        );
+        f.insert("cpuset".into(), show(self.resources(self.cpu).cpuset));
         f.insert("cpu".into(), super::cpu_fact(self.cpu));
         if let Some(i) = &self.instance {
             f.extend(i.facts());

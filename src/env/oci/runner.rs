@@ -89,10 +89,12 @@ impl ServeArgs {
         let mut s = ServeArgs::default();
         let mut it = args.iter();
         while let Some(flag) = it.next() {
-            let value = it
-                .next()
-                .ok_or_else(|| format!("{flag} needs a value"))?;
-            let num = || value.parse::<u64>().map_err(|_| format!("bad {flag} {value}"));
+            let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+            let num = || {
+                value
+                    .parse::<u64>()
+                    .map_err(|_| format!("bad {flag} {value}"))
+            };
             match flag.as_str() {
                 "--work-size" => s.work_size = num()?,
                 "--disk-size" => s.disk_size = num()?,
@@ -193,7 +195,10 @@ pub fn runner_main(args: &[String]) -> ! {
 fn memory() -> RunnerMemory {
     match RunnerMemory::new() {
         Ok(m) => m,
-        Err(_) => child_fail(ANS_FD, "memfd_create for the runner's control memory failed"),
+        Err(_) => child_fail(
+            ANS_FD,
+            "memfd_create for the runner's control memory failed",
+        ),
     }
 }
 

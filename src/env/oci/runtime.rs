@@ -111,11 +111,13 @@ pub fn wait_bounded(
             }
         }
     }
-    child.wait_with_output().map_err(|source| RuntimeError::Spawn {
-        command: command.to_string(),
-        binary: String::new(),
-        source,
-    })
+    child
+        .wait_with_output()
+        .map_err(|source| RuntimeError::Spawn {
+            command: command.to_string(),
+            binary: String::new(),
+            source,
+        })
 }
 
 impl Runtime {
@@ -259,7 +261,11 @@ impl Runtime {
             .stderr(stderr)
             .process_group(0);
         c.spawn().map_err(|source| RuntimeError::Spawn {
-            command: format!("{} run --bundle {} {id}", self.binary.display(), bundle.display()),
+            command: format!(
+                "{} run --bundle {} {id}",
+                self.binary.display(),
+                bundle.display()
+            ),
             binary: self.binary.display().to_string(),
             source,
         })
@@ -363,10 +369,15 @@ mod tests {
     #[test]
     fn stderr_reasons_are_found() {
         assert_eq!(
-            last_message("{\"level\":\"error\",\"msg\":\"cgroups in hybrid mode not supported\"}\n"),
+            last_message(
+                "{\"level\":\"error\",\"msg\":\"cgroups in hybrid mode not supported\"}\n"
+            ),
             "cgroups in hybrid mode not supported"
         );
-        assert_eq!(last_message("a\nerror: no such thing\n\n"), "error: no such thing");
+        assert_eq!(
+            last_message("a\nerror: no such thing\n\n"),
+            "error: no such thing"
+        );
         assert_eq!(last_message(""), "(no message)");
     }
 
