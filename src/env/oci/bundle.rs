@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType,
-    LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder,
-    UserBuilder,
+    LinuxBlockIoBuilder, LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
+    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
+    Spec, SpecBuilder, UserBuilder,
 };
 
 /// The directories of the root filesystem's skeleton: the built-in container's (proc, dev,
@@ -29,6 +29,8 @@ pub struct Resources {
     pub memory: Option<u64>,
     /// The CPUs the container may use, a cpuset list (`0`, `0-1`).
     pub cpuset: Option<String>,
+    /// Relative IO weight (`linux.resources.blockIO.weight`).
+    pub io_weight: Option<u16>,
 }
 
 /// The CFS period the `--cpus` quota is expressed against (microseconds), as Docker uses.
@@ -169,6 +171,9 @@ pub fn config(spec: &BundleSpec, program_in_container: &Path) -> Result<Spec, Bu
     if let Some(m) = r.memory {
         resources = resources.memory(LinuxMemoryBuilder::default().limit(m as i64).build()?);
     }
+    if let Some(w) = r.io_weight {
+        resources = resources.block_io(LinuxBlockIoBuilder::default().weight(w).build()?);
+    }
     let mut linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .resources(resources.build()?)
@@ -282,6 +287,7 @@ mod tests {
                 cpus: Some(0.1),
                 memory: Some(512 << 20),
                 cpuset: Some("1".into()),
+                io_weight: Some(500),
             },
             cgroups_path: Some("/isobench-oci/isobench-1-runc-0".into()),
             hostname: "isobench".into(),
@@ -297,6 +303,7 @@ mod tests {
         assert_eq!(res["cpu"]["period"], 100_000);
         assert_eq!(res["cpu"]["cpus"], "1");
         assert_eq!(res["memory"]["limit"], 512u64 << 20);
+        assert_eq!(res["blockIO"]["weight"], 500);
         assert_eq!(
             json["linux"]["cgroupsPath"],
             "/isobench-oci/isobench-1-runc-0"

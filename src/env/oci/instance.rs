@@ -169,15 +169,15 @@ impl Drop for Launched {
 /// Availability: run a minimal runner bundle (`__oci-runner probe`) like the real one and
 /// return the runtime's own reason when it refuses.
 pub fn probe(runtime: &Runtime, program: &Path) -> Result<(), String> {
+    let id = runtime::new_id(&runtime.name);
     let spec = BundleSpec {
         program: program.to_path_buf(),
         args: runner::probe_args(),
         binds: Vec::new(),
         resources: Resources::default(),
-        cgroups_path: None,
+        cgroups_path: Some(format!("{CGROUP_PARENT}/{id}")),
         hostname: "isobench".into(),
     };
-    let id = runtime::new_id(&runtime.name);
     let mut l = Launched::spawn(runtime, &id, &spec, Stdio::null(), Stdio::piped(), || {})
         .map_err(|e| format!("{}: {e}", runtime.name))?;
     let child = l.child.take().ok_or("no runtime process")?;

@@ -152,7 +152,17 @@ impl Oci {
                 .cpuset
                 .clone()
                 .or_else(|| cpu.map(|c| c.to_string())),
+            io_weight: self.opts.io_weight.filter(|_| self.io_weight_applies()),
         }
+    }
+
+    /// runsc writes a v1 IO weight to `blkio.weight` only, which hosts whose block layer
+    /// schedules with BFQ do not have (it fails to start the sandbox); runc and crun also
+    /// use `blkio.bfq.weight`.
+    fn io_weight_applies(&self) -> bool {
+        self.runtime.name != "runsc"
+            || !Path::new("/sys/fs/cgroup/blkio").is_dir()
+            || Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
     }
 
     fn plan(&self, spec: &InstanceSpec) -> Result<instance::Plan, EnvError> {
@@ -188,7 +198,16 @@ impl Environment for Oci {
         let Some(instance) = self.instance.as_mut() else {
             return Err(self.err("invoking a workload", "the environment was not started"));
         };
-        let r = instance.invoke(inv);
+        let r = instance.invoke(inv).map_err(|e| match (e, self.opts.memory) {
+            (EnvError::Crashed { env, workload, detail }, Some(limit)) => EnvError::Crashed {
+                env,
+                workload,
+                detail: format!(
+                    "{detail} (the container has a memory limit of {limit} bytes: if the OOM killer ended the runner, raise --memory or run a smaller workload)"
+                ),
+            },
+            (e, _) => e,
+        });
         if r.is_err() {
             // Any error ends the instance (as the built-in container's does).
             if let Some(i) = self.instance.take() {
@@ -238,6 +257,13 @@ impl Environment for Oci {
         );
         f.insert("cpuset".into(), show(self.resources(self.cpu).cpuset));
         f.insert("cpu".into(), super::cpu_fact(self.cpu));
+        let io_weight = match self.opts.io_weight {
+            Some(w) if !self.io_weight_applies() => {
+                format!("{w} (not applied: runsc writes blkio.weight, absent on this host)")
+            }
+            w => show(w.map(|w| w.to_string())),
+        };
+        f.insert("io_weight".into(), io_weight);
         if let Some(i) = &self.instance {
             f.extend(i.facts());
         }
