@@ -81,3 +81,35 @@ fn typed_options_record_as_typed() {
         assert_eq!(t.to_possible_value().unwrap().get_name(), t.name());
     }
 }
+
+/// `--env` as a user types it, through clap, to a plan.
+fn plan_of(env: &str) -> Result<Plan, PlanError> {
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        o: RunOptions,
+    }
+    use clap::Parser;
+    Wrap::try_parse_from(["isobench", "--env", env])
+        .unwrap()
+        .o
+        .plan()
+}
+
+#[test]
+fn runtimes_are_environments_and_oci_needs_a_path() {
+    let p = plan_of("runsc,native,runc").unwrap();
+    assert_eq!(p.envs, [EnvKind::Native, EnvKind::Runc, EnvKind::Runsc]);
+    assert_eq!(p.oci_path, None);
+    let p = plan_of("native,oci:/opt/youki").unwrap();
+    assert_eq!(p.envs, [EnvKind::Native, EnvKind::Oci]);
+    assert_eq!(p.oci_path.as_deref(), Some(Path::new("/opt/youki")));
+    for bad in ["oci", "oci:", "oci:/a,oci:/b"] {
+        assert!(
+            matches!(plan_of(bad), Err(PlanError::BadOciEnv(_))),
+            "{bad}"
+        );
+    }
+    let all = plan_of("").unwrap();
+    assert!(all.envs.contains(&EnvKind::Runsc) && !all.envs.contains(&EnvKind::Oci));
+}
