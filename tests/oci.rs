@@ -227,8 +227,34 @@ fn a_tenth_of_a_cpu_holds_runcs_share_near_ten_percent() {
     assert_eq!(runc.facts["cpus"], "0.1");
 }
 
+/// A long isobench run, interrupted (SIGINT, then SIGKILL after 30 s) when dropped still
+/// running, so that a failing assertion never leaves a 100 000-block run behind.
+struct LongRun(Child);
+
+impl LongRun {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for LongRun {
+    fn drop(&mut self) {
+        if !matches!(self.0.try_wait(), Ok(None)) {
+            return;
+        }
+        let pid = nix::unistd::Pid::from_raw(self.0.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let t0 = Instant::now();
+        while matches!(self.0.try_wait(), Ok(None)) && t0.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A long run of native, runc and runsc, returned once runsc has produced samples.
-fn long_runtime_run(out: &Path) -> Child {
+fn long_runtime_run(out: &Path) -> LongRun {
     let mut child = isobench()
         .args([
             "run",
@@ -255,7 +281,7 @@ fn long_runtime_run(out: &Path) -> Child {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    child
+    LongRun(child)
 }
 
 fn has_runsc_samples(out: &Path) -> bool {
@@ -272,8 +298,8 @@ fn has_runsc_samples(out: &Path) -> bool {
 fn ctrl_c_during_a_runtime_run_leaves_nothing_behind() {
     let _run = shared();
     let out = tempfile::tempdir().unwrap();
-    let mut child = long_runtime_run(out.path());
-    let pid = child.id();
+    let mut run = long_runtime_run(out.path());
+    let pid = run.pid();
     assert!(
         !leftovers_of(pid).is_empty(),
         "a running run has its containers listed (the check below can see them)"
@@ -283,7 +309,7 @@ fn ctrl_c_during_a_runtime_run_leaves_nothing_behind() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(run.0.wait().unwrap().code(), Some(130));
     let left = leftovers_of(pid);
     assert!(left.is_empty(), "left behind after Ctrl-C: {left:?}");
 }
@@ -292,10 +318,10 @@ fn ctrl_c_during_a_runtime_run_leaves_nothing_behind() {
 fn clean_removes_what_a_sigkilled_runtime_run_left_behind() {
     let _run = shared();
     let out = tempfile::tempdir().unwrap();
-    let mut child = long_runtime_run(out.path());
-    let pid = child.id();
-    child.kill().unwrap(); // SIGKILL: isobench itself cleans nothing up.
-    child.wait().unwrap();
+    let mut run = long_runtime_run(out.path());
+    let pid = run.pid();
+    run.0.kill().unwrap(); // SIGKILL: isobench itself cleans nothing up.
+    run.0.wait().unwrap();
     // The runners see their stdin close and exit; what isobench would have removed stays.
     std::thread::sleep(Duration::from_millis(500));
     let before = leftovers_of(pid);
