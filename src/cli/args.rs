@@ -41,7 +41,7 @@ pub enum Command {
     Run(Box<super::run::RunArgs>),
     /// Show the workload image, the host facts, the workloads, and which environments can run here.
     Info,
-    /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs).
+    /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs, OCI runtime containers and bundles).
     Clean(CleanArgs),
     /// Re-render a stored run's summaries, verdicts, plots and report from its files.
     Report(ReportArgs),

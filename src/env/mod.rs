@@ -9,6 +9,7 @@ pub mod container;
 pub mod fake;
 pub mod interference;
 pub mod native;
+pub mod oci;
 pub mod process;
 pub mod runner;
 pub mod vm;
@@ -122,7 +123,7 @@ pub fn status_meaning(status: u32) -> &'static str {
 /// VM, with its working memory), then any number of `invoke`s, then `stop` (also on error;
 /// implementations must undo everything they created in `stop` and in `Drop`).
 pub trait Environment {
-    /// The label in results: `native`, `native-b`, `container`, `vm`.
+    /// The label in results: `native`, `native-b`, `container`, `vm`, or a runtime's name.
     fn label(&self) -> &str;
     fn kind(&self) -> EnvKind;
     /// Create the persistent instance.
@@ -153,12 +154,25 @@ pub trait Environment {
     }
 }
 
-/// Why an environment kind cannot run on this machine, if it cannot.
+/// Why an environment kind cannot run on this machine, if it cannot. An OCI runtime is
+/// probed by running a minimal container; `oci` needs its binary ([`probe_planned`]).
 pub fn probe(kind: EnvKind) -> Result<(), String> {
+    probe_with(kind, None)
+}
+
+/// [`probe`] for the environments of `plan` (the `oci:PATH` binary comes from it).
+pub fn probe_planned(kind: EnvKind, plan: &crate::plan::Plan) -> Result<(), String> {
+    probe_with(kind, plan.oci_path.as_deref())
+}
+
+fn probe_with(kind: EnvKind, oci_path: Option<&std::path::Path>) -> Result<(), String> {
     match kind {
         EnvKind::Native => Ok(()),
         EnvKind::Container => container::Container::probe(),
         EnvKind::Vm => vm::Vm::probe(),
+        EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => {
+            oci::probe(&oci::runtime_for(kind, oci_path)?)
+        }
     }
 }
 
@@ -172,6 +186,15 @@ pub fn build(
         EnvKind::Native => Box::new(native::Native::new(label)),
         EnvKind::Vm => Box::new(vm::Vm::new(label, plan.vm)),
         EnvKind::Container => Box::new(container::Container::new(label, plan.container.clone())),
+        EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => {
+            let runtime = oci::runtime_for(kind, plan.oci_path.as_deref()).map_err(|reason| {
+                EnvError::Unavailable {
+                    env: label.to_string(),
+                    reason,
+                }
+            })?;
+            Box::new(oci::Oci::new(label, kind, runtime, plan.container.clone()))
+        }
     })
 }
 

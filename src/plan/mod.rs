@@ -4,7 +4,7 @@
 //! [`Plan`], so a measurement never starts on a bad configuration.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -17,8 +17,12 @@ use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("unknown environment '{0}': choose from native, container, vm")]
+    #[error(
+        "unknown environment '{0}': choose from native, container, runc, crun, runsc, vm, oci:PATH"
+    )]
     UnknownEnv(String),
+    #[error("'{0}': name an OCI runtime binary as oci:PATH (e.g. --env oci:/usr/local/bin/youki), one path per run; runc, crun and runsc have names of their own")]
+    BadOciEnv(String),
     #[error("no workload matches '{pattern}'; known workloads: {known}")]
     NoWorkloadMatches { pattern: String, known: String },
     #[error("'{pattern}' is not a valid workload pattern: {reason}")]
@@ -229,8 +233,10 @@ impl Default for VmOptions {
 /// Everything `isobench run` accepts, as the user typed it (after parsing).
 #[derive(Args, Clone, Debug)]
 pub struct RunOptions {
-    /// Environments, comma-separated: native, container, vm. `native` also runs a second
-    /// native instance, `native-b`, as the A/A noise floor. [default: all available]
+    /// Environments, comma-separated: native, container, runc, crun, runsc, vm, or oci:PATH
+    /// (any OCI runtime binary). `native` also runs a second native instance, `native-b`, as
+    /// the A/A noise floor. [default: all available; runtimes that do not work here are
+    /// skipped with their reason]
     #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
     pub env: Vec<String>,
 
@@ -431,6 +437,8 @@ pub struct Plan {
     pub vm: VmOptions,
     /// `--label KEY=VALUE` pairs, recorded in `run.json` (a repeated key keeps the last).
     pub labels: BTreeMap<String, String>,
+    /// The runtime binary of `--env oci:PATH`.
+    pub oci_path: Option<PathBuf>,
 }
 
 /// Parse a size like `512M`, `2G`, `65536`, `64KiB`.
@@ -622,9 +630,22 @@ impl RunOptions {
     /// Check everything and resolve the defaults (the seed included) into a plan.
     pub fn plan(&self) -> Result<Plan, PlanError> {
         let mut envs = Vec::new();
+        let mut oci_path: Option<PathBuf> = None;
         for name in self.env.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-            let kind =
-                EnvKind::from_name(name).ok_or_else(|| PlanError::UnknownEnv(name.into()))?;
+            let kind = match name.strip_prefix("oci:") {
+                Some(path) => {
+                    if path.is_empty() || oci_path.as_deref().is_some_and(|p| p != Path::new(path))
+                    {
+                        return Err(PlanError::BadOciEnv(name.into()));
+                    }
+                    oci_path = Some(PathBuf::from(path));
+                    EnvKind::Oci
+                }
+                None if name == "oci" => return Err(PlanError::BadOciEnv(name.into())),
+                None => {
+                    EnvKind::from_name(name).ok_or_else(|| PlanError::UnknownEnv(name.into()))?
+                }
+            };
             if !envs.contains(&kind) {
                 envs.push(kind);
             }
@@ -634,7 +655,7 @@ impl RunOptions {
             return Err(PlanError::EmptyEnv);
         }
         if !envs_explicit {
-            envs = EnvKind::ALL.to_vec();
+            envs = EnvKind::defaults().collect();
         }
         envs.sort();
         let (workloads, start) = select_workloads(&self.workload)?;
@@ -681,6 +702,7 @@ impl RunOptions {
             container: self.container.clone(),
             vm: self.vm,
             labels: self.labels.iter().cloned().collect(),
+            oci_path,
         })
     }
 }

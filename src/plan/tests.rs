@@ -114,3 +114,35 @@ fn labels_are_key_value_pairs() {
     assert!(parse_label("=x").unwrap_err().contains("non-empty"));
     assert!(parse_label("a b=x").is_err());
 }
+
+/// `--env` as a user types it, through clap, to a plan.
+fn plan_of(env: &str) -> Result<Plan, PlanError> {
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        o: RunOptions,
+    }
+    use clap::Parser;
+    Wrap::try_parse_from(["isobench", "--env", env])
+        .unwrap()
+        .o
+        .plan()
+}
+
+#[test]
+fn runtimes_are_environments_and_oci_needs_a_path() {
+    let p = plan_of("runsc,native,runc").unwrap();
+    assert_eq!(p.envs, [EnvKind::Native, EnvKind::Runc, EnvKind::Runsc]);
+    assert_eq!(p.oci_path, None);
+    let p = plan_of("native,oci:/opt/youki").unwrap();
+    assert_eq!(p.envs, [EnvKind::Native, EnvKind::Oci]);
+    assert_eq!(p.oci_path.as_deref(), Some(Path::new("/opt/youki")));
+    for bad in ["oci", "oci:", "oci:/a,oci:/b"] {
+        assert!(
+            matches!(plan_of(bad), Err(PlanError::BadOciEnv(_))),
+            "{bad}"
+        );
+    }
+    let all = plan_of("").unwrap();
+    assert!(all.envs.contains(&EnvKind::Runsc) && !all.envs.contains(&EnvKind::Oci));
+}

@@ -496,6 +496,7 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
         }
         out.push(s);
     }
+    out.extend(rung_findings(analysis));
     for e in &run.environments {
         if e.status != EnvStatus::Ran {
             let reason = e.reason.as_deref().unwrap_or("no reason recorded");
@@ -511,6 +512,57 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
         );
     }
     out
+}
+
+/// One sentence per rung of the isolation ladder above the first: what it costs over the
+/// rung below it (`analysis::ladder`), its median over the metrics and its largest costs,
+/// with 95% intervals.
+fn rung_findings(analysis: &Analysis) -> Vec<String> {
+    let m_txt = format_margin(analysis.config.margin);
+    crate::analysis::ladder(analysis)
+        .into_iter()
+        .filter(|r| !r.metrics.is_empty())
+        .map(|r| {
+            let ests: Vec<f64> = r
+                .metrics
+                .iter()
+                .filter_map(|(_, c)| c.overhead.map(|o| o.estimate))
+                .collect();
+            let above = r
+                .metrics
+                .iter()
+                .filter(|(_, c)| matches!(c.verdict, Verdict::Above))
+                .count();
+            let mut largest: Vec<&(String, Comparison)> = r
+                .metrics
+                .iter()
+                .filter(|(_, c)| c.overhead.is_some())
+                .collect();
+            largest.sort_by(|a, b| {
+                let e = |c: &Comparison| c.overhead.map_or(0.0, |o| o.estimate.abs());
+                e(&b.1).total_cmp(&e(&a.1))
+            });
+            let top: Vec<String> = largest
+                .iter()
+                .take(3)
+                .map(|(l, c)| format!("{l} {}", overhead_text(c)))
+                .collect();
+            let mut s = format!(
+                "{} over {} (the rung below): {above} of {} metrics worse by more than {m_txt}",
+                r.upper,
+                r.lower,
+                r.metrics.len()
+            );
+            if !ests.is_empty() {
+                s.push_str(&format!("; median {}", pct(median(&ests))));
+            }
+            if !top.is_empty() {
+                s.push_str(&format!("; the largest: {}", top.join(", ")));
+            }
+            s.push('.');
+            s
+        })
+        .collect()
 }
 
 /// Whether `c`'s ±`margin` verdict on `m` cannot be told from noise on this host: native-b's

@@ -19,7 +19,7 @@ pub(super) fn build_available(plan: &Plan, observer: &mut dyn Observer) -> Resul
     let mut envs: Vec<Box<dyn Environment>> = Vec::new();
     let mut records = Vec::new();
     for &kind in &plan.envs {
-        match env::probe(kind) {
+        match env::probe_planned(kind, plan) {
             Ok(()) => {
                 for label in kind.labels() {
                     envs.push(env::build(kind, label, plan)?);

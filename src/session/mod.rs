@@ -160,7 +160,17 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     // escaped between two periods; the same sizes for every environment.
     let sizing = Sizing {
         profile: plan.profile,
-        span: if plan.container.cpus.is_some() && plan.envs.contains(&EnvKind::Container) {
+        span: if plan.container.cpus.is_some()
+            && plan.envs.iter().any(|k| {
+                matches!(
+                    k,
+                    EnvKind::Container
+                        | EnvKind::Runc
+                        | EnvKind::Crun
+                        | EnvKind::Oci
+                        | EnvKind::Runsc
+                )
+            }) {
             Span::CfsSafe
         } else {
             Span::Short
