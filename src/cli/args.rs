@@ -26,7 +26,8 @@ Examples:
   isobench run --precision 0.5 --budget 10m    a tighter answer for more time
   isobench run --env native,vm --workload 'cpu.*' --rounds 10
   isobench run --env native,container --cpus 0.5 --memory 512M
-  isobench info                                image hash, host facts, what can run here";
+  isobench info                                image hash, host facts, what can run here
+  isobench claims --claim 4                    check one claim of the container story";
 
 #[derive(Debug, Parser)]
 #[command(name = "isobench", version, about = ABOUT, long_about = ABOUT, after_help = AFTER)]
@@ -49,6 +50,9 @@ pub enum Command {
     Compare(Box<super::compare::CompareArgs>),
     /// Save and list named baselines for `compare --baseline` (OUT/baselines/NAME/).
     Baseline(super::baseline::BaselineArgs),
+    /// Reproduce the container story's claims (1% overhead, cgroups, namespaces, overlay,
+    /// start-up) with experiments and verdicts: results/claims-<time>/claims.md.
+    Claims(super::claims::ClaimsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod baseline;
+pub mod claims;
 pub mod clean;
 pub mod compare;
 pub mod info;
@@ -41,6 +42,13 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Report(a) => report::report(&a),
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Baseline(a) => baseline::baseline(&a),
+        args::Command::Claims(a) => {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let flag = interrupted.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+                .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler failed: {e}"))?;
+            claims::claims(&a, &interrupted)
+        }
     }
 }
 
