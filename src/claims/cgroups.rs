@@ -123,18 +123,16 @@ pub fn observe(scratch: &Path, seed: u64) -> Result<CgroupEvidence> {
     })
 }
 
-/// The group's CPU time so far, ns.
+/// The file holding the group's CPU time so far, and whether it is v1's `cpuacct.usage` (ns)
+/// rather than v2's `cpu.stat` (`usage_usec`).
 fn cpu_usage_file(dirs: &[PathBuf]) -> Option<(PathBuf, bool)> {
-    dirs.iter().find_map(|d| {
-        let v1 = d.join("cpuacct.usage");
-        let v2 = d.join("cpu.stat");
-        if v1.exists() {
-            Some((v1, true))
-        } else if v2.exists() {
-            Some((v2, false))
-        } else {
-            None
-        }
+    // v1: cpuacct.usage (the cpu hierarchy's own cpu.stat has only throttling counts).
+    let v1 = dirs.iter().map(|d| d.join("cpuacct.usage")).find(|f| f.exists());
+    v1.map(|f| (f, true)).or_else(|| {
+        dirs.iter()
+            .map(|d| d.join("cpu.stat"))
+            .find(|f| cg::keyed_value(f, "usage_usec").is_some())
+            .map(|f| (f, false))
     })
 }
 
@@ -165,7 +163,8 @@ fn share_of(samples: &[ShareSample], seed: u64) -> Share {
     }
 }
 
-fn cpu_share(scratch: &Path, seed: u64) -> Result<CpuEvidence> {
+/// The CPU hog under `--cpus 0.1`, sampled over time.
+pub fn cpu_share(scratch: &Path, seed: u64) -> Result<CpuEvidence> {
     let w = workload::by_name("cpu.int").context("the cpu.int workload is missing")?;
     let p = (w.prepare)(
         Sizing {
@@ -304,7 +303,8 @@ fn hog(
     })
 }
 
-fn memory_limit(scratch: &Path, seed: u64) -> Result<MemoryEvidence> {
+/// A 256 MiB first touch under a 64 MiB limit, and under a roomy one.
+pub fn memory_limit(scratch: &Path, seed: u64) -> Result<MemoryEvidence> {
     let w = workload::by_name("mem.touch").context("the mem.touch workload is missing")?;
     let p = (w.prepare)(
         Sizing {
@@ -424,7 +424,9 @@ fn freezer_parent() -> Result<(String, PathBuf)> {
     bail!("no freezer: neither a cgroup v1 hierarchy with the freezer controller nor a cgroup2 mount (cgroup.freeze) is mounted")
 }
 
-fn freezer() -> Result<FreezerEvidence> {
+/// A busy process's CPU time running, frozen and thawed. `Err`: no freezer here, or the
+/// experiment failed.
+pub fn freezer() -> Result<FreezerEvidence> {
     let (interface, parent) = freezer_parent()?;
     let group = Group(parent.join(format!("isobench-claim3-{}", std::process::id())));
     cg::mkdir(&group.0)?;

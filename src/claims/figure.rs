@@ -123,6 +123,7 @@ fn start_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &[StartDist
     chart
         .configure_mesh()
         .x_desc("µs (log scale)")
+        .x_label_formatter(&|v| format!("{v:.0}"))
         .y_labels(0)
         .disable_y_mesh()
         .label_style(font(14))

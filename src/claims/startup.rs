@@ -94,7 +94,7 @@ pub fn findings(d: &[StartDistribution], containers: &[String]) -> Vec<Finding> 
                     Verdict::Refuted
                 } else {
                     Verdict::Inconclusive {
-                        settle: "the intervals overlap: more launches (a longer --budget)".into(),
+                        settle: "the intervals overlap: the run takes 30 launches per environment, so a quieter machine (less spread), not a longer budget, would separate them".into(),
                     }
                 };
                 f.push(Finding {
