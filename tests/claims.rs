@@ -8,7 +8,7 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use isobench::claims::{self, cgroups, namespaces, overhead, overlay, Config, Verdict};
+use isobench::claims::{self, cgroups, io_limit, namespaces, overhead, overlay, Config, Verdict};
 use isobench::measure::Progress;
 use isobench::session::Observer;
 use predicates::prelude::*;
@@ -43,7 +43,11 @@ fn assert_empty(dir: &Path) {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert!(left.is_empty(), "left behind in {}: {left:?}", dir.display());
+    assert!(
+        left.is_empty(),
+        "left behind in {}: {left:?}",
+        dir.display()
+    );
 }
 
 #[test]
@@ -57,11 +61,20 @@ fn a_file_in_the_containers_mount_namespace_is_invisible_outside_and_visible_aft
         e.host_paths_checked
     );
     assert!(e.host_paths_checked.len() >= 4);
-    assert!(e.visible_after_setns, "setns into the mount namespace did not find the file");
+    assert!(
+        e.visible_after_setns,
+        "setns into the mount namespace did not find the file"
+    );
     assert_eq!(e.content_after_setns.as_bytes(), namespaces::TEXT);
     // The contrast: the overlay root's writable layer is a host directory.
-    let root = e.root_file_on_host.as_ref().expect("the root file in upper");
-    assert!(root.ends_with("upper/scratch/isobench-claim4-root"), "{root:?}");
+    let root = e
+        .root_file_on_host
+        .as_ref()
+        .expect("the root file in upper");
+    assert!(
+        root.ends_with("upper/scratch/isobench-claim4-root"),
+        "{root:?}"
+    );
     // UTS and PID.
     assert_eq!(e.hostname_after_setns, e.container_name);
     assert_ne!(e.hostname_after_setns, e.host_hostname);
@@ -120,14 +133,21 @@ fn a_cpu_hog_under_cpus_0_1_gets_about_a_tenth_of_a_cpu() {
     assert!(c.accounted.len() >= 10, "{} windows", c.accounted.len());
     assert!(c.throughput.len() >= 10, "{} windows", c.throughput.len());
     // Generous: a loaded 2-CPU machine can give the hog less than its quota, never much more.
-    for (what, s) in [("accounted", c.accounted_share), ("throughput", c.throughput_share)] {
+    for (what, s) in [
+        ("accounted", c.accounted_share),
+        ("throughput", c.throughput_share),
+    ] {
         assert!(
             (0.05..=0.13).contains(&s.mean),
             "{what} share {:.3} is not near 0.10",
             s.mean
         );
     }
-    assert!((0.05..=0.13).contains(&c.overall_accounted), "{}", c.overall_accounted);
+    assert!(
+        (0.05..=0.13).contains(&c.overall_accounted),
+        "{}",
+        c.overall_accounted
+    );
     assert_empty(scratch.path());
 }
 
@@ -144,6 +164,29 @@ fn a_memory_limit_is_enforced_by_the_oom_killer() {
 }
 
 #[test]
+fn an_io_read_limit_in_the_containers_cgroup_holds_its_reads_to_it() {
+    let _g = exclusive();
+    let scratch = tempfile::tempdir().unwrap();
+    let e = io_limit::observe(scratch.path(), 7).expect("claim 3's IO experiment");
+    // The limit with slack for the throttle's slices; the disk unlimited is far faster.
+    assert!(
+        e.read_limited_mb_s <= e.limit_mb_s * 1.25,
+        "limited reads at {} MB/s, limit {}",
+        e.read_limited_mb_s,
+        e.limit_mb_s
+    );
+    assert!(
+        e.read_unlimited_mb_s > 3.0 * e.read_limited_mb_s,
+        "unlimited {} vs limited {} MB/s",
+        e.read_unlimited_mb_s,
+        e.read_limited_mb_s
+    );
+    assert!(e.control.ends_with("blkio.throttle.read_bps_device") || e.control.ends_with("io.max"));
+    assert_eq!(io_limit::finding(&Ok(e)).verdict, Verdict::Supported);
+    assert_empty(scratch.path());
+}
+
+#[test]
 fn the_freezer_stops_and_resumes_a_busy_process() {
     let _g = exclusive();
     // This host has a freezer (v1 here, cgroup.freeze on v2): not finding one is a failure.
@@ -151,7 +194,10 @@ fn the_freezer_stops_and_resumes_a_busy_process() {
     assert!(z.frozen_ms < 1.0, "a frozen process ran {} ms", z.frozen_ms);
     assert!(z.running_ms > 5.0, "running: {} ms", z.running_ms);
     assert!(z.thawed_ms > 5.0, "thawed: {} ms", z.thawed_ms);
-    assert!(!z.group.join(format!("isobench-claim3-{}", std::process::id())).exists());
+    assert!(!z
+        .group
+        .join(format!("isobench-claim3-{}", std::process::id()))
+        .exists());
 }
 
 #[test]
@@ -197,11 +243,15 @@ fn claims_1_2_and_6_judge_every_axis_and_environment_from_one_run() {
     assert_eq!(sys.verdict, Verdict::Supported, "{}", sys.evidence);
     // Claim 6: every environment launched, and both readings are given.
     let c6 = &r.results[2];
-    assert!(c6.findings.iter().any(|f| f.subject == "container vs the kernel-less vm"));
     assert!(c6
         .findings
         .iter()
-        .any(|f| matches!(f.verdict, Verdict::NotTestable { .. }) && f.subject.contains("Linux guest")));
+        .any(|f| f.subject == "container vs the kernel-less vm"));
+    assert!(c6
+        .findings
+        .iter()
+        .any(|f| matches!(f.verdict, Verdict::NotTestable { .. })
+            && f.subject.contains("Linux guest")));
     let starts = c6.data["start"].as_array().expect("start distributions");
     let envs: Vec<&str> = starts.iter().map(|s| s["env"].as_str().unwrap()).collect();
     assert_eq!(envs, ["native", "container", "vm"]);
@@ -238,7 +288,12 @@ fn the_cli_runs_one_claim_and_prints_the_checklist() {
     let dir = std::fs::read_dir(out.path())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("claims-"))
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("claims-")
+        })
         .expect("the claims directory");
     let json: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("claims.json")).unwrap()).unwrap();

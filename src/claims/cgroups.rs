@@ -1,7 +1,8 @@
 //! Claim 3, cgroups control resources: the blog's CPU hog in the built-in container under
 //! `--cpus 0.1` (the image's own integer-hash kernel, the share of one CPU it got sampled
 //! over time from the group's CPU accounting and from its own throughput), a memory limit
-//! that the OOM killer enforces, and freezer pause/resume where the controller exists.
+//! that the OOM killer enforces, freezer pause/resume where the controller exists, and an IO
+//! read limit (`io_limit.rs`).
 //! docs/CLAIMS.md explains each experiment.
 #![allow(unsafe_code)]
 
@@ -95,8 +96,8 @@ pub struct CgroupEvidence {
     pub memory: Result<MemoryEvidence, String>,
     /// `Err`: why it could not be tested here.
     pub freezer: Result<FreezerEvidence, String>,
-    /// Why the IO limit is not tested.
-    pub io: String,
+    /// `Err`: why the IO limit could not be tested here.
+    pub io: Result<super::io_limit::IoEvidence, String>,
 }
 
 fn spec(scratch: &Path, work_size: u64) -> InstanceSpec {
@@ -119,7 +120,7 @@ pub fn observe(scratch: &Path, seed: u64) -> Result<CgroupEvidence> {
         cpu: cpu_share(scratch, seed).map_err(text),
         memory: memory_limit(scratch, seed).map_err(text),
         freezer: freezer().map_err(text),
-        io: "not run: the container's IO control is a relative weight (--io-weight), which only acts when groups compete for one device, and on cgroup v1 (here) blkio does not see buffered writes at all; settling it needs two competing O_DIRECT writers on one device".into(),
+        io: super::io_limit::observe(scratch, seed).map_err(text),
     })
 }
 
@@ -127,7 +128,10 @@ pub fn observe(scratch: &Path, seed: u64) -> Result<CgroupEvidence> {
 /// rather than v2's `cpu.stat` (`usage_usec`).
 fn cpu_usage_file(dirs: &[PathBuf]) -> Option<(PathBuf, bool)> {
     // v1: cpuacct.usage (the cpu hierarchy's own cpu.stat has only throttling counts).
-    let v1 = dirs.iter().map(|d| d.join("cpuacct.usage")).find(|f| f.exists());
+    let v1 = dirs
+        .iter()
+        .map(|d| d.join("cpuacct.usage"))
+        .find(|f| f.exists());
     v1.map(|f| (f, true)).or_else(|| {
         dirs.iter()
             .map(|d| d.join("cpu.stat"))
@@ -178,7 +182,9 @@ pub fn cpu_share(scratch: &Path, seed: u64) -> Result<CpuEvidence> {
 
     // The hog's unlimited speed: one invocation natively.
     let mut native = Native::new("native");
-    native.start(&sp).context("starting the native reference of claim 3")?;
+    native
+        .start(&sp)
+        .context("starting the native reference of claim 3")?;
     let reference = native.invoke(&p.invocation);
     native.stop()?;
     let reference = reference.context("running the hog natively")?;
@@ -465,7 +471,10 @@ pub fn freezer() -> Result<FreezerEvidence> {
             break;
         }
         if t0.elapsed() > Duration::from_secs(5) {
-            bail!("the group {} did not report frozen within 5 s", group.0.display());
+            bail!(
+                "the group {} did not report frozen within 5 s",
+                group.0.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -610,12 +619,6 @@ pub fn findings(e: &CgroupEvidence) -> Vec<Finding> {
             },
         }),
     }
-    f.push(Finding {
-        subject: "IO limit (blkio / io)".into(),
-        evidence: String::new(),
-        verdict: Verdict::Inconclusive {
-            settle: e.io.clone(),
-        },
-    });
+    f.push(super::io_limit::finding(&e.io));
     f
 }

@@ -27,16 +27,17 @@ fn font(px: u32) -> TextStyle<'static> {
 }
 
 fn empty<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, title: &str) -> Drawn {
-    area.titled(title, font(20)).map_err(e)?.draw_text(
-        "not run",
-        &font(16),
-        (20, 40),
-    ).map_err(e)
+    area.titled(title, font(20))
+        .map_err(e)?
+        .draw_text("not run", &font(16), (20, 40))
+        .map_err(e)
 }
 
 fn cpu_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: Option<&CpuEvidence>) -> Drawn {
     let title = "(a) claim 3: share of one CPU under --cpus 0.1";
-    let Some(c) = c else { return empty(area, title) };
+    let Some(c) = c else {
+        return empty(area, title);
+    };
     let t_max = c
         .accounted
         .iter()
@@ -104,12 +105,18 @@ fn cpu_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, c: Option<&CpuEv
         .map_err(e)
 }
 
-fn start_panel<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, d: &[StartDistribution]) -> Drawn {
+fn start_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    d: &[StartDistribution],
+) -> Drawn {
     let title = "(b) claim 6: launch to first instruction";
     if d.is_empty() {
         return empty(area, title);
     }
-    let all = d.iter().flat_map(|x| x.values_us.iter().copied()).filter(|v| *v > 0.0);
+    let all = d
+        .iter()
+        .flat_map(|x| x.values_us.iter().copied())
+        .filter(|v| *v > 0.0);
     let (lo, hi) = all.fold((f64::INFINITY, 0.0f64), |(a, b), v| (a.min(v), b.max(v)));
     let (lo, hi) = (lo / 1.5, hi * 1.5);
     let n = d.len();
@@ -169,13 +176,25 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// Write `claims.svg` and `claims.png` into `dir`.
-pub fn write(dir: &Path, cpu: Option<&CpuEvidence>, starts: &[StartDistribution]) -> Result<Vec<PathBuf>> {
+pub fn write(
+    dir: &Path,
+    cpu: Option<&CpuEvidence>,
+    starts: &[StartDistribution],
+) -> Result<Vec<PathBuf>> {
     register_font().context("drawing the claims figure")?;
     let svg = dir.join("claims.svg");
     let png = dir.join("claims.png");
-    draw(&SVGBackend::new(&svg, (W, H)).into_drawing_area(), cpu, starts)
-        .map_err(|m| anyhow::anyhow!("drawing {}: {m}", svg.display()))?;
-    draw(&BitMapBackend::new(&png, (W, H)).into_drawing_area(), cpu, starts)
-        .map_err(|m| anyhow::anyhow!("drawing {}: {m}", png.display()))?;
+    draw(
+        &SVGBackend::new(&svg, (W, H)).into_drawing_area(),
+        cpu,
+        starts,
+    )
+    .map_err(|m| anyhow::anyhow!("drawing {}: {m}", svg.display()))?;
+    draw(
+        &BitMapBackend::new(&png, (W, H)).into_drawing_area(),
+        cpu,
+        starts,
+    )
+    .map_err(|m| anyhow::anyhow!("drawing {}: {m}", png.display()))?;
     Ok(vec![svg, png])
 }

@@ -27,7 +27,11 @@ pub struct HelperOutput {
 /// the child's output until it exits or `deadline` passes (then it is killed: an error).
 ///
 /// `body` must keep to raw system calls (see the module documentation).
-pub fn run(what: &str, deadline: Duration, body: impl FnOnce(RawFd) -> i32) -> Result<HelperOutput> {
+pub fn run(
+    what: &str,
+    deadline: Duration,
+    body: impl FnOnce(RawFd) -> i32,
+) -> Result<HelperOutput> {
     let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .with_context(|| format!("creating a pipe for the {what} helper (too many open files?)"))?;
     // SAFETY: the child runs only `body`, which keeps to raw system calls on data prepared

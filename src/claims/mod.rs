@@ -8,6 +8,7 @@
 pub mod cgroups;
 mod figure;
 mod helper;
+pub mod io_limit;
 pub mod namespaces;
 pub mod output;
 pub mod overhead;
@@ -47,9 +48,13 @@ pub enum Verdict {
     Supported,
     Refuted,
     /// Undecided; `settle` says what would decide it.
-    Inconclusive { settle: String },
+    Inconclusive {
+        settle: String,
+    },
     /// The experiment cannot run here; `reason` says why.
-    NotTestable { reason: String },
+    NotTestable {
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -227,7 +232,9 @@ fn failed(n: u8, err: &anyhow::Error) -> Finding {
         subject: "the experiment".into(),
         evidence: session::describe(err),
         verdict: Verdict::Inconclusive {
-            settle: format!("the experiment failed; fix the error and run `isobench claims --claim {n}`"),
+            settle: format!(
+                "the experiment failed; fix the error and run `isobench claims --claim {n}`"
+            ),
         },
     }
 }
@@ -251,8 +258,16 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
         .scratch
         .clone()
         .unwrap_or_else(|| cfg.out.join(".scratch"));
-    let scratch = Scratch::create(&scratch_root, dir.file_name().and_then(|n| n.to_str()).unwrap_or("claims"))
-        .with_context(|| format!("creating the scratch directory under {} (use --scratch to put it elsewhere)", scratch_root.display()))?;
+    let scratch = Scratch::create(
+        &scratch_root,
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("claims"),
+    )
+    .with_context(|| {
+        format!(
+            "creating the scratch directory under {} (use --scratch to put it elsewhere)",
+            scratch_root.display()
+        )
+    })?;
 
     let mut results = Vec::new();
     let mut failures = Vec::new();
@@ -264,10 +279,23 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
     let want_run = claims.iter().any(|c| [1, 2, 6].contains(c));
     if want_run {
         let t0 = Instant::now();
-        let plan = session_plan(&Config { claims: claims.clone(), ..cfg.clone() }, &dir, &scratch_root, seed)?;
+        let plan = session_plan(
+            &Config {
+                claims: claims.clone(),
+                ..cfg.clone()
+            },
+            &dir,
+            &scratch_root,
+            seed,
+        )?;
         observer.note(&format!(
             "claims {}: the block protocol over {} for up to {:.0} s",
-            claims.iter().filter(|c| [1, 2, 6].contains(*c)).map(|c| c.to_string()).collect::<Vec<_>>().join(", "),
+            claims
+                .iter()
+                .filter(|c| [1, 2, 6].contains(*c))
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
             run_workloads(&claims).join(", "),
             cfg.budget.as_secs_f64()
         ));
@@ -279,7 +307,12 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
                 if let Some(err) = &f.failure {
                     failures.push(format!("the claims' run: {}", session::describe(err)));
                 }
-                f.analysis.ok_or_else(|| anyhow::anyhow!("the run {} has no analysis (nothing was measured)", f.run_dir.display()))
+                f.analysis.ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "the run {} has no analysis (nothing was measured)",
+                        f.run_dir.display()
+                    )
+                })
             }
             Err(e) => Err(e),
         };
@@ -303,13 +336,25 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
                 if claims.contains(&6) {
                     starts = startup::distributions(&a, seed);
                     let findings = startup::findings(&starts, &containers);
-                    results.push(result(6, experiment(6, cfg), findings, secs, serde_json::json!({ "run_dir": run_dir, "start": starts })));
+                    results.push(result(
+                        6,
+                        experiment(6, cfg),
+                        findings,
+                        secs,
+                        serde_json::json!({ "run_dir": run_dir, "start": starts }),
+                    ));
                 }
             }
             Err(err) => {
                 failures.push(format!("the claims' run: {}", session::describe(&err)));
                 for n in claims.iter().copied().filter(|c| [1, 2, 6].contains(c)) {
-                    results.push(result(n, experiment(n, cfg), vec![failed(n, &err)], secs, serde_json::Value::Null));
+                    results.push(result(
+                        n,
+                        experiment(n, cfg),
+                        vec![failed(n, &err)],
+                        secs,
+                        serde_json::Value::Null,
+                    ));
                 }
             }
         }
@@ -338,7 +383,13 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
         if data.is_null() {
             failures.push(format!("claim {n}: {}", findings[0].evidence));
         }
-        results.push(result(n, experiment(n, cfg), findings, t0.elapsed().as_secs_f64(), data));
+        results.push(result(
+            n,
+            experiment(n, cfg),
+            findings,
+            t0.elapsed().as_secs_f64(),
+            data,
+        ));
     }
     results.sort_by_key(|r| r.number);
     drop(scratch);
@@ -356,7 +407,13 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
     })
 }
 
-fn result(n: u8, experiment: String, findings: Vec<Finding>, seconds: f64, data: serde_json::Value) -> ClaimResult {
+fn result(
+    n: u8,
+    experiment: String,
+    findings: Vec<Finding>,
+    seconds: f64,
+    data: serde_json::Value,
+) -> ClaimResult {
     ClaimResult {
         number: n,
         claim: CLAIMS[usize::from(n) - 1].to_string(),
@@ -378,9 +435,90 @@ pub fn experiment(n: u8, cfg: &Config) -> String {
     match n {
         1 => format!("paired blocks, native vs every container environment, one workload per axis ({axes}); verdict within ±{}% (90% CI), A/A floor from native-b; budget {:.0} s", cfg.margin, cfg.budget.as_secs_f64()),
         2 => format!("the same run: the vm's overhead against each container environment's, per axis ({axes}); supported when the 95% intervals are disjoint with the vm's above"),
-        3 => format!("the image's integer-hash hog in the built-in container with --cpus {}: share of one CPU per {} ms from cgroup accounting and from its throughput; a {} MiB first touch under a {} MiB memory limit; freezer pause/resume of a busy process", cgroups::CPUS, cgroups::WINDOW.as_millis(), 256, cgroups::MEMORY_LIMIT >> 20),
+        3 => format!("the image's integer-hash hog in the built-in container with --cpus {}: share of one CPU per {} ms from cgroup accounting and from its throughput; a {} MiB first touch under a {} MiB memory limit; freezer pause/resume of a busy process; io.seq's reads with and without a {:.0} MB/s read limit", cgroups::CPUS, cgroups::WINDOW.as_millis(), 256, cgroups::MEMORY_LIMIT >> 20, io_limit::READ_BPS as f64 / 1e6),
         4 => "in a running built-in container, a helper setns()es into its mount namespace, mounts a tmpfs on /tmp and creates a file; the host looks for it; a second helper joins the namespace (as nsenter does) and reads it; hostname and PID 1 likewise".into(),
         5 => format!("through an overlay made like the container's root: write a new file, append to a lower one (copy-up), delete one (whiteout); list upper, hash lower before and after; time a copy-up of a {} MiB lower file", overlay::BIG_BYTES >> 20),
         _ => "launch to the image's first instruction, a fresh instance each time, in every environment of the run (the claims' block-protocol run, shared with claims 1 and 2)".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(v: Verdict) -> Finding {
+        Finding {
+            subject: "s".into(),
+            evidence: String::new(),
+            verdict: v,
+        }
+    }
+
+    fn open(s: &str) -> Verdict {
+        Verdict::Inconclusive { settle: s.into() }
+    }
+
+    fn nt(s: &str) -> Verdict {
+        Verdict::NotTestable { reason: s.into() }
+    }
+
+    #[test]
+    fn a_claim_is_refuted_by_any_finding_and_supported_only_when_every_testable_one_is() {
+        use Verdict::*;
+        assert_eq!(combine(&[f(Supported), f(Refuted), f(open("x"))]), Refuted);
+        assert_eq!(combine(&[f(Supported), f(nt("no vm"))]), Supported);
+        assert_eq!(combine(&[f(Supported), f(open("more"))]), open("s: more"));
+        assert_eq!(combine(&[f(nt("a")), f(nt("b"))]), nt("a; b"));
+        assert!(matches!(combine(&[]), NotTestable { .. }));
+    }
+
+    #[test]
+    fn claim_numbers_are_checked_and_the_run_gets_only_the_workloads_it_needs() {
+        assert_eq!(select(&[]).unwrap(), [1, 2, 3, 4, 5, 6]);
+        assert!(select(&[7]).is_err());
+        assert!(run_workloads(&[3, 4, 5]).is_empty());
+        assert_eq!(run_workloads(&[6]), ["start"]);
+        assert_eq!(
+            run_workloads(&[2]),
+            ["cpu.int", "mem.stream", "io.rand", "sys.call"]
+        );
+    }
+
+    #[test]
+    fn the_session_plan_is_isobench_runs_own_validated_plan() {
+        let cfg = Config {
+            claims: vec![1, 6],
+            out: "o".into(),
+            scratch: None,
+            budget: Duration::from_secs(90),
+            precision: 0.5,
+            margin: 2.0,
+            seed: None,
+            env: vec!["native".into(), "container".into()],
+            cpu: "none".into(),
+        };
+        let p = session_plan(&cfg, Path::new("o/claims-x"), Path::new("o/.scratch"), 5).unwrap();
+        assert_eq!(
+            p.workload_names(),
+            ["cpu.int", "mem.stream", "io.rand", "sys.call", "start"]
+        );
+        assert_eq!(p.margin, 0.02);
+        assert_eq!(p.seed, 5);
+        assert_eq!(
+            p.design,
+            crate::plan::Design::Budget {
+                budget: Duration::from_secs(90),
+                precision: 0.005
+            }
+        );
+        let bad = Config {
+            env: vec!["docker".into()],
+            ..cfg
+        };
+        let e = format!(
+            "{:#}",
+            session_plan(&bad, Path::new("o"), Path::new("s"), 1).unwrap_err()
+        );
+        assert!(e.contains("docker"), "{e}");
     }
 }

@@ -69,7 +69,8 @@ pub fn observe(scratch: &Path) -> Result<NamespaceEvidence> {
         thp: false,
         cpu: None,
     };
-    c.start(&spec).context("starting a built-in container for claim 4")?;
+    c.start(&spec)
+        .context("starting a built-in container for claim 4")?;
     let observed = observe_running(&c);
     let stopped = c.stop().context("stopping claim 4's container");
     let e = observed?;
@@ -229,7 +230,8 @@ fn observe_running(c: &Container) -> Result<NamespaceEvidence> {
 /// The findings of claim 4 from its evidence.
 pub fn findings(e: &NamespaceEvidence) -> Vec<Finding> {
     let mut f = Vec::new();
-    let mount_ok = !e.visible_on_host && e.visible_after_setns && e.content_after_setns.as_bytes() == TEXT;
+    let mount_ok =
+        !e.visible_on_host && e.visible_after_setns && e.content_after_setns.as_bytes() == TEXT;
     f.push(Finding {
         subject: "mount namespace".into(),
         evidence: format!(
@@ -257,7 +259,8 @@ pub fn findings(e: &NamespaceEvidence) -> Vec<Finding> {
         },
         verdict: Verdict::Supported,
     });
-    let uts_ok = e.hostname_after_setns == e.container_name && e.hostname_after_setns != e.host_hostname;
+    let uts_ok =
+        e.hostname_after_setns == e.container_name && e.hostname_after_setns != e.host_hostname;
     f.push(Finding {
         subject: "UTS namespace (hostname)".into(),
         evidence: format!(
@@ -296,9 +299,17 @@ pub fn findings(e: &NamespaceEvidence) -> Vec<Finding> {
         evidence: format!(
             "namespace identities differ from the host's for: {}{}",
             differing.join(" "),
-            if same.is_empty() { String::new() } else { format!("; SHARED with the host: {}", same.join(" ")) }
+            if same.is_empty() {
+                String::new()
+            } else {
+                format!("; SHARED with the host: {}", same.join(" "))
+            }
         ),
-        verdict: if same.is_empty() { Verdict::Supported } else { Verdict::Refuted },
+        verdict: if same.is_empty() {
+            Verdict::Supported
+        } else {
+            Verdict::Refuted
+        },
     });
     f
 }

@@ -33,7 +33,13 @@ pub fn checklist(results: &[ClaimResult]) -> String {
         let _ = writeln!(s, "{} claim {}: {}", mark(&r.overall), r.number, r.claim);
         let _ = writeln!(s, "    experiment: {}", r.experiment);
         for f in &r.findings {
-            let _ = writeln!(s, "    {} {}: {}", mark(&f.verdict), f.subject, verdict_text(&f.verdict));
+            let _ = writeln!(
+                s,
+                "    {} {}: {}",
+                mark(&f.verdict),
+                f.subject,
+                verdict_text(&f.verdict)
+            );
             if !f.evidence.is_empty() {
                 let _ = writeln!(s, "        {}", f.evidence);
             }
@@ -54,11 +60,21 @@ pub fn markdown(results: &[ClaimResult], run_dir: Option<&Path>) -> String {
     );
     s.push_str("| claim | verdict |\n|---|---|\n");
     for r in results {
-        let _ = writeln!(s, "| {}. {} | {} |", r.number, r.claim, verdict_text(&r.overall).replace('|', "\\|"));
+        let _ = writeln!(
+            s,
+            "| {}. {} | {} |",
+            r.number,
+            r.claim,
+            verdict_text(&r.overall).replace('|', "\\|")
+        );
     }
     s.push('\n');
     for r in results {
-        let _ = writeln!(s, "## Claim {}\n\n> {}\n\n**Experiment.** {}\n", r.number, r.claim, r.experiment);
+        let _ = writeln!(
+            s,
+            "## Claim {}\n\n> {}\n\n**Experiment.** {}\n",
+            r.number, r.claim, r.experiment
+        );
         s.push_str("| finding | evidence | verdict |\n|---|---|---|\n");
         for f in &r.findings {
             let _ = writeln!(
@@ -69,7 +85,12 @@ pub fn markdown(results: &[ClaimResult], run_dir: Option<&Path>) -> String {
                 verdict_text(&f.verdict).replace('|', "\\|")
             );
         }
-        let _ = writeln!(s, "\n**Verdict: {}.** ({:.1} s)\n", verdict_text(&r.overall), r.seconds);
+        let _ = writeln!(
+            s,
+            "\n**Verdict: {}.** ({:.1} s)\n",
+            verdict_text(&r.overall),
+            r.seconds
+        );
     }
     if results.iter().any(|r| r.number == 3 || r.number == 6) {
         s.push_str("![claims figure](claims.svg)\n");
@@ -93,8 +114,10 @@ pub fn json(results: &[ClaimResult], run_dir: Option<&Path>) -> Result<String> {
 /// Write `claims.md` and `claims.json` into `dir`.
 pub fn write(dir: &Path, results: &[ClaimResult], run_dir: Option<&Path>) -> Result<Vec<PathBuf>> {
     let md = dir.join("claims.md");
-    std::fs::write(&md, markdown(results, run_dir)).with_context(|| format!("writing {}", md.display()))?;
+    std::fs::write(&md, markdown(results, run_dir))
+        .with_context(|| format!("writing {}", md.display()))?;
     let js = dir.join("claims.json");
-    std::fs::write(&js, json(results, run_dir)?).with_context(|| format!("writing {}", js.display()))?;
+    std::fs::write(&js, json(results, run_dir)?)
+        .with_context(|| format!("writing {}", js.display()))?;
     Ok(vec![md, js])
 }

@@ -58,7 +58,12 @@ fn metric<'a>(a: &'a Analysis, workload: &str) -> Option<&'a MetricAnalysis> {
         .find(|m| m.workload == workload && m.metric == primary)
 }
 
-fn axis_overhead(axis: &str, m: &MetricAnalysis, c: &Comparison, floor: Option<f64>) -> AxisOverhead {
+fn axis_overhead(
+    axis: &str,
+    m: &MetricAnalysis,
+    c: &Comparison,
+    floor: Option<f64>,
+) -> AxisOverhead {
     AxisOverhead {
         axis: axis.into(),
         workload: m.workload.clone(),
@@ -191,7 +196,8 @@ pub fn claim2(all: &[AxisOverhead], containers: &[String]) -> Vec<Finding> {
                         Verdict::Refuted
                     } else {
                         Verdict::Inconclusive {
-                            settle: "the two intervals overlap: a longer --budget narrows them".into(),
+                            settle: "the two intervals overlap: a longer --budget narrows them"
+                                .into(),
                         }
                     }
                 }
@@ -207,4 +213,69 @@ pub fn claim2(all: &[AxisOverhead], containers: &[String]) -> Vec<Finding> {
         }
     }
     f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn o(verdict: &str, floor: Option<f64>) -> AxisOverhead {
+        AxisOverhead {
+            axis: "CPU".into(),
+            workload: "cpu.int".into(),
+            metric: "hash".into(),
+            env: "container".into(),
+            n_pairs: 40,
+            estimate: Some(0.004),
+            ci95: Some((-0.002, 0.01)),
+            verdict: verdict.into(),
+            floor_half_width: floor,
+            seconds_to_settle: Some(30.0),
+        }
+    }
+
+    #[test]
+    fn claim_1_needs_a_floor_inside_the_margin_before_the_runs_verdict_counts() {
+        let m = 0.01;
+        assert_eq!(
+            claim1_verdict(&o("within", Some(0.004)), m),
+            Verdict::Supported
+        );
+        assert_eq!(
+            claim1_verdict(&o("above", Some(0.004)), m),
+            Verdict::Refuted
+        );
+        assert!(matches!(
+            claim1_verdict(&o("within", Some(0.03)), m),
+            Verdict::NotTestable { reason } if reason.contains("A/A floor ±3.00%")
+        ));
+        assert!(matches!(
+            claim1_verdict(&o("inconclusive", Some(0.004)), m),
+            Verdict::Inconclusive { settle } if settle.contains("30 s")
+        ));
+        assert!(matches!(
+            claim1_verdict(&o("within", None), m),
+            Verdict::NotTestable { .. }
+        ));
+    }
+
+    #[test]
+    fn claim_2_is_decided_by_disjoint_intervals() {
+        let mut vm = o("above", Some(0.004));
+        vm.env = VM.into();
+        vm.ci95 = Some((0.5, 0.9));
+        let c = o("within", Some(0.004));
+        let f = claim2(&[vm.clone(), c.clone()], &["container".into()]);
+        assert_eq!(f[0].verdict, Verdict::Supported);
+        vm.ci95 = Some((-0.5, -0.1));
+        let f = claim2(&[vm.clone(), c.clone()], &["container".into()]);
+        assert_eq!(f[0].verdict, Verdict::Refuted);
+        vm.ci95 = Some((0.0, 0.02));
+        let f = claim2(&[vm, c], &["container".into()]);
+        assert!(matches!(f[0].verdict, Verdict::Inconclusive { .. }));
+        assert!(matches!(
+            claim2(&[], &[])[0].verdict,
+            Verdict::NotTestable { .. }
+        ));
+    }
 }

@@ -72,7 +72,10 @@ struct Mounted(PathBuf);
 
 impl Mounted {
     fn new(r: &Rootfs) -> Result<Mounted> {
-        let opts = r.plan().context("planning the overlay of claim 5")?.overlay_opts;
+        let opts = r
+            .plan()
+            .context("planning the overlay of claim 5")?
+            .overlay_opts;
         mount(
             Some("overlay"),
             &r.merged,
@@ -117,7 +120,8 @@ fn tree_sha256(dir: &Path) -> Result<String> {
     let mut h = Sha256::new();
     for rel in files {
         let p = dir.join(&rel);
-        let md = std::fs::symlink_metadata(&p).with_context(|| format!("reading {}", p.display()))?;
+        let md =
+            std::fs::symlink_metadata(&p).with_context(|| format!("reading {}", p.display()))?;
         h.update(rel.as_bytes());
         h.update(md.len().to_le_bytes());
         h.update(md.mode().to_le_bytes());
@@ -207,7 +211,8 @@ pub fn observe(scratch: &Path) -> Result<OverlayEvidence> {
     write(&r.lower.join(DELETED), b"to be deleted\n")?;
     {
         let p = r.lower.join(BIG);
-        let mut f = std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
+        let mut f =
+            std::fs::File::create(&p).with_context(|| format!("creating {}", p.display()))?;
         let chunk = vec![0x5au8; 1 << 20];
         for _ in 0..BIG_BYTES >> 20 {
             f.write_all(&chunk)?;
@@ -228,7 +233,8 @@ pub fn observe(scratch: &Path) -> Result<OverlayEvidence> {
             .context("opening a lower file for writing through the overlay")?;
         f.write_all(b"modified\n")?;
         drop(f);
-        std::fs::remove_file(m.join(DELETED)).context("deleting a lower file through the overlay")?;
+        std::fs::remove_file(m.join(DELETED))
+            .context("deleting a lower file through the overlay")?;
         let modified = std::fs::read_to_string(m.join(MODIFIED))?;
         let deleted = m.join(DELETED).exists();
         let new = std::fs::read_to_string(m.join(NEW))?;
