@@ -16,7 +16,7 @@ pub mod overlay;
 pub mod startup;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -224,6 +224,8 @@ pub struct Report {
     pub run_dir: Option<PathBuf>,
     /// Experiments that failed (their claims are inconclusive with the error).
     pub failures: Vec<String>,
+    /// Claims not run because the user interrupted (Ctrl-C).
+    pub skipped: Vec<u8>,
     pub files: Vec<PathBuf>,
 }
 
@@ -274,6 +276,7 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
     let mut run_dir = None;
     let mut cpu_evidence = None;
     let mut starts = Vec::new();
+    let mut skipped = Vec::new();
 
     // Claims 1, 2 and 6: one run of the block protocol.
     let want_run = claims.iter().any(|c| [1, 2, 6].contains(c));
@@ -361,6 +364,10 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
     }
 
     for n in claims.iter().copied().filter(|c| [3, 4, 5].contains(c)) {
+        if interrupted.load(Ordering::SeqCst) {
+            skipped.push(n);
+            continue;
+        }
         observer.note(&format!("claim {n}: {}", experiment(n, cfg)));
         let t0 = Instant::now();
         let (findings, data) = match n {
@@ -403,6 +410,7 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
         results,
         run_dir,
         failures,
+        skipped,
         files,
     })
 }

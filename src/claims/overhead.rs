@@ -170,7 +170,10 @@ pub fn claim1(all: &[AxisOverhead], containers: &[String], margin: f64) -> Vec<F
         .collect()
 }
 
-/// Claim 2's findings: the vm's overhead against each container environment's, per axis.
+/// Claim 2's findings: the vm's overhead against each container environment's, per axis:
+/// supported when the vm's 95% interval lies wholly above the container's; refuted when it
+/// lies wholly below, or when both are within the margin of native (the vm then costs no
+/// more on that axis); otherwise inconclusive.
 pub fn claim2(all: &[AxisOverhead], containers: &[String]) -> Vec<Finding> {
     let vms: Vec<&AxisOverhead> = all.iter().filter(|o| o.env == VM).collect();
     if vms.is_empty() || containers.is_empty() {
@@ -190,9 +193,12 @@ pub fn claim2(all: &[AxisOverhead], containers: &[String]) -> Vec<Finding> {
         {
             let verdict = match (v.ci95, c.ci95) {
                 (Some((vlo, vhi)), Some((clo, chi))) => {
+                    let within = Answer::Within.key();
                     if vlo > chi {
                         Verdict::Supported
-                    } else if vhi < clo {
+                    } else if vhi < clo || (v.verdict == within && c.verdict == within) {
+                        // Cheaper than the container, or as cheap: both within the margin
+                        // of native, so the vm costs no more on this axis.
                         Verdict::Refuted
                     } else {
                         Verdict::Inconclusive {
@@ -271,8 +277,13 @@ mod tests {
         let f = claim2(&[vm.clone(), c.clone()], &["container".into()]);
         assert_eq!(f[0].verdict, Verdict::Refuted);
         vm.ci95 = Some((0.0, 0.02));
-        let f = claim2(&[vm, c], &["container".into()]);
+        let f = claim2(&[vm.clone(), c.clone()], &["container".into()]);
         assert!(matches!(f[0].verdict, Verdict::Inconclusive { .. }));
+        // Both within the margin of native: the vm costs no more on this axis.
+        vm.ci95 = Some((-0.003, 0.005));
+        vm.verdict = "within".into();
+        let f = claim2(&[vm, c], &["container".into()]);
+        assert_eq!(f[0].verdict, Verdict::Refuted);
         assert!(matches!(
             claim2(&[], &[])[0].verdict,
             Verdict::NotTestable { .. }

@@ -94,6 +94,22 @@ pub fn claims(args: &ClaimsArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     if let Some(d) = &report.run_dir {
         println!("run (claims 1, 2, 6): {}", d.display());
     }
+    if !report.skipped.is_empty() || interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        eprintln!(
+            "isobench: interrupted; claim(s) not run: {}; what ran is in {}",
+            match report.skipped.len() {
+                0 => "none".to_string(),
+                _ => report
+                    .skipped
+                    .iter()
+                    .map(|n| n.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            },
+            report.dir.display()
+        );
+        return Ok(ExitCode::Interrupted);
+    }
     if !report.failures.is_empty() {
         for f in &report.failures {
             eprintln!("isobench: {f}");
