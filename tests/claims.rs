@@ -8,7 +8,9 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use isobench::claims::{self, cgroups, io_limit, namespaces, overhead, overlay, Config, Verdict};
+use isobench::claims::{
+    self, cgroups, freezer, io_limit, namespaces, overhead, overlay, Config, Verdict,
+};
 use isobench::measure::Progress;
 use isobench::session::Observer;
 use predicates::prelude::*;
@@ -187,10 +189,21 @@ fn an_io_read_limit_in_the_containers_cgroup_holds_its_reads_to_it() {
 }
 
 #[test]
+fn a_one_cpu_cpuset_confines_the_containers_process_to_that_cpu() {
+    let _g = shared();
+    let scratch = tempfile::tempdir().unwrap();
+    // CI and this machine have two CPUs: a one-CPU host fails here with the reason.
+    let z = cgroups::cpuset(scratch.path()).expect("claim 3's cpuset experiment");
+    assert_eq!(z.allowed_inside, z.cpuset, "host CPUs {}", z.host_cpus);
+    assert_ne!(z.allowed_inside, z.host_cpus);
+    assert_empty(scratch.path());
+}
+
+#[test]
 fn the_freezer_stops_and_resumes_a_busy_process() {
     let _g = exclusive();
     // This host has a freezer (v1 here, cgroup.freeze on v2): not finding one is a failure.
-    let z = cgroups::freezer().expect("claim 3's freezer experiment");
+    let z = freezer::observe().expect("claim 3's freezer experiment");
     assert!(z.frozen_ms < 1.0, "a frozen process ran {} ms", z.frozen_ms);
     assert!(z.running_ms > 5.0, "running: {} ms", z.running_ms);
     assert!(z.thawed_ms > 5.0, "thawed: {} ms", z.thawed_ms);

@@ -7,6 +7,7 @@
 
 pub mod cgroups;
 mod figure;
+pub mod freezer;
 mod helper;
 pub mod io_limit;
 pub mod namespaces;
@@ -443,7 +444,7 @@ pub fn experiment(n: u8, cfg: &Config) -> String {
     match n {
         1 => format!("paired blocks, native vs every container environment, one workload per axis ({axes}); verdict within ±{}% (90% CI), A/A floor from native-b; budget {:.0} s", cfg.margin, cfg.budget.as_secs_f64()),
         2 => format!("the same run: the vm's overhead against each container environment's, per axis ({axes}); supported when the 95% intervals are disjoint with the vm's above"),
-        3 => format!("the image's integer-hash hog in the built-in container with --cpus {}: share of one CPU per {} ms from cgroup accounting and from its throughput; a {} MiB first touch under a {} MiB memory limit; freezer pause/resume of a busy process; io.seq's reads with and without a {:.0} MB/s read limit", cgroups::CPUS, cgroups::WINDOW.as_millis(), 256, cgroups::MEMORY_LIMIT >> 20, io_limit::READ_BPS as f64 / 1e6),
+        3 => format!("the image's integer-hash hog in the built-in container with --cpus {}: share of one CPU per {} ms from cgroup accounting and from its throughput; a {} MiB first touch under a {} MiB memory limit; freezer pause/resume of a busy process; a one-CPU cpuset; io.seq's reads with and without a {:.0} MB/s read limit", cgroups::CPUS, cgroups::WINDOW.as_millis(), 256, cgroups::MEMORY_LIMIT >> 20, io_limit::READ_BPS as f64 / 1e6),
         4 => "in a running built-in container, a helper setns()es into its mount namespace, mounts a tmpfs on /tmp and creates a file; the host looks for it; a second helper joins the namespace (as nsenter does) and reads it; hostname and PID 1 likewise".into(),
         5 => format!("through an overlay made like the container's root: write a new file, append to a lower one (copy-up), delete one (whiteout); list upper, hash lower before and after; time a copy-up of a {} MiB lower file", overlay::BIG_BYTES >> 20),
         _ => "launch to the image's first instruction, a fresh instance each time, in every environment of the run (the claims' block-protocol run, shared with claims 1 and 2)".into(),
