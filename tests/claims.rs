@@ -330,12 +330,26 @@ fn the_cli_runs_one_claim_and_prints_the_checklist() {
 #[test]
 fn bad_claim_numbers_and_budgets_are_usage_errors() {
     let _g = shared();
+    let out = tempfile::tempdir().unwrap();
     isobench()
         .args(["claims", "--claim", "7"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("--claim"))
         .stderr(predicate::str::contains("1..=6").or(predicate::str::contains("1..7")));
+    isobench()
+        .args(["claims", "--cpu", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--cpu"));
+    isobench()
+        .args(["claims", "--claim", "6", "--env", "docker", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("docker"));
+    // Nothing is created before the options are checked.
+    assert_empty(out.path());
     isobench()
         .args(["claims", "--budget", "soon"])
         .assert()

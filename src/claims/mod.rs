@@ -247,20 +247,34 @@ fn failed(n: u8, err: &anyhow::Error) -> Finding {
 pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) -> Result<Report> {
     let claims = select(&cfg.claims)?;
     let seed = cfg.seed.unwrap_or_else(rand::random);
-    std::fs::create_dir_all(&cfg.out)
-        .with_context(|| format!("creating the results directory {}", cfg.out.display()))?;
     let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
     let dir = (0..1000)
         .map(|n| match n {
             0 => cfg.out.join(format!("claims-{stamp}")),
             n => cfg.out.join(format!("claims-{stamp}-{n}")),
         })
-        .find(|d| std::fs::create_dir(d).is_ok())
-        .with_context(|| format!("creating a claims directory under {}", cfg.out.display()))?;
+        .find(|d| !d.exists())
+        .with_context(|| format!("no free claims directory name under {}", cfg.out.display()))?;
     let scratch_root = cfg
         .scratch
         .clone()
         .unwrap_or_else(|| cfg.out.join(".scratch"));
+    // The run's options are checked before anything is created.
+    let want_run = claims.iter().any(|c| [1, 2, 6].contains(c));
+    let plan = match want_run {
+        true => Some(session_plan(
+            &Config {
+                claims: claims.clone(),
+                ..cfg.clone()
+            },
+            &dir,
+            &scratch_root,
+            seed,
+        )?),
+        false => None,
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("creating the claims directory {}", dir.display()))?;
     let scratch = Scratch::create(
         &scratch_root,
         dir.file_name().and_then(|n| n.to_str()).unwrap_or("claims"),
@@ -280,18 +294,8 @@ pub fn run(cfg: &Config, observer: &mut dyn Observer, interrupted: &AtomicBool) 
     let mut skipped = Vec::new();
 
     // Claims 1, 2 and 6: one run of the block protocol.
-    let want_run = claims.iter().any(|c| [1, 2, 6].contains(c));
-    if want_run {
+    if let Some(plan) = plan {
         let t0 = Instant::now();
-        let plan = session_plan(
-            &Config {
-                claims: claims.clone(),
-                ..cfg.clone()
-            },
-            &dir,
-            &scratch_root,
-            seed,
-        )?;
         observer.note(&format!(
             "claims {}: the block protocol over {} for up to {:.0} s",
             claims

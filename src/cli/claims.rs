@@ -11,18 +11,18 @@ use clap::Args;
 use super::progress::Bar;
 use super::ExitCode;
 use crate::claims::{self, Config};
-use crate::plan::parse_duration;
+use crate::plan::{parse_cpu_choice, parse_duration, CpuChoice};
 
 const AFTER: &str = "The claims (numbered as in the explainer):
   1  containers lose only about 1% against native (per axis: CPU, memory, IO, system calls)
   2  hypervisor virtualization (KVM) costs more than containers
-  3  cgroups hold a CPU hog at --cpus 0.1, enforce a memory limit, freeze and thaw
+  3  cgroups hold a CPU hog at --cpus 0.1 and enforce memory, cpuset, freezer and IO limits
   4  a file in a mount namespace is invisible outside, visible after setns (nsenter)
   5  overlayfs writes land only in the upper layer (copy-up, whiteouts)
   6  containers start faster than virtual machines
 
 Claims 1, 2 and 6 share one run of the block protocol (results/claims-<time>/<run-id>/)
-over every environment available here; claims 3 to 5 take seconds each. Each claim ends
+over every environment available here; claim 3 takes under a minute, 4 and 5 seconds. Each claim ends
 supported, refuted, inconclusive (with what would settle it) or not testable here (with
 the reason). Needs root for the container, /dev/kvm for the vm. docs/CLAIMS.md explains
 every experiment.
@@ -56,8 +56,8 @@ pub struct ClaimsArgs {
     pub env: Vec<String>,
 
     /// The CPU the measured instances of that run are pinned to (`none`: no pinning).
-    #[arg(long, value_name = "N|none", default_value = "auto")]
-    pub cpu: String,
+    #[arg(long, value_name = "N|none", value_parser = parse_cpu_choice, default_value = "auto")]
+    pub cpu: CpuChoice,
 
     /// Seed for the run's order, the workloads' data and the bootstrap. [default: random]
     #[arg(long, value_name = "N")]
@@ -82,7 +82,7 @@ pub fn claims(args: &ClaimsArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         margin: args.margin,
         seed: args.seed,
         env: args.env.clone(),
-        cpu: args.cpu.clone(),
+        cpu: args.cpu.name(),
     };
     let mut bar = Bar::new();
     let report = claims::run(&cfg, &mut bar, interrupted)?;

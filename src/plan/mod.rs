@@ -412,7 +412,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(bad)
 }
 
-fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
+pub fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
     match s.trim() {
         "auto" => Ok(CpuChoice::Auto),
         "none" => Ok(CpuChoice::None),
