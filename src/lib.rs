@@ -4,6 +4,7 @@
 
 pub mod analysis;
 pub mod baseline;
+pub mod claims;
 pub mod cli;
 pub mod compare;
 pub mod env;

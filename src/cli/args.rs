@@ -26,7 +26,8 @@ Examples:
   isobench run --env native,container --cpus 0.5 --memory 512M
   isobench info                                image hash, host facts, what can run here
   isobench run --label pool=a && isobench pack results/latest > a.tar.gz
-  isobench merge a.tar.gz b.tar.gz c.tar.gz --out fleet   one answer across hosts";
+  isobench merge a.tar.gz b.tar.gz c.tar.gz --out fleet   one answer across hosts
+  isobench claims --claim 4                    check one claim of the container story";
 
 #[derive(Debug, Parser)]
 #[command(name = "isobench", version, about = ABOUT, long_about = ABOUT, after_help = AFTER)]
@@ -55,6 +56,9 @@ pub enum Command {
     Pack(super::pack::PackArgs),
     /// Export a stored run for CI dashboards and notebooks (github-action-benchmark, Bencher, JUnit, CSV, JSON).
     Export(super::export::ExportArgs),
+    /// Reproduce the container story's claims (1% overhead, cgroups, namespaces, overlay,
+    /// start-up) with experiments and verdicts: results/claims-<time>/claims.md.
+    Claims(super::claims::ClaimsArgs),
 }
 
 #[derive(Debug, Args)]

@@ -2,6 +2,7 @@
 
 pub mod args;
 pub mod baseline;
+pub mod claims;
 pub mod clean;
 pub mod compare;
 pub mod export;
@@ -47,6 +48,13 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Merge(a) => merge::merge(&a),
         args::Command::Pack(a) => pack::pack(&a),
         args::Command::Export(a) => export::export(&a),
+        args::Command::Claims(a) => {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let flag = interrupted.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+                .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler failed: {e}"))?;
+            claims::claims(&a, &interrupted)
+        }
     }
 }
 

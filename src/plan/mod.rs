@@ -535,7 +535,7 @@ fn parse_isa_tier(s: &str) -> Result<Isa, String> {
     }
 }
 
-fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
+pub fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
     match s.trim() {
         "auto" => Ok(CpuChoice::Auto),
         "none" => Ok(CpuChoice::None),

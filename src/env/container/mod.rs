@@ -327,6 +327,28 @@ impl Container {
         }
     }
 
+    /// The running instance's first process (the runner, PID 1 inside), as seen from the
+    /// host: what `nsenter -t PID` would be given. `None` when not started.
+    pub fn runner_pid(&self) -> Option<i32> {
+        self.instance.as_ref().map(|r| r.pid().as_raw())
+    }
+
+    /// The running instance's directories on the host (lower, upper, work, merged) and its
+    /// hostname (the container's name). `None` when not started.
+    pub fn instance_dirs(&self) -> Option<(&Rootfs, &str)> {
+        let res = self.instance.as_ref()?.resources();
+        Some((res.rootfs.as_ref()?, res.name.as_str()))
+    }
+
+    /// The running instance's cgroup directories (one per v1 hierarchy, one on v2).
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.instance
+            .as_ref()
+            .and_then(|r| r.resources().cgroup.as_ref())
+            .map(|c| c.dirs())
+            .unwrap_or_default()
+    }
+
     fn teardown_instance(&mut self) -> Result<(), EnvError> {
         if let Some(mut runner) = self.instance.take() {
             runner.stop();

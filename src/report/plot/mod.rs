@@ -29,6 +29,15 @@ use frame::{ensure_font, err, DrawResult};
 pub use forest::{render_forest, Forest, PctInterval};
 pub use frame::env_color;
 
+/// Register the embedded font (once) for figures drawn outside this module, which name it
+/// as [`FONT_FAMILY`].
+pub fn register_font() -> Result<(), PlotError> {
+    ensure_font()
+}
+
+/// The font family name of the embedded font.
+pub const FONT_FAMILY: &str = "sans-serif";
+
 #[derive(Debug, Error)]
 pub enum PlotError {
     #[error("cannot load the embedded plot font: the DejaVuSans.ttf bundled in assets/fonts is damaged; restore it from git")]
