@@ -116,14 +116,19 @@ fn labels_are_key_value_pairs() {
 }
 
 /// `--env` as a user types it, through clap, to a plan.
-fn plan_of(env: &str) -> Result<Plan, PlanError> {
+/// The plan of `isobench run --env ENV`, or of `isobench run` when `env` is `None`.
+fn plan_of(env: Option<&str>) -> Result<Plan, PlanError> {
     #[derive(clap::Parser)]
     struct Wrap {
         #[command(flatten)]
         o: RunOptions,
     }
     use clap::Parser;
-    Wrap::try_parse_from(["isobench", "--env", env])
+    let args: &[&str] = match env {
+        Some(env) => &["isobench", "--env", env],
+        None => &["isobench"],
+    };
+    Wrap::try_parse_from(args)
         .unwrap()
         .o
         .plan()
@@ -131,18 +136,19 @@ fn plan_of(env: &str) -> Result<Plan, PlanError> {
 
 #[test]
 fn runtimes_are_environments_and_oci_needs_a_path() {
-    let p = plan_of("runsc,native,runc").unwrap();
+    let p = plan_of(Some("runsc,native,runc")).unwrap();
     assert_eq!(p.envs, [EnvKind::Native, EnvKind::Runc, EnvKind::Runsc]);
     assert_eq!(p.oci_path, None);
-    let p = plan_of("native,oci:/opt/youki").unwrap();
+    let p = plan_of(Some("native,oci:/opt/youki")).unwrap();
     assert_eq!(p.envs, [EnvKind::Native, EnvKind::Oci]);
     assert_eq!(p.oci_path.as_deref(), Some(Path::new("/opt/youki")));
     for bad in ["oci", "oci:", "oci:/a,oci:/b"] {
         assert!(
-            matches!(plan_of(bad), Err(PlanError::BadOciEnv(_))),
+            matches!(plan_of(Some(bad)), Err(PlanError::BadOciEnv(_))),
             "{bad}"
         );
     }
-    let all = plan_of("").unwrap();
+    assert!(matches!(plan_of(Some("")), Err(PlanError::EmptyEnv)));
+    let all = plan_of(None).unwrap();
     assert!(all.envs.contains(&EnvKind::Runsc) && !all.envs.contains(&EnvKind::Oci));
 }
