@@ -7,15 +7,20 @@ use anyhow::{Context, Result};
 
 use super::progress::Bar;
 use super::ExitCode;
-use crate::plan::RunOptions;
+use crate::plan::{Plan, RunOptions};
 use crate::report;
 use crate::results::Outcome;
 use crate::session;
 
 pub fn run(args: &RunOptions, interrupted: &AtomicBool) -> Result<ExitCode> {
     let plan = args.plan().context("invalid run options")?;
+    run_plan(&plan, interrupted)
+}
+
+/// Run a validated plan (`run`, `exec`) with a progress bar and print the outcome.
+pub fn run_plan(plan: &Plan, interrupted: &AtomicBool) -> Result<ExitCode> {
     let mut bar = Bar::new();
-    let finished = session::run(&plan, &mut bar, interrupted)?;
+    let finished = session::run(plan, &mut bar, interrupted)?;
     if let Some(analysis) = &finished.analysis {
         println!(
             "{}",

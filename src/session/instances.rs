@@ -19,10 +19,18 @@ pub(super) fn build_available(plan: &Plan, observer: &mut dyn Observer) -> Resul
     let mut envs: Vec<Box<dyn Environment>> = Vec::new();
     let mut records = Vec::new();
     for &kind in &plan.envs {
-        match env::probe(kind) {
+        // `isobench exec`: the command environments (env/exec.rs).
+        let probed = match &plan.exec {
+            Some(_) => env::exec::probe(kind),
+            None => env::probe(kind),
+        };
+        match probed {
             Ok(()) => {
                 for label in kind.labels() {
-                    envs.push(env::build(kind, label, plan)?);
+                    envs.push(match &plan.exec {
+                        Some(_) => env::exec::build(kind, label, plan)?,
+                        None => env::build(kind, label, plan)?,
+                    });
                 }
             }
             Err(reason) => {

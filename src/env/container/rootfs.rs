@@ -94,6 +94,39 @@ impl Rootfs {
         made.map(|()| rootfs)
     }
 
+    /// For a command container (`container/exec.rs`): `<scratch>/<name>/{upper,work,merged}`
+    /// (or `upperfs` for a tmpfs upper) over an existing read-only `lower` (the host's `/` or
+    /// `--rootfs`), which is left alone, removal included. On error the partial tree is
+    /// removed.
+    pub fn prepare_over(
+        scratch: &Path,
+        name: &str,
+        kind: Upper,
+        lower: &Path,
+    ) -> Result<Rootfs, RootfsError> {
+        if !lower.is_dir() {
+            return Err(RootfsError::CreateDir {
+                path: lower.to_path_buf(),
+                source: std::io::Error::other("the root for the command container is not a directory (check --rootfs)"),
+            });
+        }
+        let mut r = Rootfs::prepare(scratch, name, kind)?;
+        let skeleton = std::mem::replace(&mut r.lower, lower.to_path_buf());
+        if lower
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':' | b'\n' | 0))
+        {
+            let _ = r.remove();
+            return Err(RootfsError::BadPath {
+                path: lower.to_path_buf(),
+            });
+        }
+        let _ = std::fs::remove_dir_all(&skeleton);
+        Ok(r)
+    }
+
     fn populate(&self) -> Result<(), RootfsError> {
         mkdir(&self.lower)?;
         for d in LOWER_DIRS {
