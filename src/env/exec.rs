@@ -408,7 +408,11 @@ mod tests {
         let (o, out, err) = Outputs::create(t.path(), "native", "1").unwrap();
         // A CPU-bound loop in a child of the shell: the rusage includes it.
         let s = spawn(
-            &["sh", "-c", "sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done'; echo done; exit 3"],
+            &[
+                "sh",
+                "-c",
+                "sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done'; echo done; exit 3",
+            ],
             60_000,
         );
         let e = run_one(&s, out, err).unwrap();

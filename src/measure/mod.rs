@@ -220,20 +220,20 @@ fn run_task(
                 return Ok(Vec::new());
             };
             let run = env.run_command(&cmd.spec)?;
-            let (metrics, failed) = cmd
-                .interpret(&label, &run)
-                .map_err(|e| MeasureError::Command(Box::new(e)))?;
-            let row = |metric: String, value: f64, unit: String, better: Option<Better>| SampleRow {
-                round,
-                env: label.clone(),
-                workload: cmd.name.clone(),
-                metric,
-                value,
-                unit,
-                better,
-                cycles: 0,
-                wall_ns: run.wall_ns,
-            };
+            let interpreted = cmd.interpret(&label, &run).map_err(MeasureError::Command)?;
+            let (metrics, failed) = (interpreted.metrics, interpreted.failed);
+            let row =
+                |metric: String, value: f64, unit: String, better: Option<Better>| SampleRow {
+                    round,
+                    env: label.clone(),
+                    workload: cmd.name.clone(),
+                    metric,
+                    value,
+                    unit,
+                    better,
+                    cycles: 0,
+                    wall_ns: run.wall_ns,
+                };
             let mut rows: Vec<SampleRow> = metrics
                 .into_iter()
                 .map(|m| row(m.name, m.value, m.unit, Some(m.better)))
@@ -247,7 +247,12 @@ fn run_task(
             .into_iter()
             .chain(run.counters.clone());
             rows.extend(counters.map(|(name, value)| {
-                row(format!("counter.{name}"), value as f64, "count".into(), None)
+                row(
+                    format!("counter.{name}"),
+                    value as f64,
+                    "count".into(),
+                    None,
+                )
             }));
             Ok(rows)
         }

@@ -77,7 +77,9 @@ impl ExecOptions {
     pub fn plan(&self, run: &RunOptions) -> Result<Plan, PlanError> {
         let bad = |m: String| PlanError::Exec(m);
         if !run.workload.is_empty() {
-            return Err(bad("--workload does not apply to exec: the command is the workload".into()));
+            return Err(bad(
+                "--workload does not apply to exec: the command is the workload".into(),
+            ));
         }
         let mut plan = run.plan()?;
         plan.workloads.clear();
@@ -100,32 +102,46 @@ impl ExecOptions {
             metrics.push(command::parse_json_metric(s, *b).map_err(bad)?);
         }
         for (i, m) in metrics.iter().enumerate() {
-            if [command::WALL_MS, command::CPU_MS, command::PEAK_RSS_MIB]
-                .contains(&m.name.as_str())
+            if [command::WALL_MS, command::CPU_MS, command::PEAK_RSS_MIB].contains(&m.name.as_str())
                 || metrics[..i].iter().any(|o| o.name == m.name)
             {
-                return Err(bad(format!("the metric name '{}' is taken: choose another", m.name)));
+                return Err(bad(format!(
+                    "the metric name '{}' is taken: choose another",
+                    m.name
+                )));
             }
         }
-        let program = self.command.first().filter(|p| !p.is_empty()).ok_or_else(|| {
-            bad("no command: put it after --, e.g. isobench exec -- sysbench cpu run".into())
-        })?;
+        let program = self
+            .command
+            .first()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                bad("no command: put it after --, e.g. isobench exec -- sysbench cpu run".into())
+            })?;
         let name = match &self.name {
             Some(n) => n.clone(),
             None => std::path::Path::new(program)
                 .file_name()
-                .map(|f| f.to_string_lossy().replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_"))
+                .map(|f| {
+                    f.to_string_lossy()
+                        .replace(|c: char| !c.is_ascii_alphanumeric() && c != '-', "_")
+                })
                 .unwrap_or_else(|| "command".into()),
         };
         if !command::valid_name(&name) {
-            return Err(bad(format!("--name '{name}': use letters, digits, '_' or '-'")));
+            return Err(bad(format!(
+                "--name '{name}': use letters, digits, '_' or '-'"
+            )));
         }
         let env = command::command_env(&self.env_var, |k| std::env::var(k).ok()).map_err(bad)?;
         let cwd = std::env::current_dir()
             .map_err(|e| bad(format!("the working directory cannot be read ({e})")))?;
         if let Some(r) = &self.rootfs {
             if !r.is_dir() {
-                return Err(bad(format!("--rootfs {}: not a directory (give an unpacked image's root)", r.display())));
+                return Err(bad(format!(
+                    "--rootfs {}: not a directory (give an unpacked image's root)",
+                    r.display()
+                )));
             }
         }
         plan.exec_rootfs = self.rootfs.clone();

@@ -594,7 +594,9 @@ impl Plan {
 
     /// The command container's read-only lower layer: `--rootfs`, or the host's `/`.
     pub fn exec_rootfs(&self) -> PathBuf {
-        self.exec_rootfs.clone().unwrap_or_else(|| PathBuf::from("/"))
+        self.exec_rootfs
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/"))
     }
 
     /// The environment options as recorded in `run.json` (`config.options`): each typed
@@ -657,8 +659,12 @@ impl Plan {
                     .iter()
                     .map(|m| {
                         let how = match &m.source {
-                            crate::workload::command::Source::Regex(r) => format!("regex {}", r.as_str()),
-                            crate::workload::command::Source::Json(p) => format!("json {}", p.join(".")),
+                            crate::workload::command::Source::Regex(r) => {
+                                format!("regex {}", r.as_str())
+                            }
+                            crate::workload::command::Source::Json(p) => {
+                                format!("json {}", p.join("."))
+                            }
                         };
                         format!("{} ({how}, {} is better)", m.name, m.better.as_str())
                     })
@@ -666,9 +672,15 @@ impl Plan {
                     .join("; "),
             );
             o.insert("exec.setup".into(), c.spec.setup.join(" && "));
-            o.insert("exec.rootfs".into(), self.exec_rootfs().display().to_string());
+            o.insert(
+                "exec.rootfs".into(),
+                self.exec_rootfs().display().to_string(),
+            );
             o.insert("exec.keep_going".into(), c.keep_going.to_string());
-            o.insert("exec.output_cap_bytes".into(), c.spec.output_cap.to_string());
+            o.insert(
+                "exec.output_cap_bytes".into(),
+                c.spec.output_cap.to_string(),
+            );
         }
         if let Some(i) = &self.inject {
             o.insert(

@@ -195,9 +195,10 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                 o.insert("harness_cpus".into(), cpus::list(&pinning.harness));
                 o.insert("span".into(), sizing.span.name().into());
                 if let Some(c) = &command {
-                    let (path, sha) = c.binary.clone().unwrap_or_else(|| {
-                        ("not found on the host".into(), "unknown".into())
-                    });
+                    let (path, sha) = c
+                        .binary
+                        .clone()
+                        .unwrap_or_else(|| ("not found on the host".into(), "unknown".into()));
                     o.insert("exec.binary".into(), path.display().to_string());
                     o.insert("exec.binary_sha256".into(), sha);
                 }
@@ -369,7 +370,10 @@ fn resolve_program(program: &str, env: &[(String, String)], cwd: &Path) -> Optio
         let p = cwd.join(program);
         return executable(&p).then(|| p.canonicalize().unwrap_or(p));
     }
-    let path = env.iter().find(|(k, _)| k == "PATH").map(|(_, v)| v.as_str())?;
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())?;
     std::env::split_paths(path)
         .map(|d| cwd.join(d).join(program))
         .find(|p| executable(p))

@@ -71,6 +71,13 @@ pub struct CommandWorkload {
     pub binary: Option<(PathBuf, String)>,
 }
 
+/// The metrics of one sample and, under `--keep-going`, why it failed.
+#[derive(Debug)]
+pub struct Interpreted {
+    pub metrics: Vec<Metric>,
+    pub failed: Option<Box<CommandFailed>>,
+}
+
 /// How one run of the command ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Exit {
@@ -131,7 +138,7 @@ impl CommandWorkload {
         &self,
         env: &str,
         run: &CommandRun,
-    ) -> Result<(Vec<Metric>, Option<CommandFailed>), CommandFailed> {
+    ) -> Result<Interpreted, Box<CommandFailed>> {
         let ms = |ns: u64| ns as f64 / 1e6;
         let m = |name: &str, value: f64, unit: &str| Metric {
             name: name.into(),
@@ -142,7 +149,11 @@ impl CommandWorkload {
         let mut out = vec![
             m(WALL_MS, ms(run.wall_ns), "ms"),
             m(CPU_MS, ms(run.user_ns + run.sys_ns), "ms"),
-            m(PEAK_RSS_MIB, run.max_rss_bytes as f64 / (1 << 20) as f64, "MiB"),
+            m(
+                PEAK_RSS_MIB,
+                run.max_rss_bytes as f64 / (1 << 20) as f64,
+                "MiB",
+            ),
         ];
         let mut failure = match run.exit {
             Some(Exit::Code(0)) => None,
@@ -183,18 +194,24 @@ impl CommandWorkload {
             }
         }
         let Some((what, fix)) = failure else {
-            return Ok((out, None));
+            return Ok(Interpreted {
+                metrics: out,
+                failed: None,
+            });
         };
-        let err = CommandFailed {
+        let err = Box::new(CommandFailed {
             command: self.command_line(),
             env: env.to_string(),
             what,
             fix,
             path: run.stdout_path.display().to_string(),
             tail: tail(&run.stdout, &run.stderr),
-        };
+        });
         if self.keep_going {
-            Ok((out, Some(err)))
+            Ok(Interpreted {
+                metrics: out,
+                failed: Some(err),
+            })
         } else {
             Err(err)
         }
@@ -365,7 +382,9 @@ pub fn command_env(
             None => (
                 v.clone(),
                 lookup(v).ok_or_else(|| {
-                    format!("--env-var {v}: isobench's environment has no {v}; give it as {v}=VALUE")
+                    format!(
+                        "--env-var {v}: isobench's environment has no {v}; give it as {v}=VALUE"
+                    )
                 })?,
             ),
         };
@@ -415,13 +434,17 @@ mod tests {
 
     #[test]
     fn regex_metrics_take_the_first_group() {
-        let rule = parse_regex_metric(r"eps=events per second:\s*([0-9.]+)", Better::Higher)
-            .unwrap();
+        let rule =
+            parse_regex_metric(r"eps=events per second:\s*([0-9.]+)", Better::Higher).unwrap();
         let w = workload(vec![rule], false);
-        let (m, failed) = w
-            .interpret("native", &ok_run("CPU speed:\n    events per second:  1234.56\n"))
+        let r = w
+            .interpret(
+                "native",
+                &ok_run("CPU speed:\n    events per second:  1234.56\n"),
+            )
             .unwrap();
-        assert!(failed.is_none());
+        assert!(r.failed.is_none());
+        let m = r.metrics;
         let names: Vec<_> = m.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(names, ["wall_ms", "cpu_ms", "peak_rss_mib", "eps"]);
         assert_eq!(m[0].value, 2.0);
@@ -434,10 +457,12 @@ mod tests {
 
     #[test]
     fn a_missing_value_or_a_bad_exit_is_an_error_with_the_output() {
-        let rule = parse_regex_metric(r"eps=events per second:\s*([0-9.]+)", Better::Higher)
-            .unwrap();
+        let rule =
+            parse_regex_metric(r"eps=events per second:\s*([0-9.]+)", Better::Higher).unwrap();
         let w = workload(vec![rule.clone()], false);
-        let e = w.interpret("container", &ok_run("nothing here")).unwrap_err();
+        let e = w
+            .interpret("container", &ok_run("nothing here"))
+            .unwrap_err();
         let text = e.to_string();
         assert!(text.contains("`sysbench cpu run`"), "{text}");
         assert!(text.contains("container"), "{text}");
@@ -449,9 +474,9 @@ mod tests {
         assert!(e.to_string().contains("exited with status 3"), "{e}");
         // --keep-going: the times are kept, the failure is returned beside them.
         let w = workload(vec![rule], true);
-        let (m, failed) = w.interpret("native", &failed).unwrap();
-        assert_eq!(m.len(), 3);
-        assert!(failed.is_some());
+        let r = w.interpret("native", &failed).unwrap();
+        assert_eq!(r.metrics.len(), 3);
+        assert!(r.failed.is_some());
     }
 
     #[test]
@@ -459,7 +484,7 @@ mod tests {
         let rule = parse_json_metric("iops=jobs.0.read.iops", Better::Higher).unwrap();
         let w = workload(vec![rule], false);
         let out = "fio-3.33\n{\"jobs\": [{\"read\": {\"iops\": 1500.5}}]}\n";
-        let (m, _) = w.interpret("native", &ok_run(out)).unwrap();
+        let m = w.interpret("native", &ok_run(out)).unwrap().metrics;
         assert_eq!(m[3].value, 1500.5);
         let rule = parse_json_metric("a.b", Better::Lower).unwrap();
         assert_eq!(rule.name, "b");
@@ -493,7 +518,9 @@ mod tests {
             [("BAR", "2"), ("FOO", "1"), ("PATH", "/bin")]
                 .map(|(a, b)| (a.to_string(), b.to_string()))
         );
-        assert!(command_env(&["NOPE".into()], host).unwrap_err().contains("NOPE=VALUE"));
+        assert!(command_env(&["NOPE".into()], host)
+            .unwrap_err()
+            .contains("NOPE=VALUE"));
     }
 
     #[test]

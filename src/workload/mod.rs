@@ -243,9 +243,9 @@ pub fn params(p: &[u64]) -> [u64; PARAM_COUNT] {
     a
 }
 
+pub mod command;
 mod cpu_fp;
 mod cpu_int;
-pub mod command;
 pub mod gen;
 mod io_rand;
 mod io_seq;

@@ -145,7 +145,8 @@ impl ExecContainer {
     fn launch(&self, spec: &InstanceSpec) -> Result<Instance, EnvError> {
         let e = |op: &str, x: String| self.err(op, x);
         let pid = std::process::id();
-        let layout = Layout::detect().map_err(|x| e("detecting the cgroup layout", x.to_string()))?;
+        let layout =
+            Layout::detect().map_err(|x| e("detecting the cgroup layout", x.to_string()))?;
         let name = cleanup::container_name(pid, super::NEXT_ID.fetch_add(1, Ordering::Relaxed));
         let dir = spec.scratch.join(&name);
         let mut res = Resources {
@@ -196,9 +197,12 @@ impl ExecContainer {
         .map_err(|x| e("creating the container's socket", x.to_string()))?;
         let (sync_r, sync_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|x| e("creating a pipe", x.to_string()))?;
-        let cstr = |s: &[u8]| CString::new(s).map_err(|_| e("preparing the init", "a NUL byte in a path".into()));
+        let cstr = |s: &[u8]| {
+            CString::new(s).map_err(|_| e("preparing the init", "a NUL byte in a path".into()))
+        };
         let exe = cstr(self.init_binary.as_os_str().as_bytes())?;
-        let plan_json = serde_json::to_string(&plan).map_err(|x| e("preparing the init", x.to_string()))?;
+        let plan_json =
+            serde_json::to_string(&plan).map_err(|x| e("preparing the init", x.to_string()))?;
         let argv_c = [
             cstr(b"isobench")?,
             cstr(INIT_SUBCOMMAND.as_bytes())?,
@@ -245,13 +249,19 @@ impl ExecContainer {
             if let Some(cg) = &inst.res.cgroup {
                 if let Err(x) = cg.add_pid(cpid) {
                     let _ = inst.stop();
-                    return Err(e("moving the container's first process into its cgroup", x.to_string()));
+                    return Err(e(
+                        "moving the container's first process into its cgroup",
+                        x.to_string(),
+                    ));
                 }
             }
         }
         if process::raw_write(sync_w.as_raw_fd(), &[GO]) != 1 {
             let _ = inst.stop();
-            return Err(e("starting the container", "its first process died before it could start".into()));
+            return Err(e(
+                "starting the container",
+                "its first process died before it could start".into(),
+            ));
         }
         drop(sync_w);
         match receive(&inst.sock, SETUP_TIMEOUT) {
@@ -270,11 +280,14 @@ impl ExecContainer {
 
     fn spawn(&mut self, s: &Spawn, out: File, err: File) -> Result<Ended, EnvError> {
         let label = self.label.clone();
-        let inst = self
-            .instance
-            .as_ref()
-            .ok_or_else(|| self.err("running the command", "the environment was not started".to_string()))?;
-        let req = serde_json::to_vec(s).map_err(|x| self.err("sending the command", x.to_string()))?;
+        let inst = self.instance.as_ref().ok_or_else(|| {
+            self.err(
+                "running the command",
+                "the environment was not started".to_string(),
+            )
+        })?;
+        let req =
+            serde_json::to_vec(s).map_err(|x| self.err("sending the command", x.to_string()))?;
         let fds = [out.as_raw_fd(), err.as_raw_fd()];
         let sent = sendmsg::<()>(
             inst.sock.as_raw_fd(),
@@ -285,7 +298,10 @@ impl ExecContainer {
         );
         drop((out, err));
         let reply = match sent {
-            Ok(_) => receive(&inst.sock, Duration::from_millis(s.deadline_ms) + SETUP_TIMEOUT),
+            Ok(_) => receive(
+                &inst.sock,
+                Duration::from_millis(s.deadline_ms) + SETUP_TIMEOUT,
+            ),
             Err(x) => Err(format!("sending the command to the container failed: {x}")),
         };
         match reply {
@@ -299,7 +315,11 @@ impl ExecContainer {
                 if let Some(inst) = self.instance.take() {
                     let _ = inst.stop();
                 }
-                Err(EnvError::setup(&label, "running the command in the container", why))
+                Err(EnvError::setup(
+                    &label,
+                    "running the command in the container",
+                    why,
+                ))
             }
         }
     }
@@ -314,7 +334,10 @@ fn receive(sock: &OwnedFd, timeout: Duration) -> Result<Reply, String> {
     };
     let t0 = std::time::Instant::now();
     loop {
-        let left = timeout.saturating_sub(t0.elapsed()).as_millis().min(i32::MAX as u128) as i32;
+        let left = timeout
+            .saturating_sub(t0.elapsed())
+            .as_millis()
+            .min(i32::MAX as u128) as i32;
         // SAFETY: one valid pollfd.
         let r = unsafe { libc::poll(&mut pfd, 1, left) };
         if r > 0 {
@@ -324,14 +347,20 @@ fn receive(sock: &OwnedFd, timeout: Duration) -> Result<Reply, String> {
             return Err(format!("the container did not answer within {timeout:?} (hung; raise --deadline if the command is that long)"));
         }
         if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return Err(format!("waiting for the container: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "waiting for the container: {}",
+                std::io::Error::last_os_error()
+            ));
         }
     }
     let mut buf = vec![0u8; MSG_MAX];
     // SAFETY: reading into our own buffer.
     let n = unsafe { libc::recv(sock.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
     if n <= 0 {
-        return Err("the container's first process ended (killed, or its set-up failed without a word)".into());
+        return Err(
+            "the container's first process ended (killed, or its set-up failed without a word)"
+                .into(),
+        );
     }
     let bytes = &buf[..n as usize];
     if let Some(msg) = bytes.strip_prefix(b"E") {
@@ -435,7 +464,8 @@ impl Environment for ExecContainer {
         let mut run = cmdexec::sample(cmd, &label, &tag, |o, e| self.spawn(&s, o, e))?;
         if let (Some(b), Some(a)) = (cg_before, self.cgroup().map(|c| c.usage())) {
             if let (Some(a), Some(b)) = (a.cpu_ns, b.cpu_ns) {
-                run.counters.insert("cgroup.cpu_usage_ns".into(), a.saturating_sub(b));
+                run.counters
+                    .insert("cgroup.cpu_usage_ns".into(), a.saturating_sub(b));
             }
             if let Some(p) = a.memory_peak_bytes {
                 run.counters.insert("cgroup.memory_peak_bytes".into(), p);
@@ -447,7 +477,10 @@ impl Environment for ExecContainer {
     fn facts(&self) -> BTreeMap<String, String> {
         let show = |v: Option<String>| v.unwrap_or_else(|| "none".into());
         let mut f = BTreeMap::from([
-            ("runs".into(), "the command, forked by the container's PID 1".into()),
+            (
+                "runs".into(),
+                "the command, forked by the container's PID 1".into(),
+            ),
             ("namespaces".into(), namespaces::NAMESPACE_NAMES.into()),
             (
                 "rootfs".into(),
@@ -462,7 +495,10 @@ impl Environment for ExecContainer {
             ),
             ("upper".into(), self.opts.upper.name().into()),
             ("cpus".into(), show(self.opts.cpus.map(|c| c.to_string()))),
-            ("memory_bytes".into(), show(self.opts.memory.map(|m| m.to_string()))),
+            (
+                "memory_bytes".into(),
+                show(self.opts.memory.map(|m| m.to_string())),
+            ),
             ("cpuset".into(), show(self.opts.cpuset.clone())),
             ("cpu".into(), crate::env::cpu_fact(self.cpu)),
         ]);
@@ -515,7 +551,14 @@ pub fn init_main(fd: RawFd, plan: &str) -> ! {
         Ok(_) => answer(&Reply::Ready),
         Err(m) => {
             // SAFETY: as above.
-            unsafe { libc::send(sock.as_raw_fd(), format!("E{m}").as_ptr().cast(), m.len() + 1, 0) };
+            unsafe {
+                libc::send(
+                    sock.as_raw_fd(),
+                    format!("E{m}").as_ptr().cast(),
+                    m.len() + 1,
+                    0,
+                )
+            };
             std::process::exit(1);
         }
     }
@@ -523,7 +566,12 @@ pub fn init_main(fd: RawFd, plan: &str) -> ! {
     loop {
         let mut space = nix::cmsg_space!([RawFd; 2]);
         let mut iov = [std::io::IoSliceMut::new(&mut buf)];
-        let (n, fds) = match recvmsg::<()>(sock.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::empty()) {
+        let (n, fds) = match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::empty(),
+        ) {
             Ok(m) => {
                 let fds: Vec<RawFd> = m
                     .cmsgs()
@@ -544,7 +592,10 @@ pub fn init_main(fd: RawFd, plan: &str) -> ! {
             std::process::exit(0);
         }
         // SAFETY: the descriptors arrived with the message and are ours now.
-        let mut files: Vec<File> = fds.into_iter().map(|f| unsafe { File::from_raw_fd(f) }).collect();
+        let mut files: Vec<File> = fds
+            .into_iter()
+            .map(|f| unsafe { File::from_raw_fd(f) })
+            .collect();
         let reply = match (serde_json::from_slice::<Spawn>(&buf[..n]), files.len()) {
             (Ok(s), 2) => {
                 let err = files.pop().expect("two files");
@@ -567,12 +618,24 @@ pub fn init_main(fd: RawFd, plan: &str) -> ! {
 /// Mount the overlay root over the host's `/` (or the given lower), a minimal `/dev`, a
 /// read-only `/sys`, pivot into it and mount a fresh `/proc`.
 fn enter_root(p: &InitPlan) -> Result<(), String> {
-    let m = |src: &str, target: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>, what: &str| {
+    let m = |src: &str,
+             target: &Path,
+             fstype: Option<&str>,
+             flags: MsFlags,
+             data: Option<&str>,
+             what: &str| {
         mount(Some(src), target, fstype, flags, data)
             .map_err(|e| format!("{what} ({}): {e}", target.display()))
     };
     if let Some(t) = &p.tmpfs {
-        m("tmpfs", t, Some("tmpfs"), MsFlags::empty(), Some("mode=0755"), "mounting the tmpfs for the upper layer")?;
+        m(
+            "tmpfs",
+            t,
+            Some("tmpfs"),
+            MsFlags::empty(),
+            Some("mode=0755"),
+            "mounting the tmpfs for the upper layer",
+        )?;
         for d in [&p.upper, &p.work] {
             std::fs::create_dir(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
         }
@@ -583,32 +646,81 @@ fn enter_root(p: &InitPlan) -> Result<(), String> {
         p.upper.display(),
         p.work.display()
     );
-    m("overlay", &p.merged, Some("overlay"), MsFlags::empty(), Some(&opts), "mounting the overlay root (is overlayfs available?)")?;
+    m(
+        "overlay",
+        &p.merged,
+        Some("overlay"),
+        MsFlags::empty(),
+        Some(&opts),
+        "mounting the overlay root (is overlayfs available?)",
+    )?;
     let r = &p.merged;
     for d in ["dev", "proc", "sys", "tmp"] {
         let _ = std::fs::create_dir(r.join(d));
     }
     let dev = r.join("dev");
-    m("tmpfs", &dev, Some("tmpfs"), MsFlags::MS_NOSUID, Some("mode=0755"), "mounting /dev")?;
+    m(
+        "tmpfs",
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID,
+        Some("mode=0755"),
+        "mounting /dev",
+    )?;
     for n in DEV_NODES {
         let target = dev.join(n);
         std::fs::write(&target, b"").map_err(|e| format!("creating {}: {e}", target.display()))?;
         let src = format!("/dev/{n}");
-        m(&src, &target, None, MsFlags::MS_BIND, None, "binding a device node")?;
+        m(
+            &src,
+            &target,
+            None,
+            MsFlags::MS_BIND,
+            None,
+            "binding a device node",
+        )?;
     }
-    for (link, to) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")] {
-        std::os::unix::fs::symlink(to, dev.join(link)).map_err(|e| format!("linking /dev/{link}: {e}"))?;
+    for (link, to) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+    ] {
+        std::os::unix::fs::symlink(to, dev.join(link))
+            .map_err(|e| format!("linking /dev/{link}: {e}"))?;
     }
     for d in ["shm", "pts"] {
         std::fs::create_dir(dev.join(d)).map_err(|e| format!("creating /dev/{d}: {e}"))?;
     }
-    m("tmpfs", &dev.join("shm"), Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some("mode=1777"), "mounting /dev/shm")?;
-    m("sysfs", &r.join("sys"), Some("sysfs"), MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, "mounting /sys read-only")?;
+    m(
+        "tmpfs",
+        &dev.join("shm"),
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=1777"),
+        "mounting /dev/shm",
+    )?;
+    m(
+        "sysfs",
+        &r.join("sys"),
+        Some("sysfs"),
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+        "mounting /sys read-only",
+    )?;
     std::env::set_current_dir(r).map_err(|e| format!("chdir into the root: {e}"))?;
-    nix::unistd::pivot_root(".", ".").map_err(|e| format!("pivot_root into the overlay root: {e}"))?;
+    nix::unistd::pivot_root(".", ".")
+        .map_err(|e| format!("pivot_root into the overlay root: {e}"))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(|e| format!("detaching the old root: {e}"))?;
     std::env::set_current_dir("/").map_err(|e| format!("chdir /: {e}"))?;
-    m("proc", Path::new("/proc"), Some("proc"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC, None, "mounting /proc")?;
+    m(
+        "proc",
+        Path::new("/proc"),
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+        "mounting /proc",
+    )?;
     nix::unistd::sethostname(&p.hostname).map_err(|e| format!("setting the hostname: {e}"))?;
     namespaces::loopback_up().map_err(str::to_string)?;
     if let Some(cpu) = p.cpu {

@@ -107,7 +107,9 @@ impl Rootfs {
         if !lower.is_dir() {
             return Err(RootfsError::CreateDir {
                 path: lower.to_path_buf(),
-                source: std::io::Error::other("the root for the command container is not a directory (check --rootfs)"),
+                source: std::io::Error::other(
+                    "the root for the command container is not a directory (check --rootfs)",
+                ),
             });
         }
         let mut r = Rootfs::prepare(scratch, name, kind)?;
