@@ -64,11 +64,11 @@ pub(super) fn start_all(
     observer: &mut dyn Observer,
 ) -> Result<()> {
     for e in envs.iter_mut() {
-        observer.note(&format!(
-            "  starting {} ({} MiB working memory)…",
-            e.label(),
-            spec.work_size >> 20
-        ));
+        observer.note(&match spec.work_size {
+            // `isobench exec`: no image, no working memory.
+            0 => format!("  starting {}…", e.label()),
+            w => format!("  starting {} ({} MiB working memory)…", e.label(), w >> 20),
+        });
         e.start(spec).map_err(|err| {
             anyhow::Error::new(err).context(format!("starting the {} environment", e.label()))
         })?;
