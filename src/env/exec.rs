@@ -54,6 +54,9 @@ pub struct Ended {
     pub user_ns: u64,
     pub sys_ns: u64,
     pub max_rss_bytes: u64,
+    /// Involuntary context switches of the command and its waited-for descendants: how
+    /// often something else took their CPU (docs/METHODOLOGY.md, "Interference").
+    pub nivcsw: u64,
 }
 
 /// Run `s` with stdin closed and its output in `stdout`/`stderr`, wait for it (killing it
@@ -158,6 +161,7 @@ pub fn run_one(s: &Spawn, stdout: File, stderr: File) -> std::io::Result<Ended> 
         user_ns: tv(ru.ru_utime),
         sys_ns: tv(ru.ru_stime),
         max_rss_bytes: ru.ru_maxrss as u64 * 1024,
+        nivcsw: ru.ru_nivcsw as u64,
     })
 }
 
@@ -239,7 +243,7 @@ pub fn sample(
         stdout,
         stderr,
         stdout_path: outputs.stdout,
-        counters: BTreeMap::new(),
+        counters: BTreeMap::from([("nivcsw".to_string(), ended.nivcsw)]),
     })
 }
 
