@@ -26,8 +26,8 @@ Examples:
   isobench run --precision 0.5 --budget 10m    a tighter answer for more time
   isobench run --env native,vm --workload 'cpu.*' --rounds 10
   isobench run --env native,container --cpus 0.5 --memory 512M
-  isobench exec --metric 'eps=events per second:\\s*([0-9.]+)' --better higher -- sysbench cpu --time=1 run
-                                               your own program, natively and in the container
+  isobench exec --better higher --metric 'eps=events per second:\\s*([0-9.]+)' \\
+      -- sysbench cpu --time=1 run             your own program, natively and in the container
   isobench info                                image hash, host facts, what can run here";
 
 #[derive(Debug, Parser)]
@@ -42,7 +42,14 @@ pub enum Command {
     /// Run workloads in environments and write results/<run-id>/.
     Run(Box<RunOptions>),
     /// Measure your own command natively and in each container: `isobench exec [OPTIONS] -- CMD [ARGS...]`.
-    #[command(after_help = super::exec::AFTER)]
+    #[command(
+        after_help = super::exec::AFTER,
+        mut_arg("workload", |a| a.hide(true)),
+        mut_arg("quick", |a| a.hide(true)),
+        mut_arg("full", |a| a.hide(true)),
+        mut_arg("guest_page", |a| a.hide(true)),
+        mut_arg("thp", |a| a.hide(true))
+    )]
     Exec(Box<super::exec::ExecArgs>),
     /// Internal: the command container's first process (started by `exec`, never by hand).
     #[command(name = "__exec-init", hide = true)]

@@ -59,7 +59,7 @@ pub struct Ended {
     pub nivcsw: u64,
 }
 
-/// Run `s` with stdin closed and its output in `stdout`/`stderr`, wait for it (killing it
+/// Run `s` with stdin from `/dev/null` (at EOF at once) and its output in `stdout`/`stderr`, wait for it (killing it
 /// at the deadline), and return how it ended with the `wait4` rusage of it and every
 /// descendant it waited for. The wall time runs from just before the fork to the reap.
 pub fn run_one(s: &Spawn, stdout: File, stderr: File) -> std::io::Result<Ended> {
@@ -67,6 +67,12 @@ pub fn run_one(s: &Spawn, stdout: File, stderr: File) -> std::io::Result<Ended> 
         .argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("an empty command"))?;
+    if !s.cwd.is_dir() {
+        return Err(std::io::Error::other(format!(
+            "the working directory {} does not exist here: in the container only the lower layer's own filesystem is visible (the host's / without the mounts under it); run isobench from a directory on that filesystem, or give --rootfs",
+            s.cwd.display()
+        )));
+    }
     let mut cmd = std::process::Command::new(prog);
     cmd.args(args)
         .current_dir(&s.cwd)
