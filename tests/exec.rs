@@ -388,6 +388,24 @@ fn bad_exec_flags_say_what_to_do() {
     }
     let o = exec(&[], out.path(), Duration::from_secs(20));
     assert_eq!(o.status.code(), Some(2));
+    // The vm cannot run a program: skipped with the reason, an error with --strict.
+    let o = exec(
+        &[
+            "--env",
+            "native,vm",
+            "--strict",
+            "--rounds",
+            "1",
+            "--",
+            "true",
+        ],
+        out.path(),
+        Duration::from_secs(20),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot run a Linux program"), "{stderr}");
+    assert!(stderr.contains("drop --strict"), "{stderr}");
 }
 
 /// Container markers, mounts and cgroups of the isobench process `pid`.
