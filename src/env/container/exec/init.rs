@@ -11,7 +11,7 @@ use std::path::Path;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
-use super::{InitPlan, Reply, MSG_MAX};
+use super::{InitPlan, Reply, RootMounts, MSG_MAX};
 use crate::env::container::namespaces;
 use crate::env::exec as cmdexec;
 use crate::env::exec::Spawn;
@@ -33,7 +33,7 @@ pub fn init_main(fd: RawFd, plan: &str) -> ! {
     };
     let set_up = serde_json::from_str::<InitPlan>(plan)
         .map_err(|e| format!("the init's plan is garbled: {e}"))
-        .and_then(|p| enter_root(&p).map(|()| p));
+        .and_then(|p| prepare(&p).map(|()| p));
     match set_up {
         Ok(_) => answer(&Reply::Ready),
         Err(m) => {
@@ -102,9 +102,28 @@ pub fn init_main(fd: RawFd, plan: &str) -> ! {
     }
 }
 
+/// Everything before the first command: the root, the hostname and loopback (when the
+/// init sets up its container itself), the pinning.
+fn prepare(p: &InitPlan) -> Result<(), String> {
+    if let Some(root) = &p.root {
+        enter_root(root)?;
+    }
+    if let Some(h) = &p.hostname {
+        nix::unistd::sethostname(h).map_err(|e| format!("setting the hostname: {e}"))?;
+        namespaces::loopback_up().map_err(str::to_string)?;
+    }
+    if let Some(cpu) = p.cpu {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
+        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+            .map_err(|e| format!("pinning the container to CPU {cpu}: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Mount the overlay root over the host's `/` (or the given lower), a minimal `/dev`, a
 /// read-only `/sys`, pivot into it and mount a fresh `/proc`.
-fn enter_root(p: &InitPlan) -> Result<(), String> {
+fn enter_root(p: &RootMounts) -> Result<(), String> {
     let m = |src: &str,
              target: &Path,
              fstype: Option<&str>,
@@ -208,13 +227,5 @@ fn enter_root(p: &InitPlan) -> Result<(), String> {
         None,
         "mounting /proc",
     )?;
-    nix::unistd::sethostname(&p.hostname).map_err(|e| format!("setting the hostname: {e}"))?;
-    namespaces::loopback_up().map_err(str::to_string)?;
-    if let Some(cpu) = p.cpu {
-        let mut set = nix::sched::CpuSet::new();
-        set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
-        nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-            .map_err(|e| format!("pinning the container to CPU {cpu}: {e}"))?;
-    }
     Ok(())
 }

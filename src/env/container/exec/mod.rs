@@ -50,17 +50,25 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest message on the socket.
 pub(super) const MSG_MAX: usize = 1 << 16;
 
-/// What the init mounts, passed as JSON on its command line.
+/// What the init sets up before it takes commands, passed as JSON on its command line.
+/// An OCI runtime's container (whose runtime mounts the root and sets the hostname) runs
+/// the same init with `root` and `hostname` left out, and talks to it with [`request`].
 #[derive(Debug, Serialize, Deserialize)]
 pub struct InitPlan {
+    pub root: Option<RootMounts>,
+    pub hostname: Option<String>,
+    pub cpu: Option<usize>,
+}
+
+/// The overlay root the init mounts and pivots into.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RootMounts {
     pub lower: PathBuf,
     pub upper: PathBuf,
     pub work: PathBuf,
     pub merged: PathBuf,
     /// The tmpfs mount point for a tmpfs upper layer.
     pub tmpfs: Option<PathBuf>,
-    pub hostname: String,
-    pub cpu: Option<usize>,
 }
 
 /// The init's answer to one request.
@@ -170,12 +178,14 @@ impl ExecContainer {
         let rootfs = Rootfs::prepare_over(&spec.scratch, &name, self.opts.upper, &self.lower)
             .map_err(|x| e("creating the container's directories", x.to_string()))?;
         let plan = InitPlan {
-            lower: rootfs.lower.clone(),
-            upper: rootfs.upper.clone(),
-            work: rootfs.work.clone(),
-            merged: rootfs.merged.clone(),
-            tmpfs: rootfs.tmpfs.clone(),
-            hostname: name.clone(),
+            root: Some(RootMounts {
+                lower: rootfs.lower.clone(),
+                upper: rootfs.upper.clone(),
+                work: rootfs.work.clone(),
+                merged: rootfs.merged.clone(),
+                tmpfs: rootfs.tmpfs.clone(),
+            }),
+            hostname: Some(name.clone()),
             cpu: spec.cpu,
         };
         res.rootfs = Some(rootfs);
@@ -263,14 +273,9 @@ impl ExecContainer {
             ));
         }
         drop(sync_w);
-        match receive(&inst.sock, SETUP_TIMEOUT) {
-            Ok(Reply::Ready) => Ok(inst),
-            other => {
-                let why = match other {
-                    Ok(Reply::Failed(m)) => m,
-                    Ok(r) => format!("unexpected answer {r:?}"),
-                    Err(m) => m,
-                };
+        match wait_ready(&inst.sock) {
+            Ok(()) => Ok(inst),
+            Err(why) => {
                 let _ = inst.stop();
                 Err(e("setting up the command container", why))
             }
@@ -285,32 +290,10 @@ impl ExecContainer {
                 "the environment was not started".to_string(),
             )
         })?;
-        let req =
-            serde_json::to_vec(s).map_err(|x| self.err("sending the command", x.to_string()))?;
-        let fds = [out.as_raw_fd(), err.as_raw_fd()];
-        let sent = sendmsg::<()>(
-            inst.sock.as_raw_fd(),
-            &[IoSlice::new(&req)],
-            &[ControlMessage::ScmRights(&fds)],
-            MsgFlags::empty(),
-            None,
-        );
-        drop((out, err));
-        let reply = match sent {
-            Ok(_) => receive(
-                &inst.sock,
-                Duration::from_millis(s.deadline_ms) + SETUP_TIMEOUT,
-            ),
-            Err(x) => Err(format!("sending the command to the container failed: {x}")),
-        };
+        let reply = request(&inst.sock, s, out, err);
         match reply {
-            Ok(Reply::Ended(ended)) => Ok(ended),
-            other => {
-                let why = match other {
-                    Ok(Reply::Failed(m)) => m,
-                    Ok(r) => format!("unexpected answer {r:?}"),
-                    Err(m) => m,
-                };
+            Ok(ended) => Ok(ended),
+            Err(why) => {
                 if let Some(inst) = self.instance.take() {
                     let _ = inst.stop();
                 }
@@ -321,6 +304,37 @@ impl ExecContainer {
                 ))
             }
         }
+    }
+}
+
+/// Send one command to a running init over its socket, with the sample's output files, and
+/// wait for how it ended (up to its deadline and a margin). An error says why there is no
+/// answer (the caller then stops the container).
+pub fn request(sock: &OwnedFd, s: &Spawn, out: File, err: File) -> Result<Ended, String> {
+    let req = serde_json::to_vec(s).map_err(|x| format!("encoding the command: {x}"))?;
+    let fds = [out.as_raw_fd(), err.as_raw_fd()];
+    let sent = sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(&req)],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    );
+    drop((out, err));
+    sent.map_err(|x| format!("sending the command to the container failed: {x}"))?;
+    match receive(sock, Duration::from_millis(s.deadline_ms) + SETUP_TIMEOUT)? {
+        Reply::Ended(ended) => Ok(ended),
+        Reply::Failed(m) => Err(m),
+        r => Err(format!("unexpected answer {r:?}")),
+    }
+}
+
+/// Wait until a freshly started init has set up (or says why it could not).
+pub fn wait_ready(sock: &OwnedFd) -> Result<(), String> {
+    match receive(sock, SETUP_TIMEOUT)? {
+        Reply::Ready => Ok(()),
+        Reply::Failed(m) => Err(m),
+        r => Err(format!("unexpected answer {r:?}")),
     }
 }
 
