@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod cli;
 pub mod compare;
 pub mod env;
+pub mod fleet;
 pub mod host;
 pub mod image;
 pub mod measure;

@@ -244,6 +244,60 @@ fn a_fault_in_the_image_is_a_crash_naming_the_workload() {
     env.stop().expect("stop");
 }
 
+/// IO throughput is bytes over the phase's elapsed time: each phase's span holds every IO
+/// record of the phase, and `io.seq`'s read span also holds the checksum's folds (nothing
+/// between two IOs is left out, docs/METHODOLOGY.md "IO: bytes over the phase's elapsed
+/// time").
+#[test]
+fn io_phases_are_elapsed_spans_that_hold_their_ios_and_folds() {
+    for name in ["io.seq", "io.rand"] {
+        let p = (by_name(name).expect("in catalogue").prepare)(QUICK_SHORT, SEED);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut env = Native::new("native");
+        env.start(&spec(dir.path(), p.work_bytes, p.disk_bytes))
+            .expect("start");
+        let raw = env.invoke(&p.invocation).expect("invoke");
+        env.stop().expect("stop");
+        let (ops_w, ops_r) = match name {
+            "io.seq" => {
+                let chunks = (p.invocation.params[0] / p.invocation.params[1]) as usize;
+                (chunks, chunks)
+            }
+            _ => (
+                p.invocation.params[1] as usize,
+                p.invocation.params[2] as usize,
+            ),
+        };
+        assert_eq!(raw.records.len(), ops_w + 1 + ops_r, "{name}: records");
+        let writes_and_flush: u64 = raw.records[..=ops_w].iter().sum();
+        let reads: u64 = raw.records[ops_w + 1..].iter().sum();
+        let (fill, fold) = if name == "io.seq" {
+            assert!(
+                raw.results[2] > 0 && raw.results[3] > 0,
+                "{name}: no fill or fold cycles"
+            );
+            (raw.results[2], raw.results[3])
+        } else {
+            (0, 0)
+        };
+        assert!(
+            raw.results[0] >= writes_and_flush + fill,
+            "{name}: write span {} < writes + fsync {writes_and_flush} + fills {fill}",
+            raw.results[0]
+        );
+        assert!(
+            raw.results[1] >= reads + fold,
+            "{name}: read span {} < reads {reads} + folds {fold}",
+            raw.results[1]
+        );
+        assert_eq!(
+            raw.cycles,
+            raw.results[0] + raw.results[1],
+            "{name}: cycles"
+        );
+    }
+}
+
 #[test]
 fn a_failing_disk_hostcall_names_the_errno() {
     // The scratch disk is a symlink to /dev/full: opening works, every write fails with

@@ -120,7 +120,12 @@ fn cpu_int_in_both_page_sizes_and_thp_settings() {
     for guest_page in [GuestPageSize::Size4K, GuestPageSize::Size2M] {
         for thp in [Thp::On, Thp::Off] {
             let dir = tempfile::tempdir().unwrap();
-            let opts = VmOptions { guest_page, thp };
+            let opts = VmOptions {
+                guest_page,
+                thp,
+                vm_max_isa: None,
+                vm_host_isa: false,
+            };
             let mut vm = started(opts, &spec(&dir, 8 << 20, 0, Duration::from_secs(60)));
             let facts = vm.facts();
             assert_eq!(facts["guest_page"], guest_page.name());

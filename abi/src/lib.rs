@@ -9,7 +9,9 @@
 /// Bumped whenever any struct or constant in this file changes meaning, or the meaning of a
 /// workload's `params` changes. 2: per-repetition records (`cpu.int` params[1] is passes per
 /// repetition, `sys.call` params[0] calls per repetition; new repetition-count params).
-pub const ABI_VERSION: u32 = 2;
+/// 3: ISA tiers (`FLAG_ISA_*`, `STATUS_ISA_UNAVAILABLE`, `RESULT_ISA`); `io.seq`'s
+/// checksum folds four lanes per chunk; IO phases are elapsed spans.
+pub const ABI_VERSION: u32 = 3;
 
 /// `ControlBlock::magic`: "ISOBENCH" in little-endian ASCII.
 pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");
@@ -95,6 +97,29 @@ pub const WL_TEST_HOSTCALL: u32 = 102;
 pub const FLAG_CORRUPT_CHECKSUM: u64 = 1 << 0;
 
 // ---------------------------------------------------------------------------------------
+// ISA tiers. The image carries a kernel per tier for the workloads where vector width
+// matters (`cpu.fp`, `mem.stream`); the harness asks for one tier in `flags`, the image
+// checks with CPUID (and XCR0 via `xgetbv`) that this environment can run it, runs that
+// kernel, and writes the tier it ran to `results[RESULT_ISA]`. Without a request the image
+// runs `ISA_SSE2`.
+// ---------------------------------------------------------------------------------------
+
+/// Bits 8..=11 of `ControlBlock::flags`: the requested ISA tier (`ISA_*`).
+pub const FLAG_ISA_SHIFT: u32 = 8;
+pub const FLAG_ISA_MASK: u64 = 0xf << FLAG_ISA_SHIFT;
+/// SSE2 (every x86-64 CPU).
+pub const ISA_SSE2: u64 = 0;
+/// AVX2 and FMA (CPUID.7.0:EBX.AVX2, CPUID.1:ECX.FMA/AVX/OSXSAVE; XCR0 SSE and AVX state).
+pub const ISA_AVX2: u64 = 1;
+/// AVX-512 Foundation on top of AVX2+FMA (CPUID.7.0:EBX.AVX512F; XCR0 opmask, ZMM state).
+pub const ISA_AVX512: u64 = 2;
+/// Result word a tiered kernel leaves its tier in, as `ISA_* + 1` (0: not a tiered kernel).
+pub const RESULT_ISA: usize = 14;
+/// Flip the non-temporal copy on for `mem.stream` (STREAM's copy as glibc's `memcpy` does
+/// it above its threshold: streaming stores that bypass the cache).
+pub const FLAG_STREAM_NT_COPY: u64 = 1 << 1;
+
+// ---------------------------------------------------------------------------------------
 // Status codes the image leaves in `ControlBlock::status`.
 // ---------------------------------------------------------------------------------------
 
@@ -106,6 +131,8 @@ pub const STATUS_UNKNOWN_WORKLOAD: u32 = 3;
 pub const STATUS_BAD_PARAMS: u32 = 4;
 /// A hostcall returned an error; `results[15]` holds the negative errno / status.
 pub const STATUS_HOSTCALL_FAILED: u32 = 5;
+/// The requested ISA tier cannot run here: CPUID lacks a feature or XCR0 lacks its state.
+pub const STATUS_ISA_UNAVAILABLE: u32 = 6;
 
 /// Number of workload parameters.
 pub const PARAM_COUNT: usize = 8;

@@ -10,6 +10,7 @@
 #[path = "../../abi/src/lib.rs"]
 #[allow(dead_code)]
 mod abi;
+mod isa;
 mod kernels;
 mod rt;
 

@@ -28,7 +28,9 @@ Examples:
   isobench run --env native,container --cpus 0.5 --memory 512M
   isobench exec --better higher --metric 'eps=events per second:\\s*([0-9.]+)' \\
       -- sysbench cpu --time=1 run             your own program, natively and in the container
-  isobench info                                image hash, host facts, what can run here";
+  isobench info                                image hash, host facts, what can run here
+  isobench run --label pool=a && isobench pack results/latest > a.tar.gz
+  isobench merge a.tar.gz b.tar.gz c.tar.gz --out fleet   one answer across hosts";
 
 #[derive(Debug, Parser)]
 #[command(name = "isobench", version, about = ABOUT, long_about = ABOUT, after_help = AFTER)]
@@ -64,6 +66,10 @@ pub enum Command {
     Compare(Box<super::compare::CompareArgs>),
     /// Save and list named baselines for `compare --baseline` (OUT/baselines/NAME/).
     Baseline(super::baseline::BaselineArgs),
+    /// Merge many hosts' runs into one fleet report with a pooled overhead per metric.
+    Merge(Box<super::merge::MergeArgs>),
+    /// Write one run as a gzip tarball to stdout (or -o FILE), for `merge` on another host.
+    Pack(super::pack::PackArgs),
 }
 
 #[derive(Debug, Args)]

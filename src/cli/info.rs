@@ -3,8 +3,30 @@
 use anyhow::Result;
 
 use super::ExitCode;
+use crate::env::Environment;
 use crate::env::{self, EnvKind};
+use crate::plan::VmOptions;
+use crate::workload::isa;
 use crate::{host, image, workload};
+
+/// The ISA tiers an environment kind offers on this host, or why they cannot be read. Every
+/// kind but the vm runs the image as a process on this host's CPU and kernel.
+fn tiers(kind: EnvKind) -> String {
+    let tiers = match kind {
+        EnvKind::Vm => env::vm::Vm::new("vm", VmOptions::default()).isa_tiers(),
+        _ => Ok(isa::Isa::host_tiers()),
+    };
+    let host = isa::Isa::host_tiers();
+    match tiers {
+        Ok(t) if t.len() < host.len() => format!(
+            "{} (this KVM's supported CPUID offers no more; the host runs {})",
+            isa::list(&t),
+            isa::list(&host)
+        ),
+        Ok(t) => isa::list(&t),
+        Err(err) => format!("unknown ({err})"),
+    }
+}
 
 pub fn info() -> Result<ExitCode> {
     let h = host::facts();
@@ -52,10 +74,18 @@ pub fn info() -> Result<ExitCode> {
     println!("environments");
     for kind in EnvKind::ALL {
         match env::probe(kind) {
-            Ok(()) => println!("  {:<10} available", kind.name()),
+            Ok(()) => println!(
+                "  {:<10} available; ISA tiers: {}",
+                kind.name(),
+                tiers(kind)
+            ),
             Err(reason) => println!("  {:<10} not available: {reason}", kind.name()),
         }
     }
+    println!(
+        "  (--isa best runs the highest tier every selected environment offers, for {})",
+        isa::TIERED.join(" and ")
+    );
     println!();
     println!("workloads");
     for w in workload::catalogue() {

@@ -6,6 +6,8 @@ pub mod clean;
 pub mod compare;
 pub mod exec;
 pub mod info;
+pub mod merge;
+pub mod pack;
 mod progress;
 pub mod report;
 pub mod run;
@@ -50,6 +52,8 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
         args::Command::Report(a) => report::report(&a),
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Baseline(a) => baseline::baseline(&a),
+        args::Command::Merge(a) => merge::merge(&a),
+        args::Command::Pack(a) => pack::pack(&a),
     }
 }
 

@@ -111,6 +111,7 @@ pub fn status_meaning(status: u32) -> &'static str {
         STATUS_UNKNOWN_WORKLOAD => "the image does not know this workload",
         STATUS_BAD_PARAMS => "the image rejected the workload parameters",
         STATUS_HOSTCALL_FAILED => "a hostcall failed (results[15] holds the status)",
+        STATUS_ISA_UNAVAILABLE => "the requested ISA tier cannot run in this environment: its CPUID lacks a feature or XCR0 lacks the register state (choose a lower --isa, or best)",
         STATUS_RUNNING => "the image never finished (status still RUNNING)",
         _ => "unknown status",
     }
@@ -156,6 +157,12 @@ pub trait Environment {
             "running a command",
             "this instance runs the workload image; commands run in the environments `isobench exec` builds",
         ))
+    }
+    /// The ISA tiers the image can run in this environment (`--isa`). A process on this
+    /// host (native, container) runs what the host's CPU and kernel offer; the vm overrides
+    /// this with what its guest CPUID and XCR0 offer.
+    fn isa_tiers(&mut self) -> Result<Vec<crate::workload::isa::Isa>, EnvError> {
+        Ok(crate::workload::isa::Isa::host_tiers())
     }
 }
 

@@ -81,6 +81,9 @@ impl ExecOptions {
                 "--workload does not apply to exec: the command is the workload".into(),
             ));
         }
+        if run.out.as_os_str() == "-" {
+            return Err(bad("exec cannot write its run to stdout (--out -) yet: give --out DIR, then `isobench pack DIR/latest`".into()));
+        }
         let mut plan = run.plan()?;
         plan.workloads.clear();
         plan.start = false;

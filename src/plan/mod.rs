@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::results::EnvKind;
 use crate::stats::summary::Estimator;
+use crate::workload::isa::{self, Isa, IsaChoice};
 use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,10 @@ pub enum PlanError {
     BadPrecision(f64),
     #[error("{0}")]
     Exec(String),
+    #[error("--env was given but names no environment: choose from native, container, vm (comma-separated), or leave --env out for all available")]
+    EmptyEnv,
+    #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
+    EmptyWorkload,
 }
 
 mod exec;
@@ -55,6 +60,50 @@ impl Upper {
         match self {
             Upper::Disk => "disk",
             Upper::Tmpfs => "tmpfs",
+        }
+    }
+}
+
+/// The container's seccomp filter (`--seccomp`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    /// A filter equivalent to Docker's default profile for the container's capabilities
+    /// (docs/RELIABILITY.md): forbidden calls fail with EPERM.
+    #[default]
+    Default,
+    /// No filter: to measure what the filter costs (a two-run compare, docs/RELIABILITY.md).
+    Off,
+}
+
+impl Seccomp {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Seccomp::Default => "default",
+            Seccomp::Off => "off",
+        }
+    }
+}
+
+/// The container's capabilities (`--caps`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Caps {
+    /// Docker's default set of 14 (CapEff 00000000a80425fb), bounding set reduced to it.
+    #[default]
+    Default,
+    /// Every capability isobench itself has (like `docker run --cap-add ALL`); the seccomp
+    /// filter then allows the calls those capabilities unlock, as Docker's does.
+    All,
+}
+
+impl Caps {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caps::Default => "default",
+            Caps::All => "all",
         }
     }
 }
@@ -109,7 +158,8 @@ impl Thp {
     }
 }
 
-/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`),
+/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`,
+/// `--seccomp`, `--caps`),
 /// validated as they are parsed.
 #[derive(Args, Clone, Debug, Default, PartialEq)]
 #[command(next_help_heading = "Container")]
@@ -133,6 +183,14 @@ pub struct ContainerOptions {
     /// Container: where the overlay's upper and work dirs live.
     #[arg(long, value_enum, default_value_t = Upper::Disk)]
     pub upper: Upper,
+
+    /// Container: the seccomp filter, Docker's default profile or none (to measure its cost).
+    #[arg(long, value_enum, default_value_t = Seccomp::Default)]
+    pub seccomp: Seccomp,
+
+    /// Container: capabilities, Docker's default 14 or all that isobench has.
+    #[arg(long, value_enum, default_value_t = Caps::Default)]
+    pub caps: Caps,
 }
 
 /// How the vm's guest is built.
@@ -147,6 +205,18 @@ pub struct VmOptions {
     /// the container by madvise, in the vm for the guest memory's host backing).
     #[arg(long, value_enum, default_value_t = Thp::On, help_heading = None)]
     pub thp: Thp,
+
+    /// Testing: hide the ISA tiers above this one from the guest's CPUID and XCR0, as a
+    /// KVM that does not offer them would.
+    #[arg(long, value_name = "TIER", value_parser = parse_isa_tier, hide = true)]
+    pub vm_max_isa: Option<Isa>,
+
+    /// VM: offer the guest the host's ISA tiers even where KVM's supported CPUID does not
+    /// list them. Under kvm_pvm the guest's ring-3 code runs on the host CPU with the host's
+    /// XCR0, so AVX2 and AVX-512 run there (the image still checks CPUID, and every
+    /// checksum is verified); on hardware KVM the image refuses a tier KVM does not give.
+    #[arg(long)]
+    pub vm_host_isa: bool,
 }
 
 impl Default for VmOptions {
@@ -155,6 +225,8 @@ impl Default for VmOptions {
         VmOptions {
             guest_page: GuestPageSize::Size2M,
             thp: Thp::On,
+            vm_max_isa: None,
+            vm_host_isa: false,
         }
     }
 }
@@ -215,7 +287,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Directory the run directory is created in.
+    /// Directory the run directory is created in. `-` writes the run as one gzip tarball
+    /// to stdout instead (as `isobench pack` would; the table goes to stderr).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
 
@@ -236,11 +309,42 @@ pub struct RunOptions {
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub deadline: f64,
 
+    /// ISA tier of the vector kernels (cpu.fp, mem.stream): sse2, avx2 (AVX2+FMA), avx512,
+    /// or best, the highest tier every selected environment runs here (`isobench info` lists
+    /// them per environment). Every environment runs the same tier: a run never compares
+    /// different tiers.
+    #[arg(long, value_name = "TIER", value_parser = isa::parse_choice, default_value = "best")]
+    pub isa: IsaChoice,
+
     #[command(flatten)]
     pub container: ContainerOptions,
 
     #[command(flatten)]
     pub vm: VmOptions,
+
+    /// A label recorded in run.json (`labels`), e.g. `--label pool=gpu --label
+    /// instance=m5.large`: what `isobench merge` shows per host. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+/// Parse a `--label KEY=VALUE`: a non-empty key of letters, digits, `.`, `_`, `-`, `/`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(format!(
+            "{s:?} is not KEY=VALUE: give e.g. --label pool=general"
+        ));
+    };
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    {
+        return Err(format!(
+            "label key {key:?} must be non-empty letters, digits, `.`, `_`, `-` or `/` (e.g. --label pool=general)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Which CPU the measured instances run on.
@@ -325,6 +429,8 @@ pub struct Plan {
     pub scratch: Option<PathBuf>,
     pub strict: bool,
     pub deadline: Duration,
+    /// `--isa`: resolved to one tier once the environments are known (`session`).
+    pub isa: IsaChoice,
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
@@ -332,6 +438,8 @@ pub struct Plan {
     pub exec: Option<crate::workload::command::CommandWorkload>,
     /// `isobench exec --rootfs`: the command container's lower layer (default: `/`).
     pub exec_rootfs: Option<PathBuf>,
+    /// `--label KEY=VALUE` pairs, recorded in `run.json` (a repeated key keeps the last).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Parse a size like `512M`, `2G`, `65536`, `64KiB`.
@@ -421,6 +529,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .ok_or_else(bad)
 }
 
+fn parse_isa_tier(s: &str) -> Result<Isa, String> {
+    match isa::parse_choice(s)? {
+        IsaChoice::Tier(t) => Ok(t),
+        IsaChoice::Best => Err("--vm-max-isa takes a tier: sse2, avx2 or avx512".into()),
+    }
+}
+
 fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
     match s.trim() {
         "auto" => Ok(CpuChoice::Auto),
@@ -453,6 +568,9 @@ pub fn select_workloads(patterns: &[String]) -> Result<(Vec<&'static Workload>, 
     let catalogue = workload::catalogue();
     if patterns.is_empty() {
         return Ok((catalogue.iter().collect(), true));
+    }
+    if patterns.iter().all(|p| p.trim().is_empty()) {
+        return Err(PlanError::EmptyWorkload);
     }
     let mut chosen = vec![false; catalogue.len()];
     let mut start = false;
@@ -521,6 +639,9 @@ impl RunOptions {
             }
         }
         let envs_explicit = !envs.is_empty();
+        if !self.env.is_empty() && !envs_explicit {
+            return Err(PlanError::EmptyEnv);
+        }
         if !envs_explicit {
             envs = EnvKind::ALL.to_vec();
         }
@@ -565,10 +686,12 @@ impl RunOptions {
             scratch: self.scratch.clone(),
             strict: self.strict,
             deadline: Duration::from_secs_f64(self.deadline),
+            isa: self.isa,
             container: self.container.clone(),
             vm: self.vm,
             exec: None,
             exec_rootfs: None,
+            labels: self.labels.iter().cloned().collect(),
         })
     }
 }
@@ -619,10 +742,25 @@ impl Plan {
                 or(c.io_weight.map(|v| v.to_string()), "default"),
             ),
             ("container.upper".into(), c.upper.name().into()),
+            ("container.seccomp".into(), c.seccomp.name().into()),
+            ("container.caps".into(), c.caps.name().into()),
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
+            (
+                "isa_requested".into(),
+                match self.isa {
+                    IsaChoice::Best => "best".into(),
+                    IsaChoice::Tier(t) => t.name().into(),
+                },
+            ),
         ]);
+        if self.vm.vm_host_isa {
+            o.insert("vm.host_isa".into(), "yes".into());
+        }
+        if let Some(t) = self.vm.vm_max_isa {
+            o.insert("vm.max_isa".into(), t.name().into());
+        }
         match self.design {
             Design::Fixed { blocks } => {
                 o.insert("design".into(), "fixed".into());

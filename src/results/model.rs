@@ -328,6 +328,9 @@ pub struct RunFile {
     /// How the measurement went (absent in version 1 files and before it ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<Measurement>,
+    /// `run --label KEY=VALUE` pairs (node pool, instance type...); absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How the measurement went: why it stopped, how long it took, how many blocks each

@@ -21,6 +21,7 @@ use crate::results::{self, Outcome, RunConfig, RunFile, SampleRow, SampleSink, S
 use crate::results::{EnvKind, Measurement};
 use crate::scratch::Scratch;
 use crate::stats::sequential::StoppingRule;
+use crate::workload::isa::{self, Isa};
 use crate::workload::{Sizing, Span};
 use crate::{analysis, baseline, host, image, report};
 use cpus::HarnessPin;
@@ -62,6 +63,43 @@ impl SampleSink for Tee {
         self.rows.extend_from_slice(rows);
         Ok(())
     }
+}
+
+/// What each environment offers: (label, its ISA tiers).
+type Offers = Vec<(String, Vec<Isa>)>;
+
+/// The tier every environment runs, and what each offers: `--isa` if all offer it (an
+/// error naming the one that does not), or with `best` the highest common tier, with a note
+/// when an environment holds the others back.
+fn isa_tier(
+    plan: &Plan,
+    envs: &mut [Box<dyn crate::env::Environment>],
+    observer: &mut dyn Observer,
+) -> Result<(Isa, Offers)> {
+    let mut offers = Vec::new();
+    for e in envs.iter_mut() {
+        let tiers = e
+            .isa_tiers()
+            .with_context(|| format!("reading the ISA tiers of the {} environment", e.label()))?;
+        offers.push((e.label().to_string(), tiers));
+    }
+    let tier = isa::choose(plan.isa, &offers)?;
+    for (label, offered) in &offers {
+        if plan.isa == isa::IsaChoice::Best && offered.iter().any(|t| *t > tier) {
+            observer.note(&format!(
+                "note: {label} offers {}, but every environment runs {tier}, the best they all offer",
+                isa::list(offered)
+            ));
+        }
+    }
+    if plan.workloads.iter().any(|w| isa::TIERED.contains(&w.name)) {
+        observer.note(&format!(
+            "ISA tier {tier} ({}) for {} in every environment",
+            tier.describe(),
+            isa::TIERED.join(" and ")
+        ));
+    }
+    Ok((tier, offers))
 }
 
 /// Run `plan` to the end (or until `interrupted`). An `Err` means nothing was measured and
@@ -135,10 +173,16 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             Span::Short
         },
     };
+    // One ISA tier for every environment (`--isa`), resolved before anything starts.
+    let (tier, offers) = isa_tier(plan, &mut envs, observer)?;
     let prepared: Vec<_> = plan
         .workloads
         .iter()
-        .map(|w| (*w, (w.prepare)(sizing, plan.seed)))
+        .map(|w| {
+            let mut p = (w.prepare)(sizing, plan.seed);
+            tier.apply(&mut p.invocation);
+            (*w, p)
+        })
         .collect();
     let spec = InstanceSpec {
         work_size: prepared
@@ -202,6 +246,13 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                     o.insert("exec.binary".into(), path.display().to_string());
                     o.insert("exec.binary_sha256".into(), sha);
                 }
+                o.insert("isa".into(), tier.name().into());
+                if let Some((_, p)) = prepared.iter().find(|(w, _)| w.name == "mem.stream") {
+                    o.insert(
+                        "mem.stream.copy".into(),
+                        crate::workload::mem_stream_copy_kind(p.invocation.flags).into(),
+                    );
+                }
                 o
             },
         },
@@ -214,12 +265,20 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         summaries: Vec::new(),
         warnings: Vec::new(),
         measurement: None,
+        labels: plan.labels.clone(),
     };
 
     // Start every environment and prove each runs the embedded image; one that fails to
     // start fails the run.
     let mut failure = instances::start_all(&mut envs, &spec, observer).err();
-    records.extend(instances::records(&envs, &image_sha, &mut failure));
+    let mut started = instances::records(&envs, &image_sha, &mut failure);
+    for r in &mut started {
+        if let Some((_, offered)) = offers.iter().find(|(label, _)| *label == r.label) {
+            r.facts.insert("isa_offered".into(), isa::list(offered));
+        }
+        r.facts.insert("isa".into(), tier.name().into());
+    }
+    records.extend(started);
     records.sort_by_key(|r| results::label_rank(&r.label));
     run.environments = records;
     let run_json = run_dir.join(results::RUN_JSON);

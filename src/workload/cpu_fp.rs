@@ -3,7 +3,9 @@
 //! Contract with `image/src/kernels/cpu_fp.rs`: params [n, reps, seed, block];
 //! A[i] = pattern_word(seed ^ SEED_A, i) mod 5 - 2, B likewise with SEED_B (small integers,
 //! so C is exact in f64 in any summation order); checksum = fold over the bits of C, row-major;
-//! records = cycles of each repetition (zero C + multiply); cycles = their sum.
+//! records = cycles of each repetition (zero C + multiply); cycles = their sum; flags carry
+//! the ISA tier ([`super::isa`]), and `results[RESULT_ISA]` must say that tier ran. C is
+//! the same in every tier (exact integers), so one reference serves them all.
 //!
 //! Repetitions (docs/METHODOLOGY.md, "Repetitions and the per-sample value"): one repetition
 //! is one product. Quick: n = 256 (about 1.5 ms), 20 repetitions with `Span::Short`, 288 with
@@ -25,7 +27,7 @@ pub const WORKLOAD: Workload = Workload {
     name: "cpu.fp",
     id: WL_CPU_FP,
     description:
-        "blocked f64 matrix multiply, SSE2, one product per repetition (quick: 256×256, full: 1024×1024) (GFLOP/s)",
+        "blocked f64 matrix multiply in the run's ISA tier (--isa: SSE2, AVX2+FMA, AVX-512), one product per repetition (quick: 256×256, full: 1024×1024) (GFLOP/s)",
     prepare,
     interpret,
     primary: |_| "dgemm".into(),
@@ -92,6 +94,7 @@ fn prepare(sizing: Sizing, seed: u64) -> Prepared {
 
 fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, ChecksumMismatch> {
     check(WORKLOAD.name, p.expected, raw.checksum)?;
+    super::isa::check_ran(&p.invocation, raw)?;
     let [n, reps, ..] = p.invocation.params;
     check_records(WORKLOAD.name, raw, reps, "one per repetition")?;
     let flops = 2.0 * (n as f64).powi(3);

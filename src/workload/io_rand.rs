@@ -6,12 +6,15 @@
 //! fill chunk]; generation 0 of block b is `pattern_word(seed, word index in file)`, write k
 //! writes generation k+1 (`pattern_word(seed ^ (k+1)·GEN, word index)`); block numbers are
 //! `below(splitmix64(rng), blocks)` with rng = `seed ^ OFFSETS`, writes first, then reads;
-//! records = [write × writes, flush, read × reads] cycles; results[0] = write phase (writes +
-//! fsync), results[1] = read phase; checksum = fold of (block number, then its 512 words)
-//! per read, starting from `seed`.
+//! records = [write × writes, flush, read × reads] cycles, each IO alone; results[0] = write
+//! phase (fills, writes, fsync), results[1] = read phase (reads and folds), each one elapsed
+//! span; checksum = fold of (block number, then its 512 words) per read, starting from
+//! `seed`.
 //!
-//! Write IOPS count the closing fsync in the time (the writes are durable when the phase
-//! ends, like `io.seq`'s write phase); write percentiles are of the writes alone.
+//! IOPS are operations over the phase's elapsed time, as fio counts them at queue depth 1
+//! (docs/METHODOLOGY.md, "IO: bytes over the phase's elapsed time"). Write IOPS count the
+//! closing fsync in the time (the writes are durable when the phase ends, like `io.seq`'s
+//! write phase); the percentiles are of the IOs alone.
 //!
 //! One long operation per invocation (a file prepared, written at random and read back), so
 //! it is not repeated and the span does not change it; the per-operation records feed the

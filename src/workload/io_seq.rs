@@ -3,8 +3,15 @@
 //!
 //! Contract with `image/src/kernels/io_seq.rs`: params [file bytes, chunk bytes, seed]; the
 //! file holds `pattern_word(seed, word index)`; records = [write × chunks, flush,
-//! read × chunks] cycles; results[0] = write phase (writes + fsync), results[1] = read
-//! phase; checksum = fold over every word read, starting from `seed`.
+//! read × chunks] cycles, each IO alone; results[0] = write phase (fills, writes, fsync),
+//! results[1] = read phase (reads and the checksum's folds), each one elapsed span;
+//! results[2] = the fills' cycles, results[3] = the folds' cycles; checksum = per chunk, four
+//! interleaved fold lanes (see [`fold_chunk`]), starting from `seed`.
+//!
+//! Throughput is the file's bytes over the phase's elapsed time, as fio and `dd` count it;
+//! the per-chunk records are latency alone (docs/METHODOLOGY.md, "IO: bytes over the
+//! phase's elapsed time"). `read_fold_ms` and `write_fill_ms` say how much of each phase
+//! was the kernel's own data work.
 //!
 //! One long operation per invocation (a file written, flushed and read back once), so it is
 //! not repeated and the span does not change it; the per-chunk records feed the latency
@@ -42,9 +49,25 @@ fn file_bytes(profile: Profile) -> u64 {
     }
 }
 
-/// The reference checksum: the pattern folded in file order.
-pub fn reference(file: u64, seed: u64) -> u64 {
-    (0..file / 8).fold(seed, |h, i| fold(h, pattern_word(seed, i)))
+/// The checksum of one chunk of data words (a multiple of 4): word j goes to lane j mod 4,
+/// lane k starts at `h ^ k`, and the lanes fold into `h` in order at the end.
+pub fn fold_chunk(h: u64, words: impl IntoIterator<Item = u64>) -> u64 {
+    let mut lanes = [h, h ^ 1, h ^ 2, h ^ 3];
+    for (j, w) in words.into_iter().enumerate() {
+        lanes[j % 4] = fold(lanes[j % 4], w);
+    }
+    lanes.iter().fold(h, |h, &l| fold(h, l))
+}
+
+/// The reference checksum: the pattern, chunk by chunk in file order.
+pub fn reference(file: u64, chunk: u64, seed: u64) -> u64 {
+    let words = chunk / 8;
+    (0..file / chunk).fold(seed, |h, c| {
+        fold_chunk(
+            h,
+            (c * words..(c + 1) * words).map(|i| pattern_word(seed, i)),
+        )
+    })
 }
 
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
@@ -59,7 +82,7 @@ fn prepare(sizing: Sizing, seed: u64) -> Prepared {
         },
         work_bytes: 2 * CHUNK,
         disk_bytes: file,
-        expected: Expected::Exact(reference(file, seed)),
+        expected: Expected::Exact(reference(file, CHUNK, seed)),
     }
 }
 
@@ -77,6 +100,7 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
     let (writes, rest) = raw.records.split_at(chunks);
     let (flush, reads) = rest.split_at(1);
     let mbps = |cycles: u64| file as f64 / (cycles as f64 / tsc_hz) / 1e6;
+    let ms = |cycles: u64| cycles as f64 / tsc_hz * 1e3;
     let mut m = vec![
         Metric {
             name: "write".into(),
@@ -92,7 +116,19 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
         },
         Metric {
             name: "fsync_ms".into(),
-            value: flush[0] as f64 / tsc_hz * 1e3,
+            value: ms(flush[0]),
+            unit: "ms".into(),
+            better: Better::Lower,
+        },
+        Metric {
+            name: "write_fill_ms".into(),
+            value: ms(raw.results[2]),
+            unit: "ms".into(),
+            better: Better::Lower,
+        },
+        Metric {
+            name: "read_fold_ms".into(),
+            value: ms(raw.results[3]),
             unit: "ms".into(),
             better: Better::Lower,
         },
@@ -107,9 +143,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reference_of_two_words_by_hand() {
-        let h = fold(fold(3, pattern_word(3, 0)), pattern_word(3, 1));
-        assert_eq!(reference(16, 3), h);
-        assert_eq!(reference(0, 3), 3);
+    fn reference_of_one_chunk_of_four_words_by_hand() {
+        let lane = |k: u64| fold(3 ^ k, pattern_word(3, k));
+        let h = (0..4).fold(3, |h, k| fold(h, lane(k)));
+        assert_eq!(reference(32, 32, 3), h);
+        assert_eq!(reference(0, 32, 3), 3);
+    }
+
+    #[test]
+    fn lanes_take_every_fourth_word_and_chunks_chain() {
+        // Eight words: lane k folds words k and k + 4.
+        let w: Vec<u64> = (10..18).collect();
+        let lane = |k: usize| fold(fold(7 ^ k as u64, w[k]), w[k + 4]);
+        let h = (0..4).fold(7, |h, k| fold(h, lane(k)));
+        assert_eq!(fold_chunk(7, w.iter().copied()), h);
+        // Two chunks: the second starts from the first's result.
+        let one = fold_chunk(5, (0..4).map(|i| pattern_word(5, i)));
+        let two = fold_chunk(one, (4..8).map(|i| pattern_word(5, i)));
+        assert_eq!(reference(64, 32, 5), two);
     }
 }

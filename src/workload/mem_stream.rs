@@ -20,6 +20,12 @@
 //! to be bit-exact (the values stay integers below 2^53, so IEEE arithmetic is exact), which
 //! is what lets a one-bit corruption be caught at all.
 //!
+//! Copy: STREAM's copy loop, built as STREAM is usually built (`gcc -O3`), becomes a call
+//! to glibc's `memcpy`, which uses non-temporal stores above a threshold; so above ¾ of the
+//! LLC (every `--full` size) copy uses non-temporal stores too ([`nt_copy`]), and
+//! `run.json` records which ran (`config.options["mem.stream.copy"]`). The other kernels
+//! use cached stores, as gcc compiles them.
+//!
 //! Sizes: `--full` makes each array 4× the last-level cache (read from sysfs at run time,
 //! 480 MiB per array if unreadable); `--quick` uses 16 MiB arrays, which is *not* STREAM's
 //! rule (on a host with a large LLC part of it may be cache-resident) and says so in the
@@ -27,7 +33,7 @@
 
 use std::path::Path;
 
-use isobench_abi::WL_MEM_STREAM;
+use isobench_abi::{FLAG_STREAM_NT_COPY, WL_MEM_STREAM};
 
 use super::gen::fold;
 use super::{
@@ -39,7 +45,7 @@ use crate::image::{Invocation, RawRun};
 pub const WORKLOAD: Workload = Workload {
     name: "mem.stream",
     id: WL_MEM_STREAM,
-    description: "STREAM copy/scale/add/triad, median of the iterations (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
+    description: "STREAM copy/scale/add/triad in the run's ISA tier, median of the iterations; copy with non-temporal stores when the arrays exceed ¾ of the LLC, as stream.c's copy (gcc turns it into glibc's memcpy) does, else cached stores: run.json's mem.stream.copy says which (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
     prepare,
     interpret,
     primary: |_| "triad".into(),
@@ -104,6 +110,27 @@ fn parse_cache_size(s: &str) -> Option<u64> {
     digits.parse::<u64>().ok().map(|d| d * mult)
 }
 
+/// Whether copy uses non-temporal stores for arrays of `array_bytes`: when they exceed ¾ of
+/// the last-level cache, glibc's `memcpy` (what `gcc -O3` turns STREAM's copy loop into)
+/// switches to non-temporal stores (its `non_temporal_threshold` is at most ¾ of the shared
+/// cache, glibc 2.36), so that is what STREAM's copy figure measures at that size. Without
+/// a readable LLC size, the full profile's fallback arrays count as large.
+pub fn nt_copy(array_bytes: u64, llc_bytes: Option<u64>) -> bool {
+    match llc_bytes {
+        Some(llc) => array_bytes > llc / 4 * 3,
+        None => array_bytes >= FALLBACK_ARRAY_BYTES,
+    }
+}
+
+/// What copy ran with, for `run.json` (`mem.stream.copy`): from the invocation's flags.
+pub fn copy_kind(flags: u64) -> &'static str {
+    if flags & FLAG_STREAM_NT_COPY != 0 {
+        "non-temporal stores (as glibc memcpy above its threshold)"
+    } else {
+        "cached stores"
+    }
+}
+
 /// Bytes per array for a profile (full: 4× the LLC, rounded up to a MiB).
 pub fn array_bytes(profile: Profile) -> u64 {
     match profile {
@@ -147,7 +174,9 @@ pub fn ntimes(n: u64, span: Span) -> u64 {
 }
 
 fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
-    let n = array_bytes(sizing.profile) / 8;
+    let bytes = array_bytes(sizing.profile);
+    let n = bytes / 8;
+    let llc = last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0"));
     let ntimes = ntimes(n, sizing.span);
     Prepared {
         span: sizing.span,
@@ -155,7 +184,11 @@ fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
             name: WORKLOAD.name,
             workload: WL_MEM_STREAM,
             params: params(&[n, ntimes]),
-            flags: 0,
+            flags: if nt_copy(bytes, llc) {
+                FLAG_STREAM_NT_COPY
+            } else {
+                0
+            },
         },
         work_bytes: 3 * n * 8,
         disk_bytes: 0,
@@ -165,6 +198,7 @@ fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
 
 fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, ChecksumMismatch> {
     check(WORKLOAD.name, p.expected, raw.checksum)?;
+    super::isa::check_ran(&p.invocation, raw)?;
     let [n, ntimes, ..] = p.invocation.params;
     let (a, b, c) = expected_values(ntimes);
     for (i, (array, v)) in [("a", a), ("b", b), ("c", c)].into_iter().enumerate() {
@@ -204,6 +238,19 @@ fn interpret(p: &Prepared, raw: &RawRun, tsc_hz: f64) -> Result<Vec<Metric>, Che
 mod tests {
     use super::super::synthetic_run;
     use super::*;
+
+    #[test]
+    fn copy_is_non_temporal_above_three_quarters_of_the_llc() {
+        let llc = 32 << 20;
+        assert!(!nt_copy(16 << 20, Some(llc)));
+        assert!(!nt_copy(24 << 20, Some(llc)));
+        assert!(nt_copy((24 << 20) + 8, Some(llc)));
+        assert!(nt_copy(4 * llc, Some(llc)));
+        assert!(nt_copy(FALLBACK_ARRAY_BYTES, None));
+        assert!(!nt_copy(QUICK_ARRAY_BYTES, None));
+        assert!(copy_kind(FLAG_STREAM_NT_COPY).starts_with("non-temporal"));
+        assert_eq!(copy_kind(0), "cached stores");
+    }
 
     #[test]
     fn median_ignores_an_outlier_the_mean_does_not_and_the_first_iteration_is_excluded() {

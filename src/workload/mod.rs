@@ -249,10 +249,12 @@ mod cpu_int;
 pub mod gen;
 mod io_rand;
 mod io_seq;
+pub mod isa;
 pub mod latency;
 mod mem_latency;
 mod mem_random;
 mod mem_stream;
+pub use mem_stream::copy_kind as mem_stream_copy_kind;
 mod mem_touch;
 mod sys_call;
 
@@ -302,10 +304,15 @@ fn synthetic_run(p: &Prepared, records: Vec<u64>) -> RawRun {
         Expected::Exact(e) => e,
         Expected::Approx { value, .. } => value.to_bits(),
     };
+    let mut results = [0; isobench_abi::RESULT_COUNT];
+    if isa::TIERED.contains(&p.invocation.name) {
+        results[isobench_abi::RESULT_ISA] = isa::Isa::of_invocation(&p.invocation).code() + 1;
+    }
     RawRun {
         checksum,
         cycles: records.iter().sum(),
         records,
+        results,
         ..Default::default()
     }
 }

@@ -4,14 +4,17 @@
 //! params: [0] file bytes (multiple of [4], ≤ disk_size), [1] writes, [2] reads, [3] seed,
 //! [4] fill chunk bytes (multiple of 4096, ≥ 8192). Work memory: one fill chunk.
 //! Untimed: fill the file with generation 0 (`pattern_word(seed, word index in file)`),
-//! flush, drop the cache. Write phase (timed per op): write k (0-based) picks block
-//! b = ⌊r·blocks / 2^64⌋ (r from SplitMix64 seeded with `seed ^ OFFSETS`) and writes
-//! generation k+1 (`pattern_word(seed ^ (k+1)·GEN, word index in file)`); then
-//! `HC_DISK_FLUSH` (timed, part of the write phase). Drop the cache (untimed). Read phase
-//! (timed per op): blocks from the same generator, continuing; the data read is folded into
-//! the checksum (untimed), so it verifies the writes too.
-//! records: [write cycles × writes, flush cycles, read cycles × reads].
-//! results: [0] write-phase cycles (writes + flush), [1] read-phase cycles.
+//! flush, drop the cache. Write phase, timed as one span from before the first block's fill
+//! to the end of the fsync: write k (0-based) picks block b = ⌊r·blocks / 2^64⌋ (r from
+//! SplitMix64 seeded with `seed ^ OFFSETS`), fills generation k+1
+//! (`pattern_word(seed ^ (k+1)·GEN, word index in file)`) and writes it; then
+//! `HC_DISK_FLUSH`. Drop the cache (untimed). Read phase, timed as one span from the first
+//! read's start to the last fold's end: blocks from the same generator, continuing; the data
+//! read is folded into the checksum, so it verifies the writes too. Like fio's elapsed time,
+//! nothing between two operations is left out (docs/METHODOLOGY.md, "IO: bytes over the
+//! phase's elapsed time").
+//! records: [write cycles × writes, flush cycles, read cycles × reads] (each IO alone).
+//! results: [0] write-phase cycles (fills, writes, flush), [1] read-phase cycles.
 use super::{
     disk_io, flush_then_drop_cache, fold, hostcall_failed, pattern_word, splitmix64, work_words,
 };
@@ -66,7 +69,7 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
     let (block_buf, _) = buf.split_at_mut(WORDS as usize);
     let mut rng = seed ^ OFFSETS;
 
-    let mut write_cycles = 0u64;
+    let write_start = rt::rdtsc();
     for (k, slot) in (0..writes).zip(wrec.iter_mut()) {
         let b = ((splitmix64(&mut rng) as u128 * blocks as u128) >> 64) as u64;
         let gen_seed = seed ^ (k + 1).wrapping_mul(GEN);
@@ -80,17 +83,16 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
             return hostcall_failed(cb, st);
         }
         *slot = dt;
-        write_cycles += dt;
     }
     let dt = match flush_then_drop_cache(cb) {
         Ok(dt) => dt,
         Err(st) => return hostcall_failed(cb, st),
     };
-    frec[0] = dt;
-    write_cycles += dt;
+    frec[0] = dt.flush;
+    let write_cycles = dt.flush_end - write_start;
 
-    let mut read_cycles = 0u64;
     let mut h = seed;
+    let read_start = rt::rdtsc();
     for slot in rrec.iter_mut() {
         let b = ((splitmix64(&mut rng) as u128 * blocks as u128) >> 64) as u64;
         let t0 = rt::rdtsc();
@@ -100,13 +102,13 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
             return hostcall_failed(cb, st);
         }
         *slot = dt;
-        read_cycles += dt;
         h = block_buf.iter().fold(fold(h, b), |h, w| {
             // SAFETY: `w` is a valid reference into the buffer; the hostcall filled it behind
             // the compiler's back, so a volatile read folds what is in memory now.
             fold(h, unsafe { core::ptr::read_volatile(w) })
         });
     }
+    let read_cycles = rt::rdtsc() - read_start;
     cb.records = writes + 1 + reads;
     cb.results[0] = write_cycles;
     cb.results[1] = read_cycles;

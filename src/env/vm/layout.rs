@@ -55,6 +55,8 @@ pub const TSS_SIZE: u64 = TSS_HEADER + 8192 + 1;
 pub const CR0: u64 = 0x8001_0033;
 /// CR4: PAE OSFXSR OSXMMEXCPT.
 pub const CR4: u64 = 0x620;
+/// CR4.OSXSAVE: XSAVE and XCR0 enabled (set when the VMM gives the guest an XCR0).
+pub const CR4_OSXSAVE: u64 = 1 << 18;
 /// EFER: LME LMA.
 pub const EFER: u64 = 0x500;
 /// RFLAGS at entry: IOPL 3 (so `out` works at CPL 3), reserved bit 1, interrupts off.

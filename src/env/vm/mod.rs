@@ -26,6 +26,7 @@
 //! the thread may stay on the CPU between invocations, 34-44 µs when it lives on another
 //! CPU and so migrates there and back each time.
 
+pub mod cpuid;
 pub mod hostcall;
 pub mod kvm;
 pub mod layout;
@@ -146,7 +147,8 @@ impl Machine {
         mem.write(layout::TSS_ADDR, &layout::tss())?;
         mem.write(layout::FAULT_STUBS_ADDR, &layout::fault_stubs())?;
         mem.write(PAGE_TABLE_BASE, &tables.to_bytes())?;
-        let vcpu = Vcpu::new(&vm, &host.cpuid)?;
+        let guest = cpuid::guest_cpu(&host.kvm, &host.cpuid, opts.vm_max_isa);
+        let vcpu = Vcpu::new(&vm, &guest.cpuid, guest.xcr0)?;
         Ok(Machine {
             vcpu,
             _vm: vm,
@@ -509,6 +511,25 @@ impl Environment for Vm {
         if let Some(khz) = self.tsc_khz {
             f.insert("tsc_khz".to_string(), khz.to_string());
         }
+        if let Some(host) = &self.host {
+            let g = cpuid::guest_cpu(&host.kvm, &host.cpuid, self.options.vm_max_isa);
+            f.insert(
+                "guest_cpu".to_string(),
+                format!(
+                    "CPUID from KVM_GET_SUPPORTED_CPUID via KVM_SET_CPUID2; XCR0 {} (ISA tiers {}{})",
+                    g.xcr0
+                        .map_or("not set (no XSAVE offered)".to_string(), |x| format!(
+                            "{x:#x} via KVM_SET_XCRS, CR4.OSXSAVE"
+                        )),
+                    crate::workload::isa::list(&g.tiers),
+                    if self.options.vm_host_isa {
+                        "; --vm-host-isa: the host's tiers offered"
+                    } else {
+                        ""
+                    }
+                ),
+            );
+        }
         f
     }
 
@@ -517,6 +538,20 @@ impl Environment for Vm {
         // file and joins the watchdog.
         self.instance = None;
         Ok(())
+    }
+
+    fn isa_tiers(&mut self) -> Result<Vec<crate::workload::isa::Isa>, EnvError> {
+        let (max, host_isa) = (self.options.vm_max_isa, self.options.vm_host_isa);
+        let host = self.host()?;
+        let kvm = cpuid::guest_cpu(&host.kvm, &host.cpuid, max).tiers;
+        Ok(if host_isa {
+            crate::workload::isa::Isa::host_tiers()
+                .into_iter()
+                .filter(|t| max.is_none_or(|m| *t <= m))
+                .collect()
+        } else {
+            kvm
+        })
     }
 
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
@@ -534,3 +569,6 @@ impl Environment for Vm {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz_tests;

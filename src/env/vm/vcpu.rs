@@ -9,7 +9,8 @@ use std::fs::File;
 
 use isobench_abi::*;
 use kvm_bindings::{
-    kvm_dtable, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, CpuId, Msrs,
+    kvm_dtable, kvm_fpu, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs, CpuId,
+    Msrs,
 };
 use kvm_ioctls::{VcpuExit, VcpuFd, VmFd};
 
@@ -166,7 +167,10 @@ fn task_register() -> kvm_segment {
 impl Vcpu {
     /// Create vCPU 0: CPUID first (before sregs, docs/KVM.md), then the long-mode state, then the
     /// TSC set to the host's so guest timestamps compare with host ones.
-    pub fn new(vm: &VmFd, cpuid: &CpuId) -> Result<Vcpu, VcpuError> {
+    /// With `xcr0`, CR4.OSXSAVE is set and XCR0 enabled through `KVM_SET_XCRS` (after the
+    /// CPUID that offers XSAVE), so the image can use AVX and AVX-512 at ring 3
+    /// (docs/KVM.md, "ISA tiers in the guest").
+    pub fn new(vm: &VmFd, cpuid: &CpuId, xcr0: Option<u64>) -> Result<Vcpu, VcpuError> {
         let fd = vm.create_vcpu(0).map_err(VcpuError::Create)?;
         fd.set_cpuid2(cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
         let mut v = Vcpu {
@@ -174,7 +178,19 @@ impl Vcpu {
             counters: ExitCounters::default(),
             last_rejected: None,
         };
-        v.set_long_mode()?;
+        v.set_long_mode(xcr0.is_some())?;
+        if let Some(value) = xcr0 {
+            let mut xcrs = kvm_xcrs {
+                nr_xcrs: 1,
+                ..Default::default()
+            };
+            xcrs.xcrs[0] = kvm_xcr {
+                xcr: 0,
+                reserved: 0,
+                value,
+            };
+            v.fd.set_xcrs(&xcrs).map_err(ioctl("KVM_SET_XCRS (XCR0)"))?;
+        }
         let msrs = Msrs::from_entries(&[kvm_msr_entry {
             index: MSR_IA32_TSC,
             data: crate::tsc::now(),
@@ -190,7 +206,7 @@ impl Vcpu {
         self.fd.get_tsc_khz().ok()
     }
 
-    fn set_long_mode(&mut self) -> Result<(), VcpuError> {
+    fn set_long_mode(&mut self, osxsave: bool) -> Result<(), VcpuError> {
         let mut s: kvm_sregs = self.fd.get_sregs().map_err(ioctl("KVM_GET_SREGS"))?;
         s.cs = user_code();
         let data = user_data();
@@ -208,7 +224,7 @@ impl Vcpu {
         };
         s.cr0 = CR0;
         s.cr3 = PAGE_TABLE_BASE;
-        s.cr4 = CR4;
+        s.cr4 = if osxsave { CR4 | CR4_OSXSAVE } else { CR4 };
         s.efer = EFER;
         self.fd.set_sregs(&s).map_err(ioctl("KVM_SET_SREGS"))
     }

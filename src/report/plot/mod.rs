@@ -16,6 +16,7 @@ use crate::workload::parse_percentile_metric;
 
 mod distributions;
 mod drift;
+mod forest;
 mod frame;
 mod io_latency;
 mod line_chart;
@@ -24,6 +25,7 @@ mod overhead;
 
 use frame::{ensure_font, err, DrawResult};
 
+pub use forest::{render_forest, Forest, PctInterval};
 pub use frame::env_color;
 
 #[derive(Debug, Error)]
