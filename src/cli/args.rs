@@ -24,6 +24,8 @@ Examples:
   isobench run --precision 0.5 --budget 10m    a tighter answer for more time
   isobench run --env native,vm --workload 'cpu.*' --rounds 10
   isobench run --env native,container --cpus 0.5 --memory 512M
+  isobench exec --better higher --metric 'eps=events per second:\\s*([0-9.]+)' \\
+      -- sysbench cpu --time=1 run             your own program, natively and in the container
   isobench info                                image hash, host facts, what can run here
   isobench run --label pool=a && isobench pack results/latest > a.tar.gz
   isobench merge a.tar.gz b.tar.gz c.tar.gz --out fleet   one answer across hosts
@@ -40,6 +42,19 @@ pub struct Cli {
 pub enum Command {
     /// Run workloads in environments and write results/<run-id>/.
     Run(Box<super::run::RunArgs>),
+    /// Measure your own command natively and in each container: `isobench exec [OPTIONS] -- CMD [ARGS...]`.
+    #[command(
+        after_help = super::exec::AFTER,
+        mut_arg("workload", |a| a.hide(true)),
+        mut_arg("quick", |a| a.hide(true)),
+        mut_arg("full", |a| a.hide(true)),
+        mut_arg("guest_page", |a| a.hide(true)),
+        mut_arg("thp", |a| a.hide(true))
+    )]
+    Exec(Box<super::exec::ExecArgs>),
+    /// Internal: the command container's first process (started by `exec`, never by hand).
+    #[command(name = "__exec-init", hide = true)]
+    ExecInit { fd: i32, plan: String },
     /// Show the workload image, the host facts, the workloads, and which environments can run here.
     Info,
     /// Remove what a killed run left behind (container mounts, cgroups, scratch dirs, OCI runtime containers and bundles).

@@ -12,7 +12,7 @@ use clap::Args;
 use super::args::{OutputArgs, OutputFormat};
 use super::progress::Bar;
 use super::ExitCode;
-use crate::plan::RunOptions;
+use crate::plan::{Plan, RunOptions};
 use crate::report;
 use crate::results::Outcome;
 use crate::session;
@@ -32,17 +32,19 @@ pub fn run(args: &RunArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
         return run_to_stdout(&args.options, interrupted);
     }
     let plan = args.options.plan().context("invalid run options")?;
+    run_plan(&plan, args.output, interrupted)
+}
+
+/// Run a validated plan (`run`, `exec`) with a progress bar and print the outcome as
+/// `output` asks.
+pub fn run_plan(plan: &Plan, output: OutputArgs, interrupted: &AtomicBool) -> Result<ExitCode> {
     let mut bar = Bar::new();
-    let finished = session::run(&plan, &mut bar, interrupted)?;
+    let finished = session::run(plan, &mut bar, interrupted)?;
     match &finished.analysis {
-        Some(analysis) => super::report::print_outcome(
-            analysis,
-            plan.profile,
-            args.output,
-            &finished.run_dir,
-            &[],
-        )?,
-        None if args.output.format == OutputFormat::Json => {
+        Some(analysis) => {
+            super::report::print_outcome(analysis, plan.profile, output, &finished.run_dir, &[])?
+        }
+        None if output.format == OutputFormat::Json => {
             println!("[]");
             eprintln!("results: {}", finished.run_dir.display());
         }

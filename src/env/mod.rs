@@ -4,6 +4,7 @@
 
 pub mod affinity;
 pub mod container;
+pub mod exec;
 /// Test support for integration tests (the `testing` feature, which `cargo test` enables).
 #[cfg(feature = "testing")]
 pub mod fake;
@@ -145,6 +146,18 @@ pub trait Environment {
     /// bytes. `None` when this environment cannot read them back (or is not started).
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
         None
+    }
+    /// Run one sample of a user's command (`isobench exec`) in the started instance. Only
+    /// the command environments (`exec.rs`, `container/exec.rs`) can.
+    fn run_command(
+        &mut self,
+        _cmd: &crate::workload::command::CommandSpec,
+    ) -> Result<crate::workload::command::CommandRun, EnvError> {
+        Err(EnvError::setup(
+            self.label(),
+            "running a command",
+            "this instance runs the workload image; commands run in the environments `isobench exec` builds",
+        ))
     }
     /// The ISA tiers the image can run in this environment (`--isa`). A process on this
     /// host (native, container) runs what the host's CPU and kernel offer; the vm overrides

@@ -35,11 +35,16 @@ pub enum PlanError {
     BadDeadline(f64),
     #[error("--precision must be a percentage above 0 and below 100, got {0}")]
     BadPrecision(f64),
+    #[error("{0}")]
+    Exec(String),
     #[error("--env was given but names no environment: choose from native, container, vm (comma-separated), or leave --env out for all available")]
     EmptyEnv,
     #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
     EmptyWorkload,
 }
+
+mod exec;
+pub use exec::ExecOptions;
 
 /// Where the container's overlay upper and work dirs live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
@@ -435,6 +440,10 @@ pub struct Plan {
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
+    /// `isobench exec`: the user's command, the run's only workload.
+    pub exec: Option<crate::workload::command::CommandWorkload>,
+    /// `isobench exec --rootfs`: the command container's lower layer (default: `/`).
+    pub exec_rootfs: Option<PathBuf>,
     /// `--label KEY=VALUE` pairs, recorded in `run.json` (a repeated key keeps the last).
     pub labels: BTreeMap<String, String>,
     /// The runtime binary of `--env oci:PATH`.
@@ -701,6 +710,8 @@ impl RunOptions {
             isa: self.isa,
             container: self.container.clone(),
             vm: self.vm,
+            exec: None,
+            exec_rootfs: None,
             labels: self.labels.iter().cloned().collect(),
             oci_path,
         })
@@ -714,13 +725,23 @@ impl Plan {
         Estimator::BLOCKS_DEFAULT
     }
 
-    /// Workload names in plan order, `start` last when selected.
+    /// Workload names in plan order, `start` last when selected, the command's last.
     pub fn workload_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.workloads.iter().map(|w| w.name.to_string()).collect();
         if self.start {
             v.push(START.into());
         }
+        if let Some(c) = &self.exec {
+            v.push(c.name.clone());
+        }
         v
+    }
+
+    /// The command container's read-only lower layer: `--rootfs`, or the host's `/`.
+    pub fn exec_rootfs(&self) -> PathBuf {
+        self.exec_rootfs
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/"))
     }
 
     /// The environment options as recorded in `run.json` (`config.options`): each typed
@@ -780,6 +801,47 @@ impl Plan {
         }
         o.insert("warmup_blocks".into(), self.warmup.to_string());
         o.insert("estimator".into(), self.estimator().name());
+        if let Some(c) = &self.exec {
+            o.insert("exec.command".into(), c.command_line());
+            o.insert("exec.cwd".into(), c.spec.cwd.display().to_string());
+            o.insert(
+                "exec.env".into(),
+                c.spec
+                    .env
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            o.insert(
+                "exec.metrics".into(),
+                c.metrics
+                    .iter()
+                    .map(|m| {
+                        let how = match &m.source {
+                            crate::workload::command::Source::Regex(r) => {
+                                format!("regex {}", r.as_str())
+                            }
+                            crate::workload::command::Source::Json(p) => {
+                                format!("json {}", p.join("."))
+                            }
+                        };
+                        format!("{} ({how}, {} is better)", m.name, m.better.as_str())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            o.insert("exec.setup".into(), c.spec.setup.join(" && "));
+            o.insert(
+                "exec.rootfs".into(),
+                self.exec_rootfs().display().to_string(),
+            );
+            o.insert("exec.keep_going".into(), c.keep_going.to_string());
+            o.insert(
+                "exec.output_cap_bytes".into(),
+                c.spec.output_cap.to_string(),
+            );
+        }
         if let Some(i) = &self.inject {
             o.insert(
                 "inject_slowdown".into(),

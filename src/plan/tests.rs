@@ -128,10 +128,7 @@ fn plan_of(env: Option<&str>) -> Result<Plan, PlanError> {
         Some(env) => &["isobench", "--env", env],
         None => &["isobench"],
     };
-    Wrap::try_parse_from(args)
-        .unwrap()
-        .o
-        .plan()
+    Wrap::try_parse_from(args).unwrap().o.plan()
 }
 
 #[test]

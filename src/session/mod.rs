@@ -154,6 +154,13 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         )
     })?;
     let scratch = scratch_dir.path().to_path_buf();
+    // `isobench exec`: the command's samples keep their output in the run directory.
+    let command = plan.exec.clone().map(|mut c| {
+        c.spec.output_dir = run_dir.join("output");
+        c.binary = resolve_program(&c.spec.argv[0], &c.spec.env, &c.spec.cwd)
+            .and_then(|p| Some((p.clone(), image::sha256_hex_of(&std::fs::read(&p).ok()?))));
+        c
+    });
 
     // Prepare the workloads: parameters and reference checksums, computed once. With a
     // container CPU quota every invocation spans several CFS periods, so the quota cannot be
@@ -241,6 +248,14 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                 );
                 o.insert("harness_cpus".into(), cpus::list(&pinning.harness));
                 o.insert("span".into(), sizing.span.name().into());
+                if let Some(c) = &command {
+                    let (path, sha) = c
+                        .binary
+                        .clone()
+                        .unwrap_or_else(|| ("not found on the host".into(), "unknown".into()));
+                    o.insert("exec.binary".into(), path.display().to_string());
+                    o.insert("exec.binary_sha256".into(), sha);
+                }
                 o.insert("isa".into(), tier.name().into());
                 if let Some((_, p)) = prepared.iter().find(|(w, _)| w.name == "mem.stream") {
                     o.insert(
@@ -313,6 +328,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             margin: plan.margin,
             estimator: plan.estimator(),
             inject: plan.inject.as_ref().map(|i| (i.env.clone(), i.fraction)),
+            command: command.as_ref(),
         };
         match measure::run(&mut envs, &protocol, &mut tee, observer, interrupted) {
             Ok(o) => measured = Some(o),
@@ -409,6 +425,28 @@ fn warn_about_leftovers(plan: &Plan, observer: &mut dyn Observer) {
             found.len()
         ));
     }
+}
+
+/// The file a command's program name resolves to on the host: itself when it has a `/`
+/// (relative to `cwd`), else the first executable match on the command's `PATH`.
+fn resolve_program(program: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then(|| p.canonicalize().unwrap_or(p));
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())?;
+    std::env::split_paths(path)
+        .map(|d| cwd.join(d).join(program))
+        .find(|p| executable(p))
+        .map(|p| p.canonicalize().unwrap_or(p))
 }
 
 /// A new, unique run directory under `out`: `<UTC timestamp>[-N]`.

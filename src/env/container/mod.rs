@@ -20,6 +20,7 @@
 
 pub mod cgroup;
 pub mod cleanup;
+pub mod exec;
 #[cfg(test)]
 mod inside;
 pub mod namespaces;
