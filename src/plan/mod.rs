@@ -37,7 +37,7 @@ pub enum PlanError {
     BadPrecision(f64),
     #[error("{0}")]
     Exec(String),
-    #[error("--env was given but names no environment: choose from native, container, vm (comma-separated), or leave --env out for all available")]
+    #[error("--env was given but names no environment: choose from native, container, runc, crun, runsc, vm, oci:PATH (comma-separated), or leave --env out for all available")]
     EmptyEnv,
     #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
     EmptyWorkload,
