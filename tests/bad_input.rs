@@ -35,9 +35,24 @@ fn every_bad_flag_is_refused_naming_the_flag_and_what_it_accepts() {
     let o = out.path().to_str().unwrap();
     // (flags, what the message must hold: the flag, and the accepted values or form)
     let cases: &[(&[&str], &[&str])] = &[
-        (&["--env", "qemu"], &["qemu", "native, container, runc, crun, runsc, vm, oci:PATH"]),
-        (&["--env", ""], &["--env", "native, container, runc, crun, runsc, vm, oci:PATH"]),
-        (&["--env", ","], &["--env", "native, container, runc, crun, runsc, vm, oci:PATH"]),
+        (
+            &["--env", "qemu"],
+            &["qemu", "native, container, runc, crun, runsc, vm, oci:PATH"],
+        ),
+        (
+            &["--env", ""],
+            &[
+                "--env",
+                "native, container, runc, crun, runsc, vm, oci:PATH",
+            ],
+        ),
+        (
+            &["--env", ","],
+            &[
+                "--env",
+                "native, container, runc, crun, runsc, vm, oci:PATH",
+            ],
+        ),
         (&["--workload", "nope.*"], &["nope.*", "known workloads"]),
         (&["--workload", ""], &["--workload", "names or globs"]),
         (&["--workload", "[a-"], &["[a-", "pattern"]),

@@ -1,6 +1,8 @@
 //! Unit tests of the plan: sizes, durations, CPU choices, workload globs, typed options.
 
+use super::env_options::parse_cpuset;
 use super::*;
+use clap::ValueEnum;
 
 #[test]
 fn sizes() {
