@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
 use isobench::env::container::exec::ExecContainer;
+use isobench::env::oci::exec::OciExec;
 use isobench::env::{Environment, InstanceSpec};
 use isobench::plan::ContainerOptions;
 use isobench::results::{read_run, read_samples, RUN_JSON, SAMPLES_CSV};
@@ -625,4 +626,291 @@ fn compare_and_baselines_take_exec_runs() {
         stdout.contains("\"sh\"") && stdout.contains("\"v\""),
         "{stdout}"
     );
+}
+
+/// The runtime containers, bundles, cgroups and upper layers isobench process `pid` made.
+fn runtime_leftovers_of(pid: u32) -> Vec<String> {
+    let tag = format!("isobench-{pid}-");
+    let listed = Command::new("runc")
+        .args(["--root", "/run/isobench/runc", "list"])
+        .output()
+        .expect("runc runs (scripts/setup installs it)");
+    let mut found: Vec<String> = String::from_utf8_lossy(&listed.stdout)
+        .lines()
+        .filter(|l| l.starts_with(&tag))
+        .map(|l| format!("runc container {l}"))
+        .collect();
+    let mut dirs = vec![PathBuf::from("/run/isobench/bundles")];
+    for h in std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        dirs.push(h.path().join("isobench-oci"));
+    }
+    for d in dirs {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&tag) {
+                found.push(e.path().display().to_string());
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sysbench_in_native_container_and_runc() {
+    let _one = alone();
+    sysbench_installed();
+    let out = tempfile::tempdir().unwrap();
+    let o = exec(
+        &[
+            "--env",
+            "native,container,runc",
+            "--strict",
+            "--rounds",
+            "3",
+            "--warmup",
+            "1",
+            "--metric",
+            EPS,
+            "--better",
+            "higher",
+            "--",
+            "sysbench",
+            "cpu",
+            "--time=1",
+            "run",
+        ],
+        out.path(),
+        Duration::from_secs(180),
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let dir = run_dir(out.path());
+    let samples = read_samples(&dir.join(SAMPLES_CSV)).unwrap();
+    for env in ["native", "native-b", "container", "runc"] {
+        let eps: Vec<f64> = samples
+            .iter()
+            .filter(|r| r.env == env && r.metric == "eps")
+            .map(|r| r.value)
+            .collect();
+        assert_eq!(eps.len(), 3, "{env}: {eps:?}");
+        assert!(eps.iter().all(|v| *v > 10.0), "{env}: {eps:?}");
+    }
+    // The runtime container's cgroup accounting rides along.
+    for m in [
+        "counter.cgroup.cpu_usage_ns",
+        "counter.cgroup.memory_peak_bytes",
+    ] {
+        assert!(
+            samples.iter().any(|r| r.env == "runc" && r.metric == m),
+            "runc {m}"
+        );
+    }
+    let row = overhead_row(&dir, "eps", "runc");
+    let o: f64 = row[8].parse().unwrap();
+    assert!(o.abs() < 0.5, "runc: eps overhead {o}");
+    let run = read_run(&dir.join(RUN_JSON)).unwrap();
+    let runc = run
+        .environments
+        .iter()
+        .find(|e| e.label == "runc")
+        .expect("runc recorded");
+    assert_eq!(runc.facts["runtime"], "runc");
+    assert_eq!(runc.facts["cap_eff"], "00000000a80425fb");
+}
+
+#[test]
+fn writes_land_in_the_runc_upper_layer_not_on_the_host() {
+    let _one = alone();
+    let base = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let seen = base.path().join("from-the-host");
+    std::fs::write(&seen, "host says hi\n").unwrap();
+    let written = base.path().join("written-in-runc");
+    let scratch = base.path().join("scratch");
+    let outputs = base.path().join("output");
+    std::fs::create_dir(&scratch).unwrap();
+    let runtime = isobench::env::oci::runtime_for(isobench::env::EnvKind::Runc, None)
+        .expect("runc is installed (scripts/setup)");
+    let mut c = OciExec::new(
+        "runc",
+        isobench::env::EnvKind::Runc,
+        runtime,
+        ContainerOptions::default(),
+        "/".into(),
+        Duration::from_secs(30),
+    );
+    let spec = InstanceSpec {
+        work_size: 0,
+        disk_size: 0,
+        scratch: scratch.clone(),
+        deadline: Duration::from_secs(30),
+        thp: false,
+        cpu: None,
+    };
+    c.start(&spec)
+        .expect("the runc command container starts (needs root, runc and overlayfs)");
+    let id = c.container_id().unwrap().to_string();
+    let cmd = CommandSpec {
+        argv: vec![
+            "/bin/sh".into(),
+            "-c".into(),
+            format!(
+                "cat {}; echo written > {}; hostname",
+                seen.display(),
+                written.display()
+            ),
+        ],
+        cwd: base.path().to_path_buf(),
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        setup: vec![format!("echo set-up > {}/setup-ran", base.path().display())],
+        output_dir: outputs.clone(),
+        output_cap: DEFAULT_OUTPUT_CAP,
+    };
+    let run = c.run_command(&cmd);
+    let upper = c.upper_dir().expect("a disk upper layer");
+    let rel = |p: &Path| upper.join(p.strip_prefix("/").unwrap());
+    let in_upper = std::fs::read_to_string(rel(&written));
+    let setup_in_upper = rel(&base.path().join("setup-ran")).exists();
+    let stop = c.stop();
+    let run = run.unwrap();
+    let text = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(run.exit, Some(Exit::Code(0)), "{text}");
+    assert!(text.contains("host says hi"), "{text}");
+    assert!(text.contains(&id), "the runtime's UTS namespace: {text}");
+    assert_eq!(in_upper.unwrap(), "written\n");
+    assert!(setup_in_upper, "the set-up ran in the same container");
+    assert!(!written.exists(), "runc's container wrote to the host");
+    assert!(!base.path().join("setup-ran").exists());
+    stop.unwrap();
+    assert!(
+        !upper.exists(),
+        "the upper layer {} was left",
+        upper.display()
+    );
+    let left = runtime_leftovers_of(std::process::id());
+    assert!(
+        left.iter().all(|l| !l.contains(&id)),
+        "left behind: {left:?}"
+    );
+}
+
+#[test]
+fn the_exec_containers_are_locked_down_like_the_images() {
+    let _one = alone();
+    for env in ["container", "runc"] {
+        let out = tempfile::tempdir().unwrap();
+        // Docker's default capabilities: CapEff 00000000a80425fb.
+        let o = exec(
+            &[
+                "--env",
+                env,
+                "--strict",
+                "--rounds",
+                "1",
+                "--warmup",
+                "0",
+                "--",
+                "cat",
+                "/proc/self/status",
+            ],
+            out.path(),
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{env}: {stderr}");
+        let kept =
+            std::fs::read_to_string(run_dir(out.path()).join(format!("output/{env}/1.stdout")))
+                .unwrap();
+        assert!(kept.contains("CapEff:\t00000000a80425fb"), "{env}: {kept}");
+        assert!(kept.contains("NoNewPrivs:\t1"), "{env}: {kept}");
+        assert!(kept.contains("Seccomp:\t2"), "{env}: {kept}");
+        // mount(2) is refused (no CAP_SYS_ADMIN, and the filter), and the error is shown.
+        let out = tempfile::tempdir().unwrap();
+        let o = exec(
+            &[
+                "--env", env, "--strict", "--rounds", "1", "--warmup", "0", "--", "mount", "-t",
+                "tmpfs", "x", "/mnt",
+            ],
+            out.path(),
+            Duration::from_secs(60),
+        );
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{env}: {stderr}");
+        assert!(stderr.contains("the command `mount"), "{env}: {stderr}");
+        assert!(stderr.contains("permission denied"), "{env}: {stderr}");
+    }
+}
+
+#[test]
+fn ctrl_c_during_exec_under_runc_leaves_no_runtime_container() {
+    let _one = alone();
+    let out = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let mut child = isobench()
+        .args(["exec", "--out"])
+        .arg(out.path())
+        .args([
+            "--env",
+            "native,runc",
+            "--strict",
+            "--rounds",
+            "100000",
+            "--warmup",
+            "0",
+            "--",
+            "sleep",
+            "0.05",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let has_runc_samples = || {
+        std::fs::read_dir(out.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|d| {
+                std::fs::read_to_string(d.path().join(SAMPLES_CSV))
+                    .is_ok_and(|s| s.contains(",runc,"))
+            })
+    };
+    while !has_runc_samples() {
+        if t0.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no runc samples within 90 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let up = runtime_leftovers_of(child.id());
+    assert!(
+        up.iter().any(|l| l.starts_with("runc container")),
+        "the runc container is listed while it runs: {up:?}"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t0.elapsed() > Duration::from_secs(30) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("isobench did not stop within 30 s of Ctrl-C");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(130));
+    let left = runtime_leftovers_of(child.id());
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let dir = run_dir(out.path());
+    let scratch = out.path().join(".scratch").join(dir.file_name().unwrap());
+    assert!(!scratch.exists(), "scratch {} left", scratch.display());
 }

@@ -14,11 +14,16 @@ pub const AFTER: &str = "What is measured, per sample: wall_ms (fork to reap), u
 (rusage of the command and every descendant it waited for), peak_rss_mib, and each
 --metric / --metric-json value. The container's root is an overlay whose read-only lower
 layer is the host's / (or --rootfs), so it runs the host's programs; its writes land in
-the overlay's upper layer, never in the host's files. The vm cannot run a Linux program
-and is skipped. Each sample's stdout/stderr is kept in OUT/<run>/output/<env>/.
+the overlay's upper layer, never in the host's files. runc, crun and oci:PATH run the
+same root inside the runtime's container. Commands get the image container's privileges
+(Docker's default capabilities, no_new_privs, seccomp; --caps, --seccomp). The vm cannot
+run a Linux program and is skipped, and so is runsc (it cannot hand over the init's socket).
+Each sample's stdout/stderr is kept in OUT/<run>/output/<env>/.
 
 Examples:
   isobench exec --env native,container --rounds 10 \\
+      --metric 'eps=events per second:\\s*([0-9.]+)' --better higher -- sysbench cpu --time=1 run
+  isobench exec --env native,container,runc --rounds 10 \\
       --metric 'eps=events per second:\\s*([0-9.]+)' --better higher -- sysbench cpu --time=1 run
   isobench exec --cpus 0.5 --metric 'eps=events per second:\\s*([0-9.]+)' --better higher \\
       -- sysbench cpu --time=1 run

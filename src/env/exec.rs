@@ -285,18 +285,25 @@ pub fn run_setup(
     Ok(())
 }
 
-/// Why an environment kind cannot run a command here, if it cannot.
-pub fn probe(kind: EnvKind) -> Result<(), String> {
+/// Why an environment kind cannot run a command here, if it cannot. An OCI runtime is
+/// probed as for the image (a minimal container; crun on hybrid cgroups gives its reason).
+pub fn probe(kind: EnvKind, plan: &crate::plan::Plan) -> Result<(), String> {
     match kind {
         EnvKind::Native => Ok(()),
         EnvKind::Container => super::container::Container::probe(),
         EnvKind::Vm => Err("the vm runs only the freestanding workload image (it has no Linux kernel), so it cannot run a Linux program on this host".into()),
-        EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => Err(format!(
-            "isobench exec does not run commands under {} yet: use --env native,container",
-            kind.name()
-        )),
+        // The exec init takes its output files as descriptors over a socket the runtime
+        // hands over (`--preserve-fds`); runsc has no such flag, and gVisor does not pass
+        // host descriptors into the sandbox over a host socket.
+        EnvKind::Runsc => Err(RUNSC_REASON.into()),
+        EnvKind::Runc | EnvKind::Crun | EnvKind::Oci => {
+            super::oci::probe(&super::oci::runtime_for(kind, plan.oci_path.as_deref())?)
+        }
     }
 }
+
+/// Why `isobench exec` skips runsc (docs/RUNTIMES.md, "Your own command under a runtime").
+pub const RUNSC_REASON: &str = "isobench exec cannot run commands under runsc yet: its container init needs a socket handed over with --preserve-fds, which runsc lacks (gVisor cannot receive host descriptors); use --env native,container,runc";
 
 /// Build the command environment `kind` labelled `label`.
 pub fn build(
@@ -313,10 +320,27 @@ pub fn build(
             plan.exec_rootfs(),
             deadline,
         )),
-        EnvKind::Vm | EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => {
+        EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => {
+            let runtime =
+                super::oci::runtime_for(kind, plan.oci_path.as_deref()).map_err(|reason| {
+                    EnvError::Unavailable {
+                        env: label.into(),
+                        reason,
+                    }
+                })?;
+            Box::new(super::oci::exec::OciExec::new(
+                label,
+                kind,
+                runtime,
+                plan.container.clone(),
+                plan.exec_rootfs(),
+                deadline,
+            ))
+        }
+        EnvKind::Vm => {
             return Err(EnvError::Unavailable {
                 env: label.into(),
-                reason: probe(kind).unwrap_err(),
+                reason: probe(kind, plan).unwrap_err(),
             })
         }
     })

@@ -21,7 +21,7 @@ pub(super) fn build_available(plan: &Plan, observer: &mut dyn Observer) -> Resul
     for &kind in &plan.envs {
         // `isobench exec`: the command environments (env/exec.rs).
         let probed = match &plan.exec {
-            Some(_) => env::exec::probe(kind),
+            Some(_) => env::exec::probe(kind, plan),
             None => env::probe_planned(kind, plan),
         };
         match probed {

@@ -71,8 +71,22 @@ impl Launched {
         stdout: Stdio,
         before_spawn: impl FnOnce(),
     ) -> Result<Launched, String> {
+        let bundle = Bundle::write(&bundles_dir().join(id), spec).map_err(|e| e.to_string())?;
+        Launched::run(runtime, id, bundle, stdin, stdout, None, before_spawn)
+    }
+
+    /// Start `<runtime> run` on a bundle already written (and owned from here on: it is
+    /// removed with the container), `preserve` handed to the container's process as fd 3.
+    pub fn run(
+        runtime: &Runtime,
+        id: &str,
+        bundle: Bundle,
+        stdin: Stdio,
+        stdout: Stdio,
+        preserve: Option<std::os::fd::RawFd>,
+        before_spawn: impl FnOnce(),
+    ) -> Result<Launched, String> {
         let id = id.to_string();
-        let bundle = Bundle::write(&bundles_dir().join(&id), spec).map_err(|e| e.to_string())?;
         let log = bundle.dir.join("runtime.log");
         let pid_file = bundle.dir.join("pid");
         let mut l = Launched {
@@ -95,6 +109,7 @@ impl Launched {
                 stdin,
                 stdout,
                 stderr.into(),
+                preserve,
             )
             .map_err(|e| e.to_string())?;
         l.child = Some(child);
@@ -219,7 +234,7 @@ fn bundle_spec(plan: &Plan, args: Vec<String>, binds: Vec<Bind>, id: &str) -> Bu
 }
 
 /// The cgroup CPU time of container `id` (ns), v1 (`cpuacct.usage`) or v2 (`cpu.stat`).
-fn cgroup_cpu_ns(id: &str) -> Option<u64> {
+pub fn cgroup_cpu_ns(id: &str) -> Option<u64> {
     let rel = format!("{}/{id}", CGROUP_PARENT.trim_start_matches('/'));
     if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage")) {
         return s.trim().parse().ok();
@@ -448,10 +463,10 @@ impl Instance {
 }
 
 /// A directory removed when dropped (the instance's scratch directory, on every exit path).
-struct ScratchDir(PathBuf);
+pub struct ScratchDir(pub PathBuf);
 
 impl ScratchDir {
-    fn remove(&self) -> Result<(), String> {
+    pub fn remove(&self) -> Result<(), String> {
         match std::fs::remove_dir_all(&self.0) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(format!("removing {}: {e}", self.0.display()))

@@ -7,6 +7,7 @@
 
 pub mod bundle;
 pub mod cleanup;
+pub mod exec;
 pub mod instance;
 pub mod runner;
 pub mod runtime;

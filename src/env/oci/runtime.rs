@@ -3,6 +3,7 @@
 //! (`--root /run/isobench/<runtime>`), `run`/`kill`/`delete --force`/`list`, the runtime's
 //! version and platform, and finding what killed runs left. Every command is bounded in
 //! time. Reusable by anything that runs a program under a runtime (docs/RUNTIMES.md).
+#![allow(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,6 +19,10 @@ pub const STATE_PARENT: &str = "/run/isobench";
 
 /// The parent cgroup of every runtime container isobench creates (`/isobench-oci/<id>`).
 pub const CGROUP_PARENT: &str = "/isobench-oci";
+
+/// The descriptor number a preserved descriptor has in the container (`--preserve-fds`
+/// hands over the descriptors from 3 on).
+pub const PRESERVED_FD: std::os::fd::RawFd = 3;
 
 /// How long a management command (`kill`, `delete`, `list`, `--version`) may take.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
@@ -228,7 +233,10 @@ impl Runtime {
 
     /// Start `run --bundle <bundle> <id>` in the foreground with the given stdio, in its own
     /// process group (a terminal's Ctrl-C reaches isobench only, which then deletes the
-    /// container). `pid_file` receives the container's first process's host PID.
+    /// container). `pid_file` receives the container's first process's host PID. `preserve`
+    /// is a descriptor handed to the container's first process as its fd 3
+    /// (`--preserve-fds 1`): the exec init's socket (`isobench exec`).
+    #[allow(clippy::too_many_arguments)]
     pub fn spawn_run(
         &self,
         bundle: &Path,
@@ -237,6 +245,7 @@ impl Runtime {
         stdin: Stdio,
         stdout: Stdio,
         stderr: Stdio,
+        preserve: Option<std::os::fd::RawFd>,
     ) -> Result<Child, RuntimeError> {
         use std::os::unix::process::CommandExt;
         std::fs::create_dir_all(&self.root).map_err(|source| RuntimeError::Spawn {
@@ -254,8 +263,26 @@ impl Runtime {
             .arg("--bundle")
             .arg(bundle)
             .arg("--pid-file")
-            .arg(pid_file)
-            .arg(id)
+            .arg(pid_file);
+        if let Some(fd) = preserve {
+            c.arg("--preserve-fds").arg("1");
+            // SAFETY: the closure runs in the forked child before exec and only calls dup2
+            // and fcntl on descriptors it owns, which are async-signal-safe.
+            unsafe {
+                c.pre_exec(move || {
+                    let r = if fd == PRESERVED_FD {
+                        libc::fcntl(fd, libc::F_SETFD, 0)
+                    } else {
+                        libc::dup2(fd, PRESERVED_FD)
+                    };
+                    if r < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        c.arg(id)
             .stdin(stdin)
             .stdout(stdout)
             .stderr(stderr)

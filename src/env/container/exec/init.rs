@@ -1,7 +1,8 @@
 //! The command container's first process, PID 1 of its PID namespace (`isobench
 //! __exec-init FD PLAN`, exec'd by the launch in `mod.rs`): it mounts the overlay root, a
 //! minimal `/dev`, a read-only `/sys` and a fresh `/proc`, pivots into them, then forks each
-//! command it is sent over the socket and answers with how it ended.
+//! command it is sent over the socket and answers with how it ended. Before the first
+//! command it drops to the image's container's privileges (`security.rs`).
 #![allow(unsafe_code)]
 
 use std::fs::File;
@@ -13,6 +14,7 @@ use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
 
 use super::{InitPlan, Reply, RootMounts, MSG_MAX};
 use crate::env::container::namespaces;
+use crate::env::container::security::Security;
 use crate::env::exec as cmdexec;
 use crate::env::exec::Spawn;
 
@@ -117,6 +119,13 @@ fn prepare(p: &InitPlan) -> Result<(), String> {
         set.set(cpu).map_err(|e| format!("CPU {cpu}: {e}"))?;
         nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
             .map_err(|e| format!("pinning the container to CPU {cpu}: {e}"))?;
+    }
+    // Last, after the mounts that need CAP_SYS_ADMIN: the image's container's privileges
+    // (Docker's default capabilities, no_new_privs, the seccomp filter), which every
+    // command the init forks inherits.
+    if let Some(s) = p.security {
+        let sec = Security::new(s.seccomp, s.caps).map_err(|e| e.to_string())?;
+        sec.apply().map_err(str::to_string)?;
     }
     Ok(())
 }

@@ -58,6 +58,18 @@ pub struct InitPlan {
     pub root: Option<RootMounts>,
     pub hostname: Option<String>,
     pub cpu: Option<usize>,
+    /// The privileges the init drops to before it takes commands (docs/RELIABILITY.md,
+    /// "Container hygiene"): the image's container's, from `--seccomp` and `--caps`.
+    #[serde(default)]
+    pub security: Option<SecurityPlan>,
+}
+
+/// `--seccomp` and `--caps` of the exec container; the init builds and applies the
+/// [`Security`](super::security::Security) of them as its last set-up step.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct SecurityPlan {
+    pub seccomp: crate::plan::Seccomp,
+    pub caps: crate::plan::Caps,
 }
 
 /// The overlay root the init mounts and pivots into.
@@ -187,6 +199,10 @@ impl ExecContainer {
             }),
             hostname: Some(name.clone()),
             cpu: spec.cpu,
+            security: Some(SecurityPlan {
+                seccomp: self.opts.seccomp,
+                caps: self.opts.caps,
+            }),
         };
         res.rootfs = Some(rootfs);
         let cg = Cgroup::create(&layout, &name, &limits(&self.opts))
@@ -517,6 +533,9 @@ impl Environment for ExecContainer {
         ]);
         if let Ok(l) = Layout::detect() {
             f.insert("cgroup_version".into(), l.version().into());
+        }
+        if let Ok(s) = super::security::Security::new(self.opts.seccomp, self.opts.caps) {
+            f.extend(s.facts());
         }
         if let Some(cg) = self.cgroup() {
             f.extend(cg.facts());
