@@ -207,9 +207,7 @@ impl<R> Runner<R> {
         self.handle.invoke(
             &self.mem,
             inv,
-            self.spec.work_size,
-            self.spec.disk_size,
-            self.spec.deadline,
+            &self.spec,
             &mut self.interference,
         )
     }

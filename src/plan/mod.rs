@@ -253,6 +253,13 @@ pub struct RunOptions {
     #[arg(long, value_name = "TIER", value_parser = isa::parse_choice, default_value = "best")]
     pub isa: IsaChoice,
 
+    /// Run cpu.int, cpu.fp and mem.stream on N threads natively and in the container (one
+    /// per CPU, pinned), on N vCPUs in the vm: the work is split between them and timed from
+    /// the first thread's start to the last one's end. The other workloads run on one
+    /// thread. At most the CPUs isobench may use.
+    #[arg(long, value_name = "N", value_parser = parse_threads, default_value_t = 1)]
+    pub threads: u32,
+
     #[command(flatten)]
     pub container: ContainerOptions,
 
@@ -344,6 +351,8 @@ pub struct Plan {
     pub deadline: Duration,
     /// `--isa`: resolved to one tier once the environments are known (`session`).
     pub isa: IsaChoice,
+    /// `--threads`: threads (vCPUs) of the splitting workloads.
+    pub threads: u32,
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
@@ -441,6 +450,14 @@ fn parse_isa_tier(s: &str) -> Result<Isa, String> {
         IsaChoice::Tier(t) => Ok(t),
         IsaChoice::Best => Err("--vm-max-isa takes a tier: sse2, avx2 or avx512".into()),
     }
+}
+
+fn parse_threads(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("--threads '{s}' is not a number: give how many threads, e.g. 2"))?;
+    crate::workload::threads::check_count(n)?;
+    Ok(n)
 }
 
 fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
@@ -588,6 +605,7 @@ impl RunOptions {
             strict: self.strict,
             deadline: Duration::from_secs_f64(self.deadline),
             isa: self.isa,
+            threads: self.threads,
             container: self.container.clone(),
             vm: self.vm,
         })
@@ -633,6 +651,7 @@ impl Plan {
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
+            ("threads".into(), self.threads.to_string()),
             (
                 "isa_requested".into(),
                 match self.isa {

@@ -34,6 +34,8 @@ fn spec(scratch: &Path, work_size: u64, disk_size: u64) -> InstanceSpec {
         deadline: Duration::from_secs(60),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

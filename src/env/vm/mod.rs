@@ -451,6 +451,7 @@ impl Environment for Vm {
                 before.add_delta(&after, &mut c);
                 c
             },
+            threads: Vec::new(),
         })
     }
 

@@ -81,6 +81,8 @@ fn spec(scratch: &std::path::Path, cpu: Option<usize>) -> InstanceSpec {
         deadline: Duration::from_secs(60),
         thp: true,
         cpu,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 
