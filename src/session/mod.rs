@@ -144,6 +144,22 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             None => "any CPU (not pinned)".to_string(),
         }
     ));
+    if plan.threads > 1 {
+        observer.note(&format!(
+            "threads: {} for {} (CPUs {}; vCPUs in the vm), the other workloads on one thread",
+            plan.threads,
+            threads::THREADED.join(", "),
+            match pinning.threads.is_empty() {
+                true => "not pinned".to_string(),
+                false => pinning
+                    .threads
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }
+        ));
+    }
     let (run_id, run_dir) = create_run_dir(&plan.out)?;
     // Removed when this function returns, however the run ends; `isobench clean` finds it
     // if the process is killed.
