@@ -29,7 +29,12 @@ fn run_dir(out: &Path) -> PathBuf {
                 && !p.file_name().unwrap().to_string_lossy().starts_with('.')
         })
         .collect();
-    assert_eq!(dirs.len(), 1, "one run directory in {}: {dirs:?}", out.display());
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one run directory in {}: {dirs:?}",
+        out.display()
+    );
     dirs[0].clone()
 }
 
@@ -50,7 +55,16 @@ fn bad_thread_counts_are_refused_clearly() {
     }
     let more = (allowed_cpus() + 1).to_string();
     isobench()
-        .args(["run", "--env", "native", "--rounds", "1", "--threads", &more, "--out"])
+        .args([
+            "run",
+            "--env",
+            "native",
+            "--rounds",
+            "1",
+            "--threads",
+            &more,
+            "--out",
+        ])
         .arg(out.path())
         .assert()
         .failure()
@@ -60,7 +74,13 @@ fn bad_thread_counts_are_refused_clearly() {
         );
     let runs = std::fs::read_dir(out.path())
         .unwrap()
-        .filter(|e| !e.as_ref().unwrap().file_name().to_string_lossy().starts_with('.'))
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
         .count();
     assert_eq!(runs, 0, "a refused run writes no run directory");
 }

@@ -87,12 +87,22 @@ fn both_threads_run_and_validate(mut env: Box<dyn Environment>) {
         check_threads(&p, &raw).unwrap_or_else(|e| panic!("{} {name}: {e}", env.label()));
         let one = metrics[0].value;
         scale(&mut metrics, raw.threads.len());
-        assert_eq!(metrics[0].value, 2.0 * one, "a throughput counts both shares");
-        assert!(raw.cycles > 0 && raw.records.iter().all(|r| *r > 0), "{name}: joint repetitions timed");
+        assert_eq!(
+            metrics[0].value,
+            2.0 * one,
+            "a throughput counts both shares"
+        );
+        assert!(
+            raw.cycles > 0 && raw.records.iter().all(|r| *r > 0),
+            "{name}: joint repetitions timed"
+        );
         // A corrupted thread checksum is caught: thread 1's share is checked too.
         let mut bad = raw.clone();
         bad.threads[1].checksum ^= 1;
-        assert!(check_threads(&p, &bad).is_err(), "{name}: thread 1's checksum is checked");
+        assert!(
+            check_threads(&p, &bad).is_err(),
+            "{name}: thread 1's checksum is checked"
+        );
     }
     env.stop().expect("stop");
 }

@@ -163,7 +163,10 @@ mod tests {
             "native",
             &inv,
             &blocks,
-            vec![out(0, vec![100, 200, 300, 390]), out(1, vec![110, 250, 305, 380])],
+            vec![
+                out(0, vec![100, 200, 300, 390]),
+                out(1, vec![110, 250, 305, 380]),
+            ],
             0,
             Default::default(),
         )
@@ -174,8 +177,18 @@ mod tests {
         // A thread that never ran the image is an error, not a sample.
         let mut never = out(1, vec![110, 250, 305, 380]);
         never.cb.ran = 0;
-        let err = join("vm", &inv, &blocks, vec![out(0, vec![1, 2, 3, 4]), never], 0, Default::default());
-        assert!(err.unwrap_err().to_string().contains("never entered the image"));
+        let err = join(
+            "vm",
+            &inv,
+            &blocks,
+            vec![out(0, vec![1, 2, 3, 4]), never],
+            0,
+            Default::default(),
+        );
+        assert!(err
+            .unwrap_err()
+            .to_string()
+            .contains("never entered the image"));
     }
 
     #[test]
@@ -198,7 +211,10 @@ mod tests {
         };
         let b = blocks(&spec, &inv, MODE_SYSCALL);
         assert_eq!(b.len(), 2);
-        assert_eq!((b[1].work_addr, b[1].work_size), (WORK_BASE + (4 << 20), 4 << 20));
+        assert_eq!(
+            (b[1].work_addr, b[1].work_size),
+            (WORK_BASE + (4 << 20), 4 << 20)
+        );
         assert_eq!((b[0].host_cpu, b[1].host_cpu), (1, 0));
         assert_eq!(b[1].record_addr, RECORD_ADDR + THREAD_RECORD_SIZE);
         inv.workload = WL_MEM_RANDOM;

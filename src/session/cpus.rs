@@ -161,7 +161,9 @@ mod tests {
             sorted.sort();
             assert_eq!(sorted, allowed);
         }
-        let err = resolve_threads(CpuChoice::Auto, n + 1).unwrap_err().to_string();
+        let err = resolve_threads(CpuChoice::Auto, n + 1)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(&format!("--threads {}", n + 1)), "{err}");
         assert!(err.contains("or fewer"), "{err}");
     }

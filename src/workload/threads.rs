@@ -61,7 +61,11 @@ pub fn share(p: &Prepared, n: u32) -> Prepared {
 /// to thread 0's (which `interpret` checked): each thread did its share in full.
 pub fn check_threads(p: &Prepared, raw: &RawRun) -> Result<(), ChecksumMismatch> {
     for (t, th) in raw.threads.iter().enumerate() {
-        check(&format!("{} (thread {t})", p.invocation.name), p.expected, th.checksum)?;
+        check(
+            &format!("{} (thread {t})", p.invocation.name),
+            p.expected,
+            th.checksum,
+        )?;
         if th.results != raw.threads[0].results {
             return Err(ChecksumMismatch {
                 workload: format!("{} (thread {t})", p.invocation.name),

@@ -14,7 +14,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::super::{interference, status_meaning, threads, EnvError, InstanceSpec, Invocation, RawRun};
+use super::super::{
+    interference, status_meaning, threads, EnvError, InstanceSpec, Invocation, RawRun,
+};
 use super::*;
 use crate::image;
 

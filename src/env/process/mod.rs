@@ -108,7 +108,10 @@ impl RunnerMemory {
     /// The host pointer of the control block of thread `t` (< `MAX_THREADS`).
     fn thread_control(&self, t: u32) -> *mut ControlBlock {
         let off = thread_control_addr(t as u64) - CONTROL_ADDR;
-        assert!(off < SYNC_ADDR - CONTROL_ADDR, "thread {t} is beyond MAX_THREADS");
+        assert!(
+            off < SYNC_ADDR - CONTROL_ADDR,
+            "thread {t} is beyond MAX_THREADS"
+        );
         // SAFETY: `off` lies inside the control mapping (CONTROL_MAP_SIZE covers every
         // thread's pages), page-aligned.
         unsafe { self.control.ptr.as_ptr().add(off as usize).cast() }

@@ -32,8 +32,8 @@ pub mod kvm;
 pub mod layout;
 pub mod memory;
 pub mod vcpu;
-pub mod watchdog;
 mod vcpus;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -349,8 +349,7 @@ impl Environment for Vm {
         let label = self.label.clone();
         let host = self.host()?;
         let build = || -> Result<Instance, VmError> {
-            let machine =
-                Machine::new(host, opts, spec.work_size, spec.disk_size, spec.threads)?;
+            let machine = Machine::new(host, opts, spec.work_size, spec.disk_size, spec.threads)?;
             let disk = if spec.disk_size > 0 {
                 Some(Disk::create(
                     spec.scratch.join(format!("{label}.disk")),
@@ -386,7 +385,8 @@ impl Environment for Vm {
         // module doc, "Pinning"); the guard restores this thread's affinity on every path.
         let cpu = self.instance.as_ref().and_then(|i| i.spec.cpu);
         let pinned = pin(cpu).map_err(|e| self.error("running an invocation", e))?;
-        let threads = (self.instance.as_ref()).map_or(1, |i| super::threads::threads_for(&i.spec, inv));
+        let threads =
+            (self.instance.as_ref()).map_or(1, |i| super::threads::threads_for(&i.spec, inv));
         if threads > 1 {
             let r = self.invoke_threads(inv);
             drop(pinned);

@@ -67,7 +67,10 @@ impl Vm {
             return Err(EnvError::setup(
                 &self.label,
                 "running an invocation on several vCPUs",
-                format!("the VM has {} vCPU(s), the invocation asks for {n}", m.extra.len() + 1),
+                format!(
+                    "the VM has {} vCPU(s), the invocation asks for {n}",
+                    m.extra.len() + 1
+                ),
             ));
         }
         let deadline = spec.deadline;
@@ -103,7 +106,12 @@ impl Vm {
             for h in handles {
                 ends.push(match h {
                     Ok(h) => h.join().unwrap_or_else(|_| {
-                        (Err(VmError::Watchdog(std::io::Error::other("a vCPU thread panicked"))), None)
+                        (
+                            Err(VmError::Watchdog(std::io::Error::other(
+                                "a vCPU thread panicked",
+                            ))),
+                            None,
+                        )
                     }),
                     Err(e) => (Err(VmError::Watchdog(e)), None),
                 });
