@@ -69,6 +69,8 @@ pub struct ThreadRun {
     pub ran: u64,
     /// The host CPU the thread (native, container) or the vCPU's `KVM_RUN` thread (vm) ran on.
     pub host_cpu: Option<usize>,
+    /// The thread's TSC at the start and end of each repetition, in order.
+    pub stamps: Vec<u64>,
 }
 
 #[cfg(test)]

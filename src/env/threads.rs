@@ -130,6 +130,7 @@ pub fn join(
                 results: o.cb.results,
                 ran: o.cb.ran,
                 host_cpu: (o.cb.host_cpu != u64::MAX).then_some(o.cb.host_cpu as usize),
+                stamps: o.stamps.clone(),
             })
             .collect(),
     })
