@@ -137,7 +137,7 @@ mod tests {
         assert_eq!(offset_of!(ControlBlock, stamps), 344);
         assert_eq!(offset_of!(ControlBlock, host_cpu), 352);
         assert_eq!(size_of::<ControlBlock>(), 360);
-        assert_eq!(size_of::<SyncBlock>(), 16);
+        assert_eq!(size_of::<SyncBlock>(), 24);
         const {
             assert!(size_of::<ControlBlock>() as u64 <= HOSTCALL_OFFSET);
             assert!(CONTROL_END <= STACK_BASE);

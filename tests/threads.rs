@@ -137,3 +137,45 @@ fn container_runs_two_threads() {
 fn vm_runs_two_vcpus() {
     both_threads_run_and_validate(Box::new(Vm::new("vm", VmOptions::default())));
 }
+
+/// One thread that faults fails the whole invocation promptly, as a crash (the other thread
+/// is not left waiting at the barrier until the deadline), and the instance starts again.
+fn a_faulting_thread_fails_the_invocation(mut env: Box<dyn Environment>) {
+    let cpus = two_cpus();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut s = spec(&dir, &cpus);
+    s.deadline = Duration::from_secs(60);
+    env.start(&s).expect("start");
+    let mut inv = shares()[0].invocation.clone();
+    inv.flags |= isobench_abi::FLAG_TEST_FAULT_LAST_THREAD;
+    let t0 = std::time::Instant::now();
+    let err = env
+        .invoke(&inv)
+        .expect_err("a faulting thread fails the invocation");
+    assert!(
+        matches!(err, isobench::env::EnvError::Crashed { .. }),
+        "{}: a crash, not {err}",
+        env.label()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "{}: the failure took {:?}, the other thread waited for the deadline",
+        env.label(),
+        t0.elapsed()
+    );
+    eprintln!("{}: {err}", env.label());
+    env.start(&s).expect("start again after the crash");
+    env.invoke(&shares()[0].invocation)
+        .expect("runs again after the crash");
+    env.stop().expect("stop");
+}
+
+#[test]
+fn native_thread_fault_is_a_crash() {
+    a_faulting_thread_fails_the_invocation(Box::new(Native::new("native")));
+}
+
+#[test]
+fn vm_vcpu_fault_is_a_crash() {
+    a_faulting_thread_fails_the_invocation(Box::new(Vm::new("vm", VmOptions::default())));
+}

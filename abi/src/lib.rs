@@ -97,6 +97,9 @@ pub const fn thread_control_addr(t: u64) -> u64 {
 pub struct SyncBlock {
     pub arrived: u64,
     pub generation: u64,
+    /// Set by the VMM when a vCPU of the invocation failed: the barrier stops waiting, so
+    /// the other vCPUs finish instead of spinning until their deadline.
+    pub abort: u64,
 }
 
 /// I/O port the image writes the hostcall request address to in vm mode.
@@ -137,6 +140,9 @@ pub const WL_TEST_HOSTCALL: u32 = 102;
 
 /// `ControlBlock::flags` bit: flip the checksum's lowest bit (tests the harness's check).
 pub const FLAG_CORRUPT_CHECKSUM: u64 = 1 << 0;
+/// `ControlBlock::flags` bit, tests only: on several threads, the last thread faults right
+/// after the first barrier (tests that one failed thread fails the invocation promptly).
+pub const FLAG_TEST_FAULT_LAST_THREAD: u64 = 1 << 2;
 
 // ---------------------------------------------------------------------------------------
 // ISA tiers. The image carries a kernel per tier for the workloads where vector width

@@ -129,16 +129,18 @@ fn request_addr(cb: &ControlBlock) -> u64 {
 
 /// Wait until all `n` threads of the invocation have arrived at the barrier in `sync`
 /// (a generation count: the last to arrive resets the count, then starts the next
-/// generation, which releases the others spinning on it).
+/// generation, which releases the others spinning on it). An `abort` from the VMM (another
+/// vCPU failed) ends every wait at once.
 pub fn barrier(sync: u64, n: u64) {
     use core::sync::atomic::{AtomicU64, Ordering};
     let s = sync as *mut SyncBlock;
     // SAFETY: the harness maps the sync page read-write for every thread of the invocation
     // and zeroes it before; the two words are only ever accessed atomically meanwhile.
-    let (arrived, generation) = unsafe {
+    let (arrived, generation, abort) = unsafe {
         (
             AtomicU64::from_ptr(core::ptr::addr_of_mut!((*s).arrived)),
             AtomicU64::from_ptr(core::ptr::addr_of_mut!((*s).generation)),
+            AtomicU64::from_ptr(core::ptr::addr_of_mut!((*s).abort)),
         )
     };
     let g = generation.load(Ordering::Acquire);
@@ -146,7 +148,7 @@ pub fn barrier(sync: u64, n: u64) {
         arrived.store(0, Ordering::Relaxed);
         generation.store(g + 1, Ordering::Release);
     } else {
-        while generation.load(Ordering::Acquire) == g {
+        while generation.load(Ordering::Acquire) == g && abort.load(Ordering::Relaxed) == 0 {
             core::hint::spin_loop();
         }
     }

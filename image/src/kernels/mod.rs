@@ -102,6 +102,11 @@ impl Laps {
         if threads > 1 {
             crate::rt::barrier(cb.sync_addr, threads);
         }
+        if threads > 1 && cb.flags & FLAG_TEST_FAULT_LAST_THREAD != 0 && cb.thread + 1 == cb.threads
+        {
+            // SAFETY: not safe at all, on purpose (tests only): address 8 is never mapped.
+            unsafe { core::ptr::write_volatile(8 as *mut u64, 1) };
+        }
         let mut laps = Laps::start();
         if threads > 1 {
             laps.threads = threads;

@@ -31,8 +31,14 @@ fn run_one(
         let _armed = dog.arm(deadline);
         vcpu.run_until_done(mem, bounds, None, dog)
     };
-    if ran.is_ok() {
-        vcpu.complete_pending_io()?;
+    match ran {
+        Ok(()) => vcpu.complete_pending_io()?,
+        // Release the other vCPUs from the barrier: they finish instead of spinning until
+        // their deadline (a failed vCPU fails the invocation anyway).
+        Err(_) => {
+            let abort = SYNC_ADDR + std::mem::offset_of!(SyncBlock, abort) as u64;
+            mem.write_u64(abort, 1)?;
+        }
     }
     Ok(ran)
 }
@@ -56,7 +62,8 @@ impl Vm {
             for (t, cb) in blocks.iter().enumerate() {
                 m.mem.write_control(thread_control_addr(t as u64), cb)?;
             }
-            m.mem.write(SYNC_ADDR, &[0u8; 16])?;
+            m.mem
+                .write(SYNC_ADDR, &[0u8; std::mem::size_of::<SyncBlock>()])?;
             Ok(())
         })();
         if let Err(e) = prepared {
