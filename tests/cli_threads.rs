@@ -134,3 +134,42 @@ fn two_threads_in_native_and_vm_validate_and_are_recorded() {
         "the run names its threads:\n{stderr}"
     );
 }
+
+#[test]
+fn a_thread_outside_the_container_cpuset_is_refused_naming_the_fix() {
+    assert!(allowed_cpus() >= 2, "this test needs two CPUs");
+    let out = tempfile::tempdir().unwrap();
+    // Thread 0 runs on the last CPU (--cpu auto), thread 1 on the one before: a cpuset of
+    // the last CPU alone leaves thread 1 out.
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).expect("affinity");
+    let last = (0..nix::sched::CpuSet::count())
+        .filter(|c| set.is_set(*c).unwrap_or(false))
+        .last()
+        .unwrap();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "container",
+            "--strict",
+            "--workload",
+            "cpu.int",
+        ])
+        .args([
+            "--rounds",
+            "1",
+            "--threads",
+            "2",
+            "--cpuset",
+            &last.to_string(),
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .timeout(std::time::Duration::from_secs(300))
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("outside the container's cpuset")
+                .and(predicate::str::contains("use fewer --threads")),
+        );
+}
