@@ -49,8 +49,7 @@ fn run(cb: &mut ControlBlock, t0: u64) -> u32 {
     cb.hostcalls = 0;
     cb.stamps = 0;
     let threaded = matches!(cb.workload, WL_CPU_INT | WL_CPU_FP | WL_MEM_STREAM);
-    if cb.threads > 1 && (!threaded || cb.thread >= cb.threads) || cb.threads as u64 > MAX_THREADS
-    {
+    if cb.threads > 1 && (!threaded || cb.thread >= cb.threads) || cb.threads as u64 > MAX_THREADS {
         return STATUS_SINGLE_THREADED;
     }
     let status = match cb.workload {
