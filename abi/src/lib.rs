@@ -26,7 +26,10 @@ pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");
 //   0x0040_0000 .. 0x0080_0000   the image (text, rodata, data, bss)
 //   0x0080_0000 .. 0x0080_1000   the control block
 //   0x0080_1000 .. 0x0080_2000   the hostcall request
-//   0x0090_0000 .. 0x00a0_0000   the guest stack (the native runner uses its own stack)
+//   0x0080_2000 .. 0x0082_0000   threads 1..15: a control page and a hostcall page each
+//   0x0082_0000 .. 0x0082_1000   the threads' barrier (`SyncBlock`)
+//   0x0090_0000 .. 0x00a0_0000   the guest stack, 64 KiB per vCPU from the top (the native
+//                                runner's threads use their own stacks)
 //   0x0100_0000 .. 0x0200_0000   the record buffer (per-op latencies, per-size results)
 //   0x0200_0000 .. 0x0400_0000   reserved: guest page tables
 //   0x4000_0000 .. +work size    working memory
