@@ -143,8 +143,7 @@ fn a_thread_outside_the_container_cpuset_is_refused_naming_the_fix() {
     // the last CPU alone leaves thread 1 out.
     let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).expect("affinity");
     let last = (0..nix::sched::CpuSet::count())
-        .filter(|c| set.is_set(*c).unwrap_or(false))
-        .last()
+        .rfind(|c| set.is_set(*c).unwrap_or(false))
         .unwrap();
     isobench()
         .args([
