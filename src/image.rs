@@ -69,7 +69,9 @@ pub struct ThreadRun {
     pub ran: u64,
     /// The host CPU the thread (native, container) or the vCPU's `KVM_RUN` thread (vm) ran on.
     pub host_cpu: Option<usize>,
-    /// The thread's TSC at the start and end of each repetition, in order.
+    /// The thread's own cycles per repetition (its records).
+    pub records: Vec<u64>,
+    /// Per repetition, the thread's TSC as it left the barrier before and after it.
     pub stamps: Vec<u64>,
 }
 

@@ -67,8 +67,8 @@ pub const WORK_MAX_SIZE: u64 = 64 << 30;
 // its hostcall request one page above it (thread 0: `CONTROL_ADDR`, `HOSTCALL_ADDR`), its own
 // slice of the record buffer and of the working memory, and (vm) its own stack slice. The
 // threads of one invocation meet at a barrier in the sync page before every timed repetition
-// and write the TSC at each repetition's start and end to their stamp slice, so that the
-// harness times each repetition from the first thread's start to the last thread's end.
+// and stamp the TSC as they leave each barrier, so that the harness times each repetition
+// from the first thread's start to the last thread's end, each span on one CPU's clock.
 // ---------------------------------------------------------------------------------------
 
 /// Most threads (native runner threads, or vm vCPUs) one invocation may run on.
@@ -235,7 +235,8 @@ pub struct ControlBlock {
     pub threads: u32,
     /// Address of the [`SyncBlock`] every thread of the invocation shares.
     pub sync_addr: u64,
-    /// Address of this thread's stamps: two `u64` (TSC at start, TSC at end) per repetition.
+    /// Address of this thread's stamps: two `u64` per repetition, the TSC when this thread
+    /// left the barrier before it and when it left the barrier after it (every thread done).
     pub stamp_addr: u64,
     /// Number of `u64` stamps that fit at `stamp_addr`.
     pub stamp_capacity: u64,

@@ -65,8 +65,10 @@ pub fn fold_chunk(h: u64, words: &[u64]) -> u64 {
 /// (docs/METHODOLOGY.md, "Repetitions and the per-sample value").
 ///
 /// On several threads ([`Laps::start_synced`]) every lap starts at a barrier all threads
-/// meet at, and each thread writes its lap's TSC at start and end to its stamps, from which
-/// the harness times each repetition from the first thread's start to the last one's end.
+/// meet at, and each thread stamps its TSC when it leaves the barrier before the lap and
+/// when it leaves the barrier after it (all threads done): the joint repetition on this
+/// thread's own clock. The harness takes the longest over the threads, the one from the
+/// first thread's start to the last one's end, without comparing TSCs of different CPUs.
 pub struct Laps {
     start: u64,
     last: u64,
@@ -124,18 +126,21 @@ impl Laps {
         let t = crate::rt::rdtsc();
         let d = t - self.last;
         if self.threads > 1 {
+            // Wait for every thread to end its lap; the read after the barrier ends the joint
+            // repetition as this thread sees it, on its own clock, and starts the next.
+            crate::rt::barrier(self.sync, self.threads);
+            let next = crate::rt::rdtsc();
             // SAFETY: `stamp_count` points into this thread's control block and `stamps` to
             // `stamp_capacity` u64s the harness maps for this thread alone (checked below).
             unsafe {
                 let k = *self.stamp_count;
                 if k + 2 <= self.stamp_capacity {
                     *self.stamps.add(k as usize) = self.last;
-                    *self.stamps.add(k as usize + 1) = t;
+                    *self.stamps.add(k as usize + 1) = next;
                     *self.stamp_count = k + 2;
                 }
             }
-            crate::rt::barrier(self.sync, self.threads);
-            self.last = crate::rt::rdtsc();
+            self.last = next;
         } else {
             self.last = t;
         }
