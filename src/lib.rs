@@ -4,9 +4,12 @@
 
 pub mod analysis;
 pub mod baseline;
+pub mod claims;
 pub mod cli;
 pub mod compare;
 pub mod env;
+pub mod export;
+pub mod fleet;
 pub mod host;
 pub mod image;
 pub mod measure;

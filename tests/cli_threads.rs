@@ -53,6 +53,16 @@ fn bad_thread_counts_are_refused_clearly() {
             .code(2)
             .stderr(predicate::str::contains(needle));
     }
+    // The OCI runtimes' runner runs one thread: named, they are refused with the fix.
+    isobench()
+        .args(["run", "--env", "native,runc", "--threads", "2", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("the OCI runtime runc runs the image on one thread")
+                .and(predicate::str::contains("--threads 1")),
+        );
     let more = (allowed_cpus() + 1).to_string();
     isobench()
         .args([

@@ -57,6 +57,7 @@ fn protocol<'a>(
         margin: 0.01,
         estimator: Estimator::BLOCKS_DEFAULT,
         inject: None,
+        command: None,
     }
 }
 

@@ -36,6 +36,7 @@ fn renders_the_full_synthetic_run() {
         assert!(dir.join(f).is_file(), "{f} missing");
     }
     for p in [
+        "headline",
         "overhead",
         "distributions",
         "io_latency",
@@ -53,7 +54,7 @@ fn renders_the_full_synthetic_run() {
         }
     }
     let html = String::from_utf8(read(&dir, "report.html")).unwrap();
-    assert_eq!(html.matches("<svg").count(), 5, "every plot inlined");
+    assert_eq!(html.matches("<svg").count(), 6, "every plot inlined");
     assert!(!html.contains("<img"), "self-contained");
     // The quick catalogue with three compared environments fits 100 columns.
     let table = terminal_table(&r.analysis, false);

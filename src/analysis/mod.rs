@@ -25,6 +25,7 @@ use thiserror::Error;
 
 use crate::results::{order_labels, SampleRow};
 mod cost;
+mod ladder;
 mod summary;
 
 pub use crate::results::{NATIVE, NATIVE_B};
@@ -35,6 +36,7 @@ use crate::stats::summary::{mad, median, std_dev, Estimator};
 use crate::stats::verdict::{decide, Verdict, VerdictInput, DEFAULT_MARGIN};
 use crate::workload;
 pub use cost::{fmt_duration, time_needed_text, Disturbance, DISTURBED_RUN_DELAY};
+pub use ladder::{ladder, tier, Rung};
 pub use summary::summarize;
 
 #[derive(Debug, Error, PartialEq)]
@@ -313,37 +315,8 @@ fn analyze_metric(
         .filter(|e| e.as_str() != NATIVE)
         .filter_map(|env| {
             let values = by_env.get(env.as_str())?;
-            let p = pair(&native, values, better);
-            let n = p.log_ratios.len();
-            let (overhead, verdict) = if n == 0 {
-                (None, Verdict::TooFewRounds { n: 0 })
-            } else {
-                let seed = comparison_seed(config.seed, env, workload, metric);
-                let est = estimate(config.estimator, &p.log_ratios, config.resamples, seed);
-                let log_sd = std_dev(&p.log_ratios);
-                let o = Overhead {
-                    estimate: overhead_from_log(est.mean),
-                    ci95: est.ci95.map(overhead_from_log),
-                    ci90: est.ci90.map(overhead_from_log),
-                    log_sd,
-                    block_len: est.block_len,
-                };
-                let input = VerdictInput {
-                    n,
-                    log_estimate: est.mean,
-                    log_sd,
-                    ci95: o.ci95,
-                    ci90: o.ci90,
-                };
-                (Some(o), decide(&input, config.margin))
-            };
-            Some(Comparison {
-                env: env.clone(),
-                n_pairs: n,
-                unusable: p.unusable,
-                overhead,
-                verdict,
-            })
+            let seed = comparison_seed(config.seed, env, workload, metric);
+            Some(compare(&native, env, values, better, seed, config))
         })
         .collect();
     MetricAnalysis {
@@ -354,6 +327,49 @@ fn analyze_metric(
         samples,
         comparisons,
         block_seconds: 0.0,
+    }
+}
+
+/// `env`'s `values` against the `reference` environment's, paired by round: the overhead,
+/// its seeded bootstrap intervals and the verdict. The one statistics path of every
+/// comparison (against native, and between rungs of the ladder, `ladder.rs`).
+fn compare(
+    reference: &[(u32, f64)],
+    env: &str,
+    values: &[(u32, f64)],
+    better: Better,
+    seed: u64,
+    config: &AnalysisConfig,
+) -> Comparison {
+    let p = pair(reference, values, better);
+    let n = p.log_ratios.len();
+    let (overhead, verdict) = if n == 0 {
+        (None, Verdict::TooFewRounds { n: 0 })
+    } else {
+        let est = estimate(config.estimator, &p.log_ratios, config.resamples, seed);
+        let log_sd = std_dev(&p.log_ratios);
+        let o = Overhead {
+            estimate: overhead_from_log(est.mean),
+            ci95: est.ci95.map(overhead_from_log),
+            ci90: est.ci90.map(overhead_from_log),
+            log_sd,
+            block_len: est.block_len,
+        };
+        let input = VerdictInput {
+            n,
+            log_estimate: est.mean,
+            log_sd,
+            ci95: o.ci95,
+            ci90: o.ci90,
+        };
+        (Some(o), decide(&input, config.margin))
+    };
+    Comparison {
+        env: env.to_string(),
+        n_pairs: n,
+        unusable: p.unusable,
+        overhead,
+        verdict,
     }
 }
 

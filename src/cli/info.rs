@@ -72,7 +72,7 @@ pub fn info() -> Result<ExitCode> {
     );
     println!();
     println!("environments");
-    for kind in EnvKind::ALL {
+    for kind in EnvKind::defaults() {
         match env::probe(kind) {
             Ok(()) => println!(
                 "  {:<10} available; ISA tiers: {}",

@@ -2,9 +2,14 @@
 
 pub mod args;
 pub mod baseline;
+pub mod claims;
 pub mod clean;
 pub mod compare;
+pub mod exec;
+pub mod export;
 pub mod info;
+pub mod merge;
+pub mod pack;
 mod progress;
 pub mod report;
 pub mod run;
@@ -36,11 +41,29 @@ pub fn dispatch(cli: args::Cli) -> Result<ExitCode> {
                 .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler failed: {e}"))?;
             run::run(&a, &interrupted)
         }
+        args::Command::Exec(a) => {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let flag = interrupted.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+                .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler failed: {e}"))?;
+            exec::exec(&a, &interrupted)
+        }
+        args::Command::ExecInit { fd, plan } => crate::env::container::exec::init_main(fd, &plan),
         args::Command::Info => info::info(),
         args::Command::Clean(a) => clean::clean(&a),
         args::Command::Report(a) => report::report(&a),
         args::Command::Compare(a) => compare::compare(&a),
         args::Command::Baseline(a) => baseline::baseline(&a),
+        args::Command::Merge(a) => merge::merge(&a),
+        args::Command::Pack(a) => pack::pack(&a),
+        args::Command::Export(a) => export::export(&a),
+        args::Command::Claims(a) => {
+            let interrupted = Arc::new(AtomicBool::new(false));
+            let flag = interrupted.clone();
+            ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+                .map_err(|e| anyhow::anyhow!("installing the Ctrl-C handler failed: {e}"))?;
+            claims::claims(&a, &interrupted)
+        }
     }
 }
 

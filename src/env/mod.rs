@@ -4,11 +4,13 @@
 
 pub mod affinity;
 pub mod container;
+pub mod exec;
 /// Test support for integration tests (the `testing` feature, which `cargo test` enables).
 #[cfg(feature = "testing")]
 pub mod fake;
 pub mod interference;
 pub mod native;
+pub mod oci;
 pub mod process;
 pub mod runner;
 pub mod threads;
@@ -128,7 +130,7 @@ pub fn status_meaning(status: u32) -> &'static str {
 /// VM, with its working memory), then any number of `invoke`s, then `stop` (also on error;
 /// implementations must undo everything they created in `stop` and in `Drop`).
 pub trait Environment {
-    /// The label in results: `native`, `native-b`, `container`, `vm`.
+    /// The label in results: `native`, `native-b`, `container`, `vm`, or a runtime's name.
     fn label(&self) -> &str;
     fn kind(&self) -> EnvKind;
     /// Create the persistent instance.
@@ -151,6 +153,18 @@ pub trait Environment {
     fn loaded_image(&self) -> Option<std::io::Result<Vec<u8>>> {
         None
     }
+    /// Run one sample of a user's command (`isobench exec`) in the started instance. Only
+    /// the command environments (`exec.rs`, `container/exec.rs`) can.
+    fn run_command(
+        &mut self,
+        _cmd: &crate::workload::command::CommandSpec,
+    ) -> Result<crate::workload::command::CommandRun, EnvError> {
+        Err(EnvError::setup(
+            self.label(),
+            "running a command",
+            "this instance runs the workload image; commands run in the environments `isobench exec` builds",
+        ))
+    }
     /// The ISA tiers the image can run in this environment (`--isa`). A process on this
     /// host (native, container) runs what the host's CPU and kernel offer; the vm overrides
     /// this with what its guest CPUID and XCR0 offer.
@@ -159,12 +173,25 @@ pub trait Environment {
     }
 }
 
-/// Why an environment kind cannot run on this machine, if it cannot.
+/// Why an environment kind cannot run on this machine, if it cannot. An OCI runtime is
+/// probed by running a minimal container; `oci` needs its binary ([`probe_planned`]).
 pub fn probe(kind: EnvKind) -> Result<(), String> {
+    probe_with(kind, None)
+}
+
+/// [`probe`] for the environments of `plan` (the `oci:PATH` binary comes from it).
+pub fn probe_planned(kind: EnvKind, plan: &crate::plan::Plan) -> Result<(), String> {
+    probe_with(kind, plan.oci_path.as_deref())
+}
+
+fn probe_with(kind: EnvKind, oci_path: Option<&std::path::Path>) -> Result<(), String> {
     match kind {
         EnvKind::Native => Ok(()),
         EnvKind::Container => container::Container::probe(),
         EnvKind::Vm => vm::Vm::probe(),
+        EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => {
+            oci::probe(&oci::runtime_for(kind, oci_path)?)
+        }
     }
 }
 
@@ -178,6 +205,15 @@ pub fn build(
         EnvKind::Native => Box::new(native::Native::new(label)),
         EnvKind::Vm => Box::new(vm::Vm::new(label, plan.vm)),
         EnvKind::Container => Box::new(container::Container::new(label, plan.container.clone())),
+        EnvKind::Runc | EnvKind::Crun | EnvKind::Runsc | EnvKind::Oci => {
+            let runtime = oci::runtime_for(kind, plan.oci_path.as_deref()).map_err(|reason| {
+                EnvError::Unavailable {
+                    env: label.to_string(),
+                    reason,
+                }
+            })?;
+            Box::new(oci::Oci::new(label, kind, runtime, plan.container.clone()))
+        }
     })
 }
 

@@ -18,6 +18,7 @@ use crate::env::{EnvError, Environment, InstanceSpec};
 use crate::results::{SampleRow, SampleSink};
 use crate::stats::sequential::StoppingRule;
 use crate::stats::summary::Estimator;
+use crate::workload::command::{CommandFailed, CommandWorkload};
 use crate::workload::threads;
 use crate::workload::{Better, ChecksumMismatch, Prepared, Profile, Workload, START};
 
@@ -31,6 +32,9 @@ pub enum MeasureError {
         #[source]
         source: ChecksumMismatch,
     },
+    /// A user's command failed (`isobench exec`).
+    #[error(transparent)]
+    Command(#[from] Box<CommandFailed>),
     #[error("writing samples failed: {0} (is the results disk full? free space and run again)")]
     Sink(#[source] std::io::Error),
 }
@@ -42,6 +46,8 @@ pub enum Task {
     Workload(usize),
     /// The `start` metric: launch a fresh instance to its first instruction.
     Start,
+    /// The user's command (`isobench exec`).
+    Command,
 }
 
 /// How many blocks each task gets.
@@ -109,6 +115,8 @@ pub struct Protocol<'a> {
     /// Validation only (`--inject-slowdown`): the timed cycles of the environment with this
     /// label are multiplied by `1 + fraction`, so a known slowdown can be checked for.
     pub inject: Option<(String, f64)>,
+    /// A user's command, measured as one more task (`isobench exec`).
+    pub command: Option<&'a CommandWorkload>,
 }
 
 impl Protocol<'_> {
@@ -116,13 +124,15 @@ impl Protocol<'_> {
         (0..self.workloads.len())
             .map(Task::Workload)
             .chain(self.start.then_some(Task::Start))
+            .chain(self.command.is_some().then_some(Task::Command))
             .collect()
     }
 
-    fn task_name(&self, task: Task) -> &'static str {
+    fn task_name(&self, task: Task) -> &str {
         match task {
             Task::Start => START,
             Task::Workload(i) => self.workloads[i].0.name,
+            Task::Command => self.command.map_or("", |c| c.name.as_str()),
         }
     }
 
@@ -131,6 +141,7 @@ impl Protocol<'_> {
         match task {
             Task::Start => "start_us".into(),
             Task::Workload(i) => (self.workloads[i].0.primary)(self.profile),
+            Task::Command => self.command.map(|c| c.primary()).unwrap_or_default(),
         }
     }
 
@@ -139,6 +150,8 @@ impl Protocol<'_> {
         match task {
             Task::Start => true,
             Task::Workload(i) => !self.workloads[i].0.repeated,
+            // Precision-driven, like a repeated kernel: more blocks buy a tighter interval.
+            Task::Command => false,
         }
     }
 
@@ -202,6 +215,47 @@ fn run_task(
                 cycles,
                 wall_ns,
             }])
+        }
+        Task::Command => {
+            let Some(cmd) = p.command else {
+                return Ok(Vec::new());
+            };
+            let run = env.run_command(&cmd.spec)?;
+            let interpreted = cmd.interpret(&label, &run).map_err(MeasureError::Command)?;
+            let (metrics, failed) = (interpreted.metrics, interpreted.failed);
+            let row =
+                |metric: String, value: f64, unit: String, better: Option<Better>| SampleRow {
+                    round,
+                    env: label.clone(),
+                    workload: cmd.name.clone(),
+                    metric,
+                    value,
+                    unit,
+                    better,
+                    cycles: 0,
+                    wall_ns: run.wall_ns,
+                };
+            let mut rows: Vec<SampleRow> = metrics
+                .into_iter()
+                .map(|m| row(m.name, m.value, m.unit, Some(m.better)))
+                .collect();
+            let failed = u64::from(failed.is_some());
+            let counters = [
+                ("exec.failed".to_string(), failed),
+                ("user_us".to_string(), run.user_ns / 1000),
+                ("sys_us".to_string(), run.sys_ns / 1000),
+            ]
+            .into_iter()
+            .chain(run.counters.clone());
+            rows.extend(counters.map(|(name, value)| {
+                row(
+                    format!("counter.{name}"),
+                    value as f64,
+                    "count".into(),
+                    None,
+                )
+            }));
+            Ok(rows)
         }
         Task::Workload(i) => {
             let (w, prepared) = &p.workloads[i];

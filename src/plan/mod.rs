@@ -4,7 +4,7 @@
 //! [`Plan`], so a measurement never starts on a bad configuration.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
@@ -17,8 +17,12 @@ use crate::workload::{self, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("unknown environment '{0}': choose from native, container, vm")]
+    #[error(
+        "unknown environment '{0}': choose from native, container, runc, crun, runsc, vm, oci:PATH"
+    )]
     UnknownEnv(String),
+    #[error("'{0}': name an OCI runtime binary as oci:PATH (e.g. --env oci:/usr/local/bin/youki), one path per run; runc, crun and runsc have names of their own")]
+    BadOciEnv(String),
     #[error("no workload matches '{pattern}'; known workloads: {known}")]
     NoWorkloadMatches { pattern: String, known: String },
     #[error("'{pattern}' is not a valid workload pattern: {reason}")]
@@ -31,7 +35,18 @@ pub enum PlanError {
     BadDeadline(f64),
     #[error("--precision must be a percentage above 0 and below 100, got {0}")]
     BadPrecision(f64),
+    #[error("{0}")]
+    Exec(String),
+    #[error("--env was given but names no environment: choose from native, container, runc, crun, runsc, vm, oci:PATH (comma-separated), or leave --env out for all available")]
+    EmptyEnv,
+    #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
+    EmptyWorkload,
+    #[error("--threads {threads} runs on native, container and vm only: the OCI runtime {env} runs the image on one thread; leave it out of --env, or use --threads 1")]
+    ThreadsOnOci { threads: u32, env: &'static str },
 }
+
+mod exec;
+pub use exec::ExecOptions;
 
 /// Where the container's overlay upper and work dirs live.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
@@ -51,6 +66,50 @@ impl Upper {
         match self {
             Upper::Disk => "disk",
             Upper::Tmpfs => "tmpfs",
+        }
+    }
+}
+
+/// The container's seccomp filter (`--seccomp`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Seccomp {
+    /// A filter equivalent to Docker's default profile for the container's capabilities
+    /// (docs/RELIABILITY.md): forbidden calls fail with EPERM.
+    #[default]
+    Default,
+    /// No filter: to measure what the filter costs (a two-run compare, docs/RELIABILITY.md).
+    Off,
+}
+
+impl Seccomp {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Seccomp::Default => "default",
+            Seccomp::Off => "off",
+        }
+    }
+}
+
+/// The container's capabilities (`--caps`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Caps {
+    /// Docker's default set of 14 (CapEff 00000000a80425fb), bounding set reduced to it.
+    #[default]
+    Default,
+    /// Every capability isobench itself has (like `docker run --cap-add ALL`); the seccomp
+    /// filter then allows the calls those capabilities unlock, as Docker's does.
+    All,
+}
+
+impl Caps {
+    /// The option's value as typed and as recorded.
+    pub fn name(self) -> &'static str {
+        match self {
+            Caps::Default => "default",
+            Caps::All => "all",
         }
     }
 }
@@ -105,7 +164,8 @@ impl Thp {
     }
 }
 
-/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`),
+/// The container's options (`--cpus`, `--memory`, `--cpuset`, `--io-weight`, `--upper`,
+/// `--seccomp`, `--caps`),
 /// validated as they are parsed.
 #[derive(Args, Clone, Debug, Default, PartialEq)]
 #[command(next_help_heading = "Container")]
@@ -129,6 +189,14 @@ pub struct ContainerOptions {
     /// Container: where the overlay's upper and work dirs live.
     #[arg(long, value_enum, default_value_t = Upper::Disk)]
     pub upper: Upper,
+
+    /// Container: the seccomp filter, Docker's default profile or none (to measure its cost).
+    #[arg(long, value_enum, default_value_t = Seccomp::Default)]
+    pub seccomp: Seccomp,
+
+    /// Container: capabilities, Docker's default 14 or all that isobench has.
+    #[arg(long, value_enum, default_value_t = Caps::Default)]
+    pub caps: Caps,
 }
 
 /// How the vm's guest is built.
@@ -172,8 +240,10 @@ impl Default for VmOptions {
 /// Everything `isobench run` accepts, as the user typed it (after parsing).
 #[derive(Args, Clone, Debug)]
 pub struct RunOptions {
-    /// Environments, comma-separated: native, container, vm. `native` also runs a second
-    /// native instance, `native-b`, as the A/A noise floor. [default: all available]
+    /// Environments, comma-separated: native, container, runc, crun, runsc, vm, or oci:PATH
+    /// (any OCI runtime binary). `native` also runs a second native instance, `native-b`, as
+    /// the A/A noise floor. [default: all available; runtimes that do not work here are
+    /// skipped with their reason]
     #[arg(long, value_delimiter = ',', value_name = "ENV,...")]
     pub env: Vec<String>,
 
@@ -225,7 +295,8 @@ pub struct RunOptions {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Directory the run directory is created in.
+    /// Directory the run directory is created in. `-` writes the run as one gzip tarball
+    /// to stdout instead (as `isobench pack` would; the table goes to stderr).
     #[arg(long, value_name = "DIR", default_value = "results")]
     pub out: PathBuf,
 
@@ -265,6 +336,30 @@ pub struct RunOptions {
 
     #[command(flatten)]
     pub vm: VmOptions,
+
+    /// A label recorded in run.json (`labels`), e.g. `--label pool=gpu --label
+    /// instance=m5.large`: what `isobench merge` shows per host. Repeatable.
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+}
+
+/// Parse a `--label KEY=VALUE`: a non-empty key of letters, digits, `.`, `_`, `-`, `/`.
+pub fn parse_label(s: &str) -> Result<(String, String), String> {
+    let Some((key, value)) = s.split_once('=') else {
+        return Err(format!(
+            "{s:?} is not KEY=VALUE: give e.g. --label pool=general"
+        ));
+    };
+    if key.is_empty()
+        || !key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/'))
+    {
+        return Err(format!(
+            "label key {key:?} must be non-empty letters, digits, `.`, `_`, `-` or `/` (e.g. --label pool=general)"
+        ));
+    }
+    Ok((key.to_string(), value.to_string()))
 }
 
 /// Which CPU the measured instances run on.
@@ -356,6 +451,14 @@ pub struct Plan {
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
+    /// `isobench exec`: the user's command, the run's only workload.
+    pub exec: Option<crate::workload::command::CommandWorkload>,
+    /// `isobench exec --rootfs`: the command container's lower layer (default: `/`).
+    pub exec_rootfs: Option<PathBuf>,
+    /// `--label KEY=VALUE` pairs, recorded in `run.json` (a repeated key keeps the last).
+    pub labels: BTreeMap<String, String>,
+    /// The runtime binary of `--env oci:PATH`.
+    pub oci_path: Option<PathBuf>,
 }
 
 /// Parse a size like `512M`, `2G`, `65536`, `64KiB`.
@@ -460,7 +563,7 @@ fn parse_threads(s: &str) -> Result<u32, String> {
     Ok(n)
 }
 
-fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
+pub fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
     match s.trim() {
         "auto" => Ok(CpuChoice::Auto),
         "none" => Ok(CpuChoice::None),
@@ -492,6 +595,9 @@ pub fn select_workloads(patterns: &[String]) -> Result<(Vec<&'static Workload>, 
     let catalogue = workload::catalogue();
     if patterns.is_empty() {
         return Ok((catalogue.iter().collect(), true));
+    }
+    if patterns.iter().all(|p| p.trim().is_empty()) {
+        return Err(PlanError::EmptyWorkload);
     }
     let mut chosen = vec![false; catalogue.len()];
     let mut start = false;
@@ -552,16 +658,51 @@ impl RunOptions {
     /// Check everything and resolve the defaults (the seed included) into a plan.
     pub fn plan(&self) -> Result<Plan, PlanError> {
         let mut envs = Vec::new();
+        let mut oci_path: Option<PathBuf> = None;
         for name in self.env.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
-            let kind =
-                EnvKind::from_name(name).ok_or_else(|| PlanError::UnknownEnv(name.into()))?;
+            let kind = match name.strip_prefix("oci:") {
+                Some(path) => {
+                    if path.is_empty() || oci_path.as_deref().is_some_and(|p| p != Path::new(path))
+                    {
+                        return Err(PlanError::BadOciEnv(name.into()));
+                    }
+                    oci_path = Some(PathBuf::from(path));
+                    EnvKind::Oci
+                }
+                None if name == "oci" => return Err(PlanError::BadOciEnv(name.into())),
+                None => {
+                    EnvKind::from_name(name).ok_or_else(|| PlanError::UnknownEnv(name.into()))?
+                }
+            };
             if !envs.contains(&kind) {
                 envs.push(kind);
             }
         }
         let envs_explicit = !envs.is_empty();
+        if !self.env.is_empty() && !envs_explicit {
+            return Err(PlanError::EmptyEnv);
+        }
         if !envs_explicit {
-            envs = EnvKind::ALL.to_vec();
+            envs = EnvKind::defaults().collect();
+        }
+        // `--threads`: the OCI runtimes' runner takes one control block (docs/METHODOLOGY.md,
+        // "Threads"); named ones are refused, the default set goes without them.
+        let oci = |k: &EnvKind| {
+            matches!(
+                k,
+                EnvKind::Runc | EnvKind::Crun | EnvKind::Oci | EnvKind::Runsc
+            )
+        };
+        if self.threads > 1 {
+            match envs.iter().find(|k| oci(k)) {
+                Some(k) if envs_explicit => {
+                    return Err(PlanError::ThreadsOnOci {
+                        threads: self.threads,
+                        env: k.name(),
+                    })
+                }
+                _ => envs.retain(|k| !oci(k)),
+            }
         }
         envs.sort();
         let (workloads, start) = select_workloads(&self.workload)?;
@@ -608,6 +749,10 @@ impl RunOptions {
             threads: self.threads,
             container: self.container.clone(),
             vm: self.vm,
+            exec: None,
+            exec_rootfs: None,
+            labels: self.labels.iter().cloned().collect(),
+            oci_path,
         })
     }
 }
@@ -619,13 +764,23 @@ impl Plan {
         Estimator::BLOCKS_DEFAULT
     }
 
-    /// Workload names in plan order, `start` last when selected.
+    /// Workload names in plan order, `start` last when selected, the command's last.
     pub fn workload_names(&self) -> Vec<String> {
         let mut v: Vec<String> = self.workloads.iter().map(|w| w.name.to_string()).collect();
         if self.start {
             v.push(START.into());
         }
+        if let Some(c) = &self.exec {
+            v.push(c.name.clone());
+        }
         v
+    }
+
+    /// The command container's read-only lower layer: `--rootfs`, or the host's `/`.
+    pub fn exec_rootfs(&self) -> PathBuf {
+        self.exec_rootfs
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/"))
     }
 
     /// The environment options as recorded in `run.json` (`config.options`): each typed
@@ -648,6 +803,8 @@ impl Plan {
                 or(c.io_weight.map(|v| v.to_string()), "default"),
             ),
             ("container.upper".into(), c.upper.name().into()),
+            ("container.seccomp".into(), c.seccomp.name().into()),
+            ("container.caps".into(), c.caps.name().into()),
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
@@ -684,6 +841,47 @@ impl Plan {
         }
         o.insert("warmup_blocks".into(), self.warmup.to_string());
         o.insert("estimator".into(), self.estimator().name());
+        if let Some(c) = &self.exec {
+            o.insert("exec.command".into(), c.command_line());
+            o.insert("exec.cwd".into(), c.spec.cwd.display().to_string());
+            o.insert(
+                "exec.env".into(),
+                c.spec
+                    .env
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
+            o.insert(
+                "exec.metrics".into(),
+                c.metrics
+                    .iter()
+                    .map(|m| {
+                        let how = match &m.source {
+                            crate::workload::command::Source::Regex(r) => {
+                                format!("regex {}", r.as_str())
+                            }
+                            crate::workload::command::Source::Json(p) => {
+                                format!("json {}", p.join("."))
+                            }
+                        };
+                        format!("{} ({how}, {} is better)", m.name, m.better.as_str())
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            );
+            o.insert("exec.setup".into(), c.spec.setup.join(" && "));
+            o.insert(
+                "exec.rootfs".into(),
+                self.exec_rootfs().display().to_string(),
+            );
+            o.insert("exec.keep_going".into(), c.keep_going.to_string());
+            o.insert(
+                "exec.output_cap_bytes".into(),
+                c.spec.output_cap.to_string(),
+            );
+        }
         if let Some(i) = &self.inject {
             o.insert(
                 "inject_slowdown".into(),

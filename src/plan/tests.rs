@@ -59,6 +59,9 @@ fn workload_globs() {
     assert!(start);
     let err = select_workloads(&["nope*".into()]).unwrap_err().to_string();
     assert!(err.contains("nope*") && err.contains("cpu.int"), "{err}");
+    // A list that names nothing (`--workload ''`) is refused, not taken as "all".
+    let err = select_workloads(&["".into(), " ".into()]).unwrap_err();
+    assert!(matches!(err, PlanError::EmptyWorkload), "{err}");
 }
 
 #[test]
@@ -80,4 +83,69 @@ fn typed_options_record_as_typed() {
     for t in [Thp::On, Thp::Off] {
         assert_eq!(t.to_possible_value().unwrap().get_name(), t.name());
     }
+    for s in [Seccomp::Default, Seccomp::Off] {
+        assert_eq!(s.to_possible_value().unwrap().get_name(), s.name());
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            format!("\"{}\"", s.name())
+        );
+    }
+    for c in [Caps::Default, Caps::All] {
+        assert_eq!(c.to_possible_value().unwrap().get_name(), c.name());
+        assert_eq!(
+            serde_json::to_string(&c).unwrap(),
+            format!("\"{}\"", c.name())
+        );
+    }
+}
+
+#[test]
+fn labels_are_key_value_pairs() {
+    assert_eq!(
+        parse_label("pool=gpu-a").unwrap(),
+        ("pool".to_string(), "gpu-a".to_string())
+    );
+    assert_eq!(
+        parse_label("k8s.node=n=1").unwrap(),
+        ("k8s.node".to_string(), "n=1".to_string())
+    );
+    assert_eq!(parse_label("empty=").unwrap().1, "");
+    assert!(parse_label("novalue").unwrap_err().contains("KEY=VALUE"));
+    assert!(parse_label("=x").unwrap_err().contains("non-empty"));
+    assert!(parse_label("a b=x").is_err());
+}
+
+/// `--env` as a user types it, through clap, to a plan.
+/// The plan of `isobench run --env ENV`, or of `isobench run` when `env` is `None`.
+fn plan_of(env: Option<&str>) -> Result<Plan, PlanError> {
+    #[derive(clap::Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        o: RunOptions,
+    }
+    use clap::Parser;
+    let args: &[&str] = match env {
+        Some(env) => &["isobench", "--env", env],
+        None => &["isobench"],
+    };
+    Wrap::try_parse_from(args).unwrap().o.plan()
+}
+
+#[test]
+fn runtimes_are_environments_and_oci_needs_a_path() {
+    let p = plan_of(Some("runsc,native,runc")).unwrap();
+    assert_eq!(p.envs, [EnvKind::Native, EnvKind::Runc, EnvKind::Runsc]);
+    assert_eq!(p.oci_path, None);
+    let p = plan_of(Some("native,oci:/opt/youki")).unwrap();
+    assert_eq!(p.envs, [EnvKind::Native, EnvKind::Oci]);
+    assert_eq!(p.oci_path.as_deref(), Some(Path::new("/opt/youki")));
+    for bad in ["oci", "oci:", "oci:/a,oci:/b"] {
+        assert!(
+            matches!(plan_of(Some(bad)), Err(PlanError::BadOciEnv(_))),
+            "{bad}"
+        );
+    }
+    assert!(matches!(plan_of(Some("")), Err(PlanError::EmptyEnv)));
+    let all = plan_of(None).unwrap();
+    assert!(all.envs.contains(&EnvKind::Runsc) && !all.envs.contains(&EnvKind::Oci));
 }

@@ -12,7 +12,8 @@ use crate::stats::summary::median;
 use crate::stats::verdict::{format_margin, Verdict, MIN_ROUNDS};
 
 use super::document::{Document, Figure, Table};
-use super::plot::Plot;
+use super::headline::Headline;
+use super::plot::{Plot, HEADLINE};
 use super::precision;
 use super::table::{fmt_overhead, fmt_pct, fmt_value, FACTOR_FROM};
 use crate::stats::summary::Estimator;
@@ -55,12 +56,49 @@ fn kv(rows: Vec<(&str, String)>) -> Table {
 
 /// Builds the report document. `plots` are figure files relative to the run directory
 /// (`plot_dir` is their directory name there, e.g. `plots`).
-pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &str) -> Document {
+/// The headline figure (`plots` entry named [`HEADLINE`]) comes first, with the caption;
+/// the other plots follow in their own section.
+pub fn document(
+    run: &RunFile,
+    analysis: &Analysis,
+    headline: &Headline,
+    plots: &[Plot],
+    plot_dir: &str,
+) -> Document {
     let margin = format_margin(analysis.config.margin);
     let mut doc = Document {
         title: format!("isobench report — run {}", run.run_id),
         blocks: Vec::new(),
     };
+    let file = |path: &std::path::Path| {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!("{plot_dir}/{name}")
+    };
+    let figure = |p: &Plot| Figure {
+        title: p.title.clone(),
+        png_path: file(&p.png_path),
+        svg_path: file(&p.svg_path),
+        svg: p.svg.clone(),
+        caption: p.caption.clone(),
+    };
+    doc.heading(1, "Headline");
+    let mut lines = headline.caption.clone();
+    // Environments that did not run are named too, so their absence from the figure is read.
+    for e in run
+        .environments
+        .iter()
+        .filter(|e| e.status != EnvStatus::Ran)
+    {
+        let reason = e.reason.as_deref().unwrap_or("no reason recorded");
+        lines.push(format!("{}: {} — {reason}.", e.label, e.status));
+    }
+    doc.list(lines);
+    if let Some(p) = plots.iter().find(|p| p.name == HEADLINE) {
+        doc.figure(figure(p));
+    }
     doc.paragraph(format!(
         "Outcome: {}. Started {}, finished {}. isobench {} (commit {}). Workload image SHA-256 {} \
          ({} bytes, loaded at {}).",
@@ -111,23 +149,11 @@ pub fn document(run: &RunFile, analysis: &Analysis, plots: &[Plot], plot_dir: &s
     ));
     doc.list(outlier_notes(analysis));
 
-    if !plots.is_empty() {
+    let details: Vec<&Plot> = plots.iter().filter(|p| p.name != HEADLINE).collect();
+    if !details.is_empty() {
         doc.heading(1, "Plots");
-        for p in plots {
-            let file = |path: &std::path::Path| {
-                let name = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!("{plot_dir}/{name}")
-            };
-            doc.figure(Figure {
-                title: p.title.clone(),
-                png_path: file(&p.png_path),
-                svg_path: file(&p.svg_path),
-                svg: p.svg.clone(),
-                caption: p.caption.clone(),
-            });
+        for p in details {
+            doc.figure(figure(p));
         }
     }
 
@@ -470,6 +496,7 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
         }
         out.push(s);
     }
+    out.extend(rung_findings(analysis));
     for e in &run.environments {
         if e.status != EnvStatus::Ran {
             let reason = e.reason.as_deref().unwrap_or("no reason recorded");
@@ -487,10 +514,61 @@ pub fn findings(run: &RunFile, analysis: &Analysis) -> Vec<String> {
     out
 }
 
+/// One sentence per rung of the isolation ladder above the first: what it costs over the
+/// rung below it (`analysis::ladder`), its median over the metrics and its largest costs,
+/// with 95% intervals.
+fn rung_findings(analysis: &Analysis) -> Vec<String> {
+    let m_txt = format_margin(analysis.config.margin);
+    crate::analysis::ladder(analysis)
+        .into_iter()
+        .filter(|r| !r.metrics.is_empty())
+        .map(|r| {
+            let ests: Vec<f64> = r
+                .metrics
+                .iter()
+                .filter_map(|(_, c)| c.overhead.map(|o| o.estimate))
+                .collect();
+            let above = r
+                .metrics
+                .iter()
+                .filter(|(_, c)| matches!(c.verdict, Verdict::Above))
+                .count();
+            let mut largest: Vec<&(String, Comparison)> = r
+                .metrics
+                .iter()
+                .filter(|(_, c)| c.overhead.is_some())
+                .collect();
+            largest.sort_by(|a, b| {
+                let e = |c: &Comparison| c.overhead.map_or(0.0, |o| o.estimate.abs());
+                e(&b.1).total_cmp(&e(&a.1))
+            });
+            let top: Vec<String> = largest
+                .iter()
+                .take(3)
+                .map(|(l, c)| format!("{l} {}", overhead_text(c)))
+                .collect();
+            let mut s = format!(
+                "{} over {} (the rung below): {above} of {} metrics worse by more than {m_txt}",
+                r.upper,
+                r.lower,
+                r.metrics.len()
+            );
+            if !ests.is_empty() {
+                s.push_str(&format!("; median {}", pct(median(&ests))));
+            }
+            if !top.is_empty() {
+                s.push_str(&format!("; the largest: {}", top.join(", ")));
+            }
+            s.push('.');
+            s
+        })
+        .collect()
+}
+
 /// Whether `c`'s ±`margin` verdict on `m` cannot be told from noise on this host: native-b's
 /// 95% interval is wider than ±`margin`, and `c`'s interval does not lie beyond the margin
 /// plus that width (a +600% start-up cost stays a finding whatever the A/A floor).
-fn no_verdict_possible(m: &MetricAnalysis, c: &Comparison, margin: f64) -> bool {
+pub(super) fn no_verdict_possible(m: &MetricAnalysis, c: &Comparison, margin: f64) -> bool {
     let Some(aa) = m.comparison(NATIVE_B).and_then(|a| a.overhead) else {
         return false;
     };

@@ -5,6 +5,7 @@
 pub mod content;
 pub mod csv_files;
 pub mod document;
+pub mod headline;
 pub mod html;
 pub mod markdown;
 pub mod plot;
@@ -59,6 +60,8 @@ pub enum ReportError {
 pub struct Rendered {
     /// The analysis (pass it to [`terminal_table`]).
     pub analysis: Analysis,
+    /// The headline: one representative metric per workload and the plain-words caption.
+    pub headline: headline::Headline,
     /// Every file written, in the order written.
     pub files: Vec<PathBuf>,
 }
@@ -99,8 +102,17 @@ pub fn render(dir: &Path, margin: Option<f64>, seed: Option<u64>) -> Result<Rend
     )
 }
 
-/// [`render`] with every option.
-pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, ReportError> {
+/// A stored run and its analysis, with the run's own estimator, margin and seed unless
+/// `options` say otherwise: what [`render_with`] and the exports start from.
+#[derive(Debug)]
+pub struct Analyzed {
+    pub run: crate::results::RunFile,
+    pub samples: Vec<crate::results::SampleRow>,
+    pub analysis: Analysis,
+}
+
+/// Loads the run in `dir` and analyses it (no file is written).
+pub fn analyze_stored(dir: &Path, options: RenderOptions) -> Result<Analyzed, ReportError> {
     let stored = load_run(dir)?;
     let (run, samples) = (stored.run, stored.samples);
     // Runs before blocks (schema 1) record no estimator: theirs was the mean.
@@ -117,6 +129,20 @@ pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, Repor
         estimator,
     };
     let analysis = analyze(&samples, config)?;
+    Ok(Analyzed {
+        run,
+        samples,
+        analysis,
+    })
+}
+
+/// [`render`] with every option.
+pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, ReportError> {
+    let Analyzed {
+        run,
+        samples,
+        analysis,
+    } = analyze_stored(dir, options)?;
     let mut files = Vec::new();
 
     let summary = csv_files::summary_csv(&samples).map_err(|source| ReportError::EncodeCsv {
@@ -133,13 +159,19 @@ pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, Repor
         files.push(path);
     }
 
-    let plots = plot::render_plots(&analysis, &dir.join(PLOT_DIR))?;
+    let head = headline::headline(&analysis, run.config.profile);
+    let mut plots = vec![plot::render_headline(
+        &head,
+        &analysis.envs,
+        &dir.join(PLOT_DIR),
+    )?];
+    plots.extend(plot::render_plots(&analysis, &dir.join(PLOT_DIR))?);
     for p in &plots {
         files.push(p.svg_path.clone());
         files.push(p.png_path.clone());
     }
 
-    let doc = content::document(&run, &analysis, &plots, PLOT_DIR);
+    let doc = content::document(&run, &analysis, &head, &plots, PLOT_DIR);
     for (name, text) in [
         (REPORT_MD, markdown::markdown(&doc)),
         (REPORT_HTML, html::html(&doc)),
@@ -148,5 +180,9 @@ pub fn render_with(dir: &Path, options: RenderOptions) -> Result<Rendered, Repor
         write_atomic(&path, text.as_bytes())?;
         files.push(path);
     }
-    Ok(Rendered { analysis, files })
+    Ok(Rendered {
+        analysis,
+        headline: head,
+        files,
+    })
 }

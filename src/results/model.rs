@@ -49,16 +49,38 @@ pub enum EnvKind {
     #[default]
     Native,
     Container,
+    /// OCI runtimes (docs/RUNTIMES.md): runc, crun, a binary given as `oci:PATH`, gVisor.
+    Runc,
+    Crun,
+    Oci,
+    Runsc,
     Vm,
 }
 
 impl EnvKind {
-    pub const ALL: [EnvKind; 3] = [EnvKind::Native, EnvKind::Container, EnvKind::Vm];
+    pub const ALL: [EnvKind; 7] = [
+        EnvKind::Native,
+        EnvKind::Container,
+        EnvKind::Runc,
+        EnvKind::Crun,
+        EnvKind::Oci,
+        EnvKind::Runsc,
+        EnvKind::Vm,
+    ];
+
+    /// The kinds of a run that names none: all but `oci`, which needs a binary's path.
+    pub fn defaults() -> impl Iterator<Item = EnvKind> {
+        EnvKind::ALL.into_iter().filter(|k| *k != EnvKind::Oci)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
             EnvKind::Native => "native",
             EnvKind::Container => "container",
+            EnvKind::Runc => "runc",
+            EnvKind::Crun => "crun",
+            EnvKind::Oci => "oci",
+            EnvKind::Runsc => "runsc",
             EnvKind::Vm => "vm",
         }
     }
@@ -73,13 +95,17 @@ impl EnvKind {
         match self {
             EnvKind::Native => &[NATIVE, NATIVE_B],
             EnvKind::Container => &["container"],
+            EnvKind::Runc => &["runc"],
+            EnvKind::Crun => &["crun"],
+            EnvKind::Oci => &["oci"],
+            EnvKind::Runsc => &["runsc"],
             EnvKind::Vm => &["vm"],
         }
     }
 }
 
 /// The position of an environment label in every table, chart and file: native, native-b,
-/// then by isolation strength (container, vm); labels isobench does not know come last.
+/// then by isolation strength (container, runc, crun, oci, runsc, vm); labels isobench does not know come last.
 /// This is the one ordering of environments; sort with [`order_labels`].
 pub fn label_rank(label: &str) -> usize {
     EnvKind::ALL
@@ -328,6 +354,9 @@ pub struct RunFile {
     /// How the measurement went (absent in version 1 files and before it ends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<Measurement>,
+    /// `run --label KEY=VALUE` pairs (node pool, instance type...); absent when none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// How the measurement went: why it stopped, how long it took, how many blocks each
@@ -353,6 +382,17 @@ mod tests {
             order_labels(["vm", "zz", "container", "native-b", "native", "aa", "vm"]),
             ["native", "native-b", "container", "vm", "aa", "zz"]
         );
+        assert_eq!(
+            order_labels(["vm", "runsc", "runc", "container", "native"]),
+            ["native", "container", "runc", "runsc", "vm"]
+        );
+        let mut kinds = vec![EnvKind::Vm, EnvKind::Runsc, EnvKind::Runc, EnvKind::Native];
+        kinds.sort();
+        assert_eq!(
+            kinds,
+            [EnvKind::Native, EnvKind::Runc, EnvKind::Runsc, EnvKind::Vm]
+        );
+        assert_eq!(serde_json::to_string(&EnvKind::Runsc).unwrap(), "\"runsc\"");
         assert!(label_rank("native") < label_rank("native-b"));
     }
 

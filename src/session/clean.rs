@@ -1,12 +1,12 @@
 //! What killed runs left behind, and removing it: container cgroups, mounts, layer
-//! directories and state markers, and run scratch directories, whose owning isobench
+//! directories and state markers, OCI runtime containers, bundles and cgroups, and run scratch directories, whose owning isobench
 //! process is dead. Nothing owned by a live run is touched.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use crate::env::container;
+use crate::env::{container, oci};
 use crate::scratch;
 
 /// Everything a killed run left behind, found under the given scratch roots and in the
@@ -16,6 +16,7 @@ pub fn leftovers(scratch_roots: &[PathBuf]) -> Vec<String> {
         .iter()
         .map(|l| l.to_string())
         .collect();
+    found.extend(oci::cleanup::find_leftovers().iter().map(|l| l.to_string()));
     found.extend(
         stale_scratch(scratch_roots)
             .iter()
@@ -31,6 +32,13 @@ pub fn clean(scratch_roots: &[PathBuf]) -> Result<Vec<String>> {
         .iter()
         .map(|l| l.to_string())
         .collect();
+    removed.extend(
+        oci::cleanup::clean_leftovers()
+            .map_err(anyhow::Error::msg)
+            .context("removing OCI runtime containers of killed runs (run as root)")?
+            .iter()
+            .map(|l| l.to_string()),
+    );
     for d in stale_scratch(scratch_roots) {
         std::fs::remove_dir_all(&d)
             .with_context(|| format!("removing the scratch directory {}", d.display()))?;

@@ -19,10 +19,18 @@ pub(super) fn build_available(plan: &Plan, observer: &mut dyn Observer) -> Resul
     let mut envs: Vec<Box<dyn Environment>> = Vec::new();
     let mut records = Vec::new();
     for &kind in &plan.envs {
-        match env::probe(kind) {
+        // `isobench exec`: the command environments (env/exec.rs).
+        let probed = match &plan.exec {
+            Some(_) => env::exec::probe(kind),
+            None => env::probe_planned(kind, plan),
+        };
+        match probed {
             Ok(()) => {
                 for label in kind.labels() {
-                    envs.push(env::build(kind, label, plan)?);
+                    envs.push(match &plan.exec {
+                        Some(_) => env::exec::build(kind, label, plan)?,
+                        None => env::build(kind, label, plan)?,
+                    });
                 }
             }
             Err(reason) => {
@@ -56,11 +64,11 @@ pub(super) fn start_all(
     observer: &mut dyn Observer,
 ) -> Result<()> {
     for e in envs.iter_mut() {
-        observer.note(&format!(
-            "  starting {} ({} MiB working memory)…",
-            e.label(),
-            spec.work_size >> 20
-        ));
+        observer.note(&match spec.work_size {
+            // `isobench exec`: no image, no working memory.
+            0 => format!("  starting {}…", e.label()),
+            w => format!("  starting {} ({} MiB working memory)…", e.label(), w >> 20),
+        });
         e.start(spec).map_err(|err| {
             anyhow::Error::new(err).context(format!("starting the {} environment", e.label()))
         })?;

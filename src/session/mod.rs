@@ -170,13 +170,30 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         )
     })?;
     let scratch = scratch_dir.path().to_path_buf();
+    // `isobench exec`: the command's samples keep their output in the run directory.
+    let command = plan.exec.clone().map(|mut c| {
+        c.spec.output_dir = run_dir.join("output");
+        c.binary = resolve_program(&c.spec.argv[0], &c.spec.env, &c.spec.cwd)
+            .and_then(|p| Some((p.clone(), image::sha256_hex_of(&std::fs::read(&p).ok()?))));
+        c
+    });
 
     // Prepare the workloads: parameters and reference checksums, computed once. With a
     // container CPU quota every invocation spans several CFS periods, so the quota cannot be
     // escaped between two periods; the same sizes for every environment.
     let sizing = Sizing {
         profile: plan.profile,
-        span: if plan.container.cpus.is_some() && plan.envs.contains(&EnvKind::Container) {
+        span: if plan.container.cpus.is_some()
+            && plan.envs.iter().any(|k| {
+                matches!(
+                    k,
+                    EnvKind::Container
+                        | EnvKind::Runc
+                        | EnvKind::Crun
+                        | EnvKind::Oci
+                        | EnvKind::Runsc
+                )
+            }) {
             Span::CfsSafe
         } else {
             Span::Short
@@ -254,6 +271,14 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                     o.insert("threaded_workloads".into(), threads::THREADED.join(","));
                 }
                 o.insert("span".into(), sizing.span.name().into());
+                if let Some(c) = &command {
+                    let (path, sha) = c
+                        .binary
+                        .clone()
+                        .unwrap_or_else(|| ("not found on the host".into(), "unknown".into()));
+                    o.insert("exec.binary".into(), path.display().to_string());
+                    o.insert("exec.binary_sha256".into(), sha);
+                }
                 o.insert("isa".into(), tier.name().into());
                 if let Some((_, p)) = prepared.iter().find(|(w, _)| w.name == "mem.stream") {
                     o.insert(
@@ -273,6 +298,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         summaries: Vec::new(),
         warnings: Vec::new(),
         measurement: None,
+        labels: plan.labels.clone(),
     };
 
     // Start every environment and prove each runs the embedded image; one that fails to
@@ -325,6 +351,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             margin: plan.margin,
             estimator: plan.estimator(),
             inject: plan.inject.as_ref().map(|i| (i.env.clone(), i.fraction)),
+            command: command.as_ref(),
         };
         match measure::run(&mut envs, &protocol, &mut tee, observer, interrupted) {
             Ok(o) => measured = Some(o),
@@ -421,6 +448,28 @@ fn warn_about_leftovers(plan: &Plan, observer: &mut dyn Observer) {
             found.len()
         ));
     }
+}
+
+/// The file a command's program name resolves to on the host: itself when it has a `/`
+/// (relative to `cwd`), else the first executable match on the command's `PATH`.
+fn resolve_program(program: &str, env: &[(String, String)], cwd: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return executable(&p).then(|| p.canonicalize().unwrap_or(p));
+    }
+    let path = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())?;
+    std::env::split_paths(path)
+        .map(|d| cwd.join(d).join(program))
+        .find(|p| executable(p))
+        .map(|p| p.canonicalize().unwrap_or(p))
 }
 
 /// A new, unique run directory under `out`: `<UTC timestamp>[-N]`.

@@ -2,6 +2,7 @@
 //! files (numbers in, numbers out). The methods are described in `docs/METHODOLOGY.md`.
 
 pub mod bootstrap;
+pub mod meta;
 pub mod outliers;
 pub mod paired;
 pub mod sequential;

@@ -243,6 +243,7 @@ pub fn params(p: &[u64]) -> [u64; PARAM_COUNT] {
     a
 }
 
+pub mod command;
 mod cpu_fp;
 mod cpu_int;
 pub mod gen;

@@ -259,6 +259,7 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
         summaries: Vec::new(),
         warnings: Vec::new(),
         measurement: None,
+        labels: BTreeMap::new(),
     }
 }
 

@@ -229,3 +229,76 @@ pub fn parse(out: &[u8]) -> std::collections::BTreeMap<String, String> {
     map.insert("mountinfo".into(), mounts.to_string());
     map
 }
+
+/// Put `name=<errno>` (0 on success) for a system call's raw return value.
+fn put_errno(fd: RawFd, name: &[u8], ret: libc::c_long) {
+    put(fd, name);
+    put(fd, b"=");
+    // SAFETY: reading errno right after the call, in this thread.
+    let e = if ret < 0 {
+        unsafe { *libc::__errno_location() }
+    } else {
+        0
+    };
+    put_u64(fd, e as u64);
+    put(fd, b"\n");
+}
+
+/// The hygiene probe: what forbidden calls return (errno numbers, 0 = allowed), the
+/// process's capability, no_new_privs and seccomp lines of `/proc/self/status`, and the
+/// network interfaces (`/proc/net/dev`, to the end of the output). Each call is harmless
+/// where it is allowed: the mount is a tmpfs in the container's own mount namespace, the
+/// `kexec_load` carries an invalid flag (EINVAL once the permission check passes) and the
+/// `clone3` a null argument (EFAULT/EINVAL once the filter lets it through).
+pub fn security_report(fd: RawFd) {
+    // SAFETY: NUL-terminated strings; a mount in this process's own mount namespace.
+    let r = unsafe {
+        libc::mount(
+            c"isobench-probe".as_ptr(),
+            c"/tmp".as_ptr(),
+            c"tmpfs".as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    put_errno(fd, b"mount", r as libc::c_long);
+    // SAFETY: kexec_load with no segments and the invalid flag 0x100: refused (EPERM) without
+    // CAP_SYS_BOOT or by the filter, EINVAL otherwise; it never loads or unloads an image.
+    let r = unsafe { libc::syscall(libc::SYS_kexec_load, 0usize, 0usize, 0usize, 0x100usize) };
+    put_errno(fd, b"kexec_load", r);
+    // SAFETY: clone3 with a null argument never creates a process.
+    let r = unsafe { libc::syscall(libc::SYS_clone3, 0usize, 0usize) };
+    put_errno(fd, b"clone3", r);
+    // SAFETY: getppid has no preconditions; it is the call `sys.call` makes.
+    let r = unsafe { libc::syscall(libc::SYS_getppid) };
+    put_errno(fd, b"getppid", r);
+    put(fd, b"status=\n");
+    copy_file(fd, c"/proc/self/status");
+    put(fd, b"netdev=\n");
+    copy_file(fd, c"/proc/net/dev");
+}
+
+/// Parse [`security_report`]'s output: the `name=errno` lines, the status fields
+/// (`CapEff`, `NoNewPrivs`, `Seccomp`, ...) and `netdev` (the interface names).
+pub fn parse_security(out: &[u8]) -> std::collections::BTreeMap<String, String> {
+    let text = String::from_utf8_lossy(out);
+    let mut map = std::collections::BTreeMap::new();
+    let (head, net) = text.split_once("netdev=\n").unwrap_or((&text, ""));
+    let (calls, status) = head.split_once("status=\n").unwrap_or((head, ""));
+    for line in calls.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            map.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    for line in status.lines() {
+        if let Some((k, v)) = line.split_once(':') {
+            map.insert(k.to_string(), v.trim().to_string());
+        }
+    }
+    let ifaces: Vec<&str> = net
+        .lines()
+        .filter_map(|l| l.split_once(':').map(|(n, _)| n.trim()))
+        .collect();
+    map.insert("netdev".into(), ifaces.join(" "));
+    map
+}

@@ -1,14 +1,16 @@
 //! The container environment (docs/ARCHITECTURE.md), built from Linux primitives: a clone
 //! into new mount, PID, UTS, IPC and network namespaces, a cgroup of its own (v1 or v2) with
 //! optional limits, then a cgroup namespace, private mount propagation, an overlayfs root,
-//! `pivot_root`, a fresh `/proc`, a hostname and loopback. The runner inside, and the loop
+//! `pivot_root`, a fresh `/proc`, a hostname and loopback, then Docker's default capabilities,
+//! `no_new_privs` and its seccomp profile (`security.rs`). The runner inside, and the loop
 //! around it, are the same as native's (`process.rs`, `runner.rs`): this module is only the
 //! launch ([`Launch`]). The runner is PID 1 of its PID namespace.
 //!
 //! Launch order: the parent creates the state marker, the container's directories and its
 //! cgroup, then clones the child into the new namespaces (the child is PID 1 there); the
 //! parent writes the child's PID into the cgroup and says "go"; the child unshares its cgroup
-//! namespace (so its own cgroup is its root), makes `/` private, mounts the root and runs.
+//! namespace (so its own cgroup is its root), makes `/` private, mounts the root, drops its
+//! privileges ([`security::Security::apply`]) and runs.
 //!
 //! The runner never forks, so PID 1 has nothing to reap; it installs no signal handlers, so
 //! (as PID 1 of a namespace) it ignores a terminal's SIGINT and SIGTERM: it ends only when
@@ -18,10 +20,13 @@
 
 pub mod cgroup;
 pub mod cleanup;
+pub mod exec;
 #[cfg(test)]
 mod inside;
 pub mod namespaces;
+pub mod profile;
 pub mod rootfs;
+pub mod security;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
@@ -43,6 +48,7 @@ use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
 use crate::tsc;
 use cgroup::Cgroup;
 use rootfs::{RootPlan, Rootfs, RootfsError};
+use security::Security;
 
 /// The byte the parent sends once the child is in its cgroup.
 const GO: u8 = b'G';
@@ -75,6 +81,8 @@ pub enum ContainerError {
     JoinCgroup(#[source] CgroupError),
     #[error("the container's set-up failed: {0}")]
     ChildSetup(String),
+    #[error("{0}")]
+    Security(String),
 }
 
 /// Per-process counter for unique container names.
@@ -132,6 +140,8 @@ struct ChildPlan<'a> {
     join: Vec<CString>,
     root: RootPlan,
     hostname: CString,
+    /// Capabilities, no_new_privs and seccomp, applied last.
+    security: &'a Security,
     /// Step timestamps, in the parent's shared record mapping (inherited by the child).
     steps: *mut u64,
     /// What the child runs once its container is set up.
@@ -144,7 +154,8 @@ const STEP_JOINED: usize = 1;
 const STEP_NAMESPACES: usize = 2;
 const STEP_ROOT: usize = 3;
 const STEP_HOST: usize = 4;
-const STEPS: usize = 5;
+const STEP_SECURITY: usize = 5;
+const STEPS: usize = 6;
 
 fn mark(p: &ChildPlan, i: usize) {
     // SAFETY: steps points at the start of the records mapping (16 MiB), STEPS words fit,
@@ -192,6 +203,10 @@ fn child_run(p: &ChildPlan) -> ! {
         process::child_fail(done_w, msg);
     }
     mark(p, STEP_HOST);
+    if let Err(msg) = p.security.apply() {
+        process::child_fail(done_w, msg);
+    }
+    mark(p, STEP_SECURITY);
     p.body.run()
 }
 
@@ -245,6 +260,8 @@ pub struct Container {
     label: String,
     opts: ContainerOptions,
     instance: Option<Runner<Resources>>,
+    /// What the container's process applies last (compiled once), or why it cannot be built.
+    security: Result<Security, String>,
     last_start: Vec<(&'static str, u64)>,
     /// The CPU the runner of the last `start` was pinned to.
     cpu: Option<usize>,
@@ -255,6 +272,7 @@ impl Container {
     pub fn new(label: &str, opts: ContainerOptions) -> Container {
         Container {
             label: label.to_string(),
+            security: Security::new(opts.seccomp, opts.caps).map_err(|e| e.to_string()),
             opts,
             instance: None,
             last_start: Vec::new(),
@@ -305,8 +323,31 @@ impl Container {
         Launcher {
             label: &self.label,
             opts: &self.opts,
+            security: self.security.as_ref(),
             marks: LaunchMarks::default(),
         }
+    }
+
+    /// The running instance's first process (the runner, PID 1 inside), as seen from the
+    /// host: what `nsenter -t PID` would be given. `None` when not started.
+    pub fn runner_pid(&self) -> Option<i32> {
+        self.instance.as_ref().map(|r| r.pid().as_raw())
+    }
+
+    /// The running instance's directories on the host (lower, upper, work, merged) and its
+    /// hostname (the container's name). `None` when not started.
+    pub fn instance_dirs(&self) -> Option<(&Rootfs, &str)> {
+        let res = self.instance.as_ref()?.resources();
+        Some((res.rootfs.as_ref()?, res.name.as_str()))
+    }
+
+    /// The running instance's cgroup directories (one per v1 hierarchy, one on v2).
+    pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
+        self.instance
+            .as_ref()
+            .and_then(|r| r.resources().cgroup.as_ref())
+            .map(|c| c.dirs())
+            .unwrap_or_default()
     }
 
     fn teardown_instance(&mut self) -> Result<(), EnvError> {
@@ -326,6 +367,7 @@ impl Container {
 struct Launcher<'a> {
     label: &'a str,
     opts: &'a ContainerOptions,
+    security: Result<&'a Security, &'a String>,
     /// When the launch's host-side steps ended (read by the start-up breakdown).
     marks: LaunchMarks,
 }
@@ -340,6 +382,9 @@ impl Launcher<'_> {
         body: &ChildBody,
         pipes: RunnerPipes,
     ) -> Result<Launched<Resources>, ContainerError> {
+        let security = self
+            .security
+            .map_err(|e| ContainerError::Security(e.clone()))?;
         let pid = std::process::id();
         let layout = Layout::detect()?;
         let mut res = None;
@@ -398,6 +443,7 @@ impl Launcher<'_> {
             close: [sync_w.as_raw_fd(), cmd_w, done_r],
             root,
             hostname,
+            security,
             steps: mem.records.as_ptr().cast(),
             body,
         };
@@ -581,6 +627,7 @@ impl Environment for Container {
             ),
             ("overlay, /dev binds, pivot_root, /proc", steps[STEP_ROOT]),
             ("hostname, loopback up", steps[STEP_HOST]),
+            ("caps, no_new_privs, seccomp", steps[STEP_SECURITY]),
             ("map image + control, enter image", first),
         ];
         let mut prev = m.launched;
@@ -609,6 +656,12 @@ impl Environment for Container {
             ),
         );
         f.insert("upper".into(), self.opts.upper.name().into());
+        match &self.security {
+            Ok(s) => f.extend(s.facts()),
+            Err(e) => {
+                f.insert("seccomp".into(), format!("unavailable: {e}"));
+            }
+        }
         let show = |v: Option<String>| v.unwrap_or_else(|| "none".into());
         f.insert("cpus".into(), show(self.opts.cpus.map(|c| c.to_string())));
         f.insert(
@@ -652,3 +705,6 @@ impl Drop for Container {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod security_tests;

@@ -27,6 +27,8 @@ pub enum RootfsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the command container's root {path} is not a directory: give --rootfs an unpacked image's root")]
+    NoRoot { path: PathBuf },
     #[error("the scratch path {path} cannot be used in overlay mount options (it contains ',', ':', a newline or a NUL); choose another --scratch")]
     BadPath { path: PathBuf },
 }
@@ -92,6 +94,41 @@ impl Rootfs {
             let _ = std::fs::remove_dir_all(&rootfs.dir);
         }
         made.map(|()| rootfs)
+    }
+
+    /// For a command container (`container/exec.rs`): `<scratch>/<name>/{upper,work,merged}`
+    /// (or `upperfs` for a tmpfs upper) over an existing read-only `lower` (the host's `/` or
+    /// `--rootfs`), which is left alone, removal included. On error the partial tree is
+    /// removed.
+    pub fn prepare_over(
+        scratch: &Path,
+        name: &str,
+        kind: Upper,
+        lower: &Path,
+    ) -> Result<Rootfs, RootfsError> {
+        if !lower.is_dir() {
+            return Err(RootfsError::CreateDir {
+                path: lower.to_path_buf(),
+                source: std::io::Error::other(
+                    "the root for the command container is not a directory (check --rootfs)",
+                ),
+            });
+        }
+        let mut r = Rootfs::prepare(scratch, name, kind)?;
+        let skeleton = std::mem::replace(&mut r.lower, lower.to_path_buf());
+        if lower
+            .as_os_str()
+            .as_bytes()
+            .iter()
+            .any(|b| matches!(b, b',' | b':' | b'\n' | 0))
+        {
+            let _ = r.remove();
+            return Err(RootfsError::BadPath {
+                path: lower.to_path_buf(),
+            });
+        }
+        let _ = std::fs::remove_dir_all(&skeleton);
+        Ok(r)
     }
 
     fn populate(&self) -> Result<(), RootfsError> {
@@ -291,6 +328,41 @@ mod tests {
             "the tmpfs upper is made inside the container"
         );
         assert!(r.plan().unwrap().tmpfs.is_some());
+    }
+
+    #[test]
+    fn a_command_container_lays_its_layers_over_an_existing_root() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("image-root");
+        std::fs::create_dir(&root).unwrap();
+        std::fs::write(root.join("keep"), b"x").unwrap();
+        let r = Rootfs::prepare_over(t.path(), "isobench-1-3", Upper::Disk, &root).unwrap();
+        assert_eq!(r.lower, root);
+        assert!(r.upper.is_dir() && r.work.is_dir() && r.merged.is_dir());
+        assert!(
+            !r.dir.join("lower").exists(),
+            "no skeleton for a command container"
+        );
+        let opts = r.plan().unwrap().overlay_opts.into_string().unwrap();
+        assert!(
+            opts.starts_with(&format!("lowerdir={},", root.display())),
+            "{opts}"
+        );
+        r.remove().unwrap();
+        assert!(!r.dir.exists());
+        assert!(
+            root.join("keep").exists(),
+            "the lower layer is never removed"
+        );
+        let e = Rootfs::prepare_over(
+            t.path(),
+            "isobench-1-4",
+            Upper::Disk,
+            &t.path().join("nope"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("--rootfs"), "{e}");
+        assert!(!t.path().join("isobench-1-4").exists());
     }
 
     #[test]

@@ -16,17 +16,17 @@ use crate::workload::{self, Profile};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
-fn serial() -> MutexGuard<'static, ()> {
+pub(super) fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn require_container() {
+pub(super) fn require_container() {
     if let Err(why) = Container::probe() {
         panic!("the container tests need a host where the container environment runs: {why}");
     }
 }
 
-fn spec(scratch: &Path, work_size: u64, disk_size: u64) -> InstanceSpec {
+pub(super) fn spec(scratch: &Path, work_size: u64, disk_size: u64) -> InstanceSpec {
     InstanceSpec {
         work_size,
         disk_size,
@@ -69,7 +69,7 @@ fn leftovers_of_this_process() -> Vec<String> {
     out
 }
 
-fn assert_clean(scratch: &Path) {
+pub(super) fn assert_clean(scratch: &Path) {
     assert_eq!(leftovers_of_this_process(), Vec::<String>::new());
     let entries: Vec<_> = std::fs::read_dir(scratch)
         .unwrap()

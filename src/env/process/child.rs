@@ -83,7 +83,7 @@ fn map_fixed(addr: u64, len: usize, prot: i32, fd: Option<RawFd>) -> bool {
 }
 
 /// Map and load the image at IMAGE_BASE and the control pages at CONTROL_ADDR.
-fn child_map_image_and_control(control_fd: RawFd, done_w: RawFd) {
+pub(crate) fn child_map_image_and_control(control_fd: RawFd, done_w: RawFd) {
     let image_len = (image::IMAGE_MEM_SIZE as usize).next_multiple_of(4096);
     if !map_fixed(
         IMAGE_BASE,
@@ -114,7 +114,7 @@ fn child_map_image_and_control(control_fd: RawFd, done_w: RawFd) {
     }
 }
 
-fn child_enter_image() {
+pub(crate) fn child_enter_image() {
     // SAFETY: IMAGE_BASE holds the image's entry (build.rs checks the ELF entry is there),
     // mapped executable; CONTROL_ADDR holds a control block the parent prepared, and the
     // work and record regions it describes are mapped.
@@ -130,6 +130,36 @@ fn child_enter_image() {
 pub fn child_main(cfg: &ChildConfig) -> ! {
     // SAFETY: prctl(PR_SET_PDEATHSIG) only affects this process: if isobench dies, so do we.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let disk_fd = child_prepare(cfg);
+    if raw_write(cfg.done_w, &[ANS_READY]) != 1 {
+        // SAFETY: see child_fail.
+        unsafe { libc::_exit(102) }
+    }
+    loop {
+        match raw_read_byte(cfg.cmd_r) {
+            Some(CMD_RUN) => {
+                // SAFETY: the parent wrote a control block and waits for our answer.
+                unsafe { (*(CONTROL_ADDR as *mut ControlBlock)).disk_fd = disk_fd };
+                super::workers::run_invocation();
+                if raw_write(cfg.done_w, &[ANS_DONE]) != 1 {
+                    // SAFETY: see child_fail.
+                    unsafe { libc::_exit(103) }
+                }
+            }
+            // Quit on request or when the parent closes the pipe.
+            _ => {
+                // SAFETY: see child_fail.
+                unsafe { libc::_exit(0) }
+            }
+        }
+    }
+}
+
+/// The runner's set-up: map the image, the control page, the record buffer and the working
+/// memory at their fixed addresses, open (and size) the scratch disk. Returns the disk's fd
+/// (-1 without a disk). A failure is reported on `cfg.done_w` and ends the process
+/// ([`child_fail`]). Shared by the forked runner and the exec'd one of the OCI runtimes.
+pub(crate) fn child_prepare(cfg: &ChildConfig) -> i64 {
     child_map_image_and_control(cfg.control_fd, cfg.done_w);
     if !map_fixed(
         RECORD_ADDR,
@@ -204,28 +234,7 @@ pub fn child_main(cfg: &ChildConfig) -> ! {
         }
         disk_fd = fd as i64;
     }
-    if raw_write(cfg.done_w, &[ANS_READY]) != 1 {
-        // SAFETY: see child_fail.
-        unsafe { libc::_exit(102) }
-    }
-    loop {
-        match raw_read_byte(cfg.cmd_r) {
-            Some(CMD_RUN) => {
-                // SAFETY: the parent wrote a control block and waits for our answer.
-                unsafe { (*(CONTROL_ADDR as *mut ControlBlock)).disk_fd = disk_fd };
-                super::workers::run_invocation();
-                if raw_write(cfg.done_w, &[ANS_DONE]) != 1 {
-                    // SAFETY: see child_fail.
-                    unsafe { libc::_exit(103) }
-                }
-            }
-            // Quit on request or when the parent closes the pipe.
-            _ => {
-                // SAFETY: see child_fail.
-                unsafe { libc::_exit(0) }
-            }
-        }
-    }
+    disk_fd
 }
 
 /// The child side of a start-up probe: map the image and the control page, enter the image

@@ -592,3 +592,6 @@ impl Environment for Vm {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod fuzz_tests;

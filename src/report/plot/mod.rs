@@ -16,7 +16,9 @@ use crate::workload::parse_percentile_metric;
 
 mod distributions;
 mod drift;
+mod forest;
 mod frame;
+mod headline;
 mod io_latency;
 mod line_chart;
 mod mem_latency;
@@ -24,7 +26,17 @@ mod overhead;
 
 use frame::{ensure_font, err, DrawResult};
 
+pub use forest::{render_forest, Forest, PctInterval};
 pub use frame::env_color;
+
+/// Register the embedded font (once) for figures drawn outside this module, which name it
+/// as [`FONT_FAMILY`].
+pub fn register_font() -> Result<(), PlotError> {
+    ensure_font()
+}
+
+/// The font family name of the embedded font.
+pub const FONT_FAMILY: &str = "sans-serif";
 
 #[derive(Debug, Error)]
 pub enum PlotError {
@@ -98,6 +110,37 @@ fn write_figure<F: Figure>(
         png_path,
     })
 }
+
+/// Renders the headline figure (`headline.{svg,png}`) into `dir`; its caption is the
+/// headline's plain-words lines.
+pub fn render_headline(
+    headline: &crate::report::headline::Headline,
+    all_envs: &[String],
+    dir: &Path,
+) -> Result<Plot, PlotError> {
+    ensure_font()?;
+    std::fs::create_dir_all(dir).map_err(|source| PlotError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let title = "What isolation costs here: overhead vs native, one row per workload";
+    let fig = headline::figure(title, headline, all_envs);
+    write_figure(
+        &fig,
+        dir,
+        HEADLINE,
+        title,
+        &format!(
+            "Each row is a workload's representative metric (its catalogue primary); dot: \
+             the estimate, bar: its 95% interval, text: the verdict at ±{}; grey: native-b's \
+             95% interval (the A/A noise floor); the axis is symmetric-log.",
+            format_margin(headline.margin)
+        ),
+    )
+}
+
+/// File stem of the headline figure.
+pub const HEADLINE: &str = "headline";
 
 /// Renders every plot the data allow into `dir` (SVG and PNG each). Plots with no data
 /// (no IO percentiles, no `mem.latency` sizes) are skipped and absent from the result.

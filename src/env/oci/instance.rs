@@ -1,0 +1,532 @@
+//! One container of an OCI runtime from bundle to deletion ([`Launched`], reusable by any
+//! caller that runs a program under a runtime), and the three things the OCI environments do
+//! with one: the availability probe, the persistent runner instance ([`Instance`]) and the
+//! start-up measurement. Every path out (success, error, a dropped value during Ctrl-C)
+//! deletes the container with `delete --force` and removes its bundle.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Stdio};
+use std::time::{Duration, Instant};
+
+use isobench_abi::*;
+use nix::unistd::Pid;
+
+use super::bundle::{Bind, Bundle, BundleSpec, Resources};
+use super::runner::{self, ServeArgs, CMD_IMAGE, CONTROL_BYTES};
+use super::runtime::{self, last_message, Runtime, CGROUP_PARENT, STATE_PARENT};
+use crate::env::process::{self, ANS_DONE, ANS_ERROR, ANS_READY, CMD_RUN};
+use crate::env::{interference, EnvError, InstanceSpec, Invocation, RawRun};
+use crate::{image, tsc};
+
+/// How long a runtime may take to start the runner and have it say it is ready.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the runner may take to quit once its stdin closes, before it is killed.
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+/// The container's path inside the runtime's root filesystem for the scratch bind mount.
+const SCRATCH_IN_CONTAINER: &str = "/scratch";
+
+/// Where bundles live: `/run/isobench/bundles/<container id>`.
+pub fn bundles_dir() -> PathBuf {
+    Path::new(STATE_PARENT).join("bundles")
+}
+
+/// What an OCI environment's launches share.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub env: String,
+    pub runtime: Runtime,
+    /// The isobench binary, bind-mounted read-only as the runner.
+    pub program: PathBuf,
+    pub resources: Resources,
+}
+
+/// A container started with `<runtime> run` in the foreground: its id, its bundle, the
+/// runtime process and its stderr log. Dropping it (or [`Launched::end`]) ends the runtime
+/// process, deletes the container (`delete --force`) and removes the bundle.
+pub struct Launched {
+    pub runtime: Runtime,
+    pub id: String,
+    pub bundle: Bundle,
+    pub child: Option<Child>,
+    /// The runtime's stderr, in the bundle (read for error messages before it goes).
+    pub log: PathBuf,
+    /// Where the runtime writes the container's first process's host PID.
+    pub pid_file: PathBuf,
+    ended: bool,
+}
+
+impl Launched {
+    /// Write the bundle of `spec` under `/run/isobench/bundles/<id>` (`id` from
+    /// [`runtime::new_id`], so that `isobench clean` recognises it) and start
+    /// `<runtime> run` on it with `stdin`/`stdout` (stderr goes to the log). `before_spawn`
+    /// runs just before the runtime process is spawned (a start-up clock).
+    pub fn spawn(
+        runtime: &Runtime,
+        id: &str,
+        spec: &BundleSpec,
+        stdin: Stdio,
+        stdout: Stdio,
+        before_spawn: impl FnOnce(),
+    ) -> Result<Launched, String> {
+        let id = id.to_string();
+        let bundle = Bundle::write(&bundles_dir().join(&id), spec).map_err(|e| e.to_string())?;
+        let log = bundle.dir.join("runtime.log");
+        let pid_file = bundle.dir.join("pid");
+        let mut l = Launched {
+            runtime: runtime.clone(),
+            id,
+            bundle,
+            child: None,
+            log,
+            pid_file,
+            ended: false,
+        };
+        let stderr = std::fs::File::create(&l.log)
+            .map_err(|e| format!("creating {}: {e}", l.log.display()))?;
+        before_spawn();
+        let child = runtime
+            .spawn_run(
+                &l.bundle.dir,
+                &l.id,
+                &l.pid_file,
+                stdin,
+                stdout,
+                stderr.into(),
+            )
+            .map_err(|e| e.to_string())?;
+        l.child = Some(child);
+        Ok(l)
+    }
+
+    /// The container's first process's host PID (once the runtime has written it).
+    pub fn pid(&self) -> Option<Pid> {
+        let text = std::fs::read_to_string(&self.pid_file).ok()?;
+        text.trim().parse().ok().map(Pid::from_raw)
+    }
+
+    /// The runtime's reason, from its log, once its process has ended (waited up to
+    /// `wait`): how it exited and its last message.
+    pub fn failure(&mut self, wait: Duration) -> String {
+        let status = match self.child.take() {
+            Some(c) => match runtime::wait_bounded(c, "runtime", wait) {
+                Ok(out) => out.status.to_string(),
+                Err(e) => e.to_string(),
+            },
+            None => "ended".into(),
+        };
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        format!(
+            "`{} run` {status}: {}",
+            self.runtime.name,
+            last_message(&log)
+        )
+    }
+
+    /// Wait up to `grace` for the runtime process to finish on its own, then kill the
+    /// container and the runtime process; delete the container and remove the bundle.
+    pub fn end(mut self, grace: Duration) -> Result<(), String> {
+        self.finish(grace)
+    }
+
+    fn finish(&mut self, grace: Duration) -> Result<(), String> {
+        if self.ended {
+            return Ok(());
+        }
+        self.ended = true;
+        if let Some(mut c) = self.child.take() {
+            let end = Instant::now() + grace;
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            if matches!(c.try_wait(), Ok(None)) {
+                self.runtime.kill(&self.id);
+                let end = Instant::now() + Duration::from_secs(2);
+                while matches!(c.try_wait(), Ok(None)) && Instant::now() < end {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                let _ = c.kill();
+            }
+            let _ = c.wait();
+        }
+        let deleted = self.runtime.delete(&self.id).map_err(|e| e.to_string());
+        let removed = self
+            .bundle
+            .remove()
+            .map_err(|e| format!("removing {}: {e}", self.bundle.dir.display()));
+        deleted.and(removed)
+    }
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        let _ = self.finish(Duration::ZERO);
+    }
+}
+
+/// Availability: run a minimal runner bundle (`__oci-runner probe`) like the real one and
+/// return the runtime's own reason when it refuses.
+pub fn probe(runtime: &Runtime, program: &Path) -> Result<(), String> {
+    let id = runtime::new_id(&runtime.name);
+    let spec = BundleSpec {
+        program: program.to_path_buf(),
+        args: runner::probe_args(),
+        binds: Vec::new(),
+        resources: Resources::default(),
+        cgroups_path: Some(format!("{CGROUP_PARENT}/{id}")),
+        hostname: "isobench".into(),
+    };
+    let mut l = Launched::spawn(runtime, &id, &spec, Stdio::null(), Stdio::piped(), || {})
+        .map_err(|e| format!("{}: {e}", runtime.name))?;
+    let child = l.child.take().ok_or("no runtime process")?;
+    let out = runtime::wait_bounded(child, &format!("{} run", runtime.name), READY_TIMEOUT);
+    let log = std::fs::read_to_string(&l.log).unwrap_or_default();
+    let cleanup = l.end(Duration::ZERO);
+    let out = out.map_err(|e| e.to_string())?;
+    if out.status.success() && out.stdout == runner::PROBE_OK {
+        return cleanup.map_err(|e| format!("cleaning up its probe container: {e}"));
+    }
+    Err(format!(
+        "{} could not run a container here ({}): {}",
+        runtime.name,
+        out.status,
+        last_message(&log)
+    ))
+}
+
+/// The CPU the runner pins itself to inside the container. gVisor numbers the sandbox's
+/// CPUs itself (a one-CPU cpuset is its CPU 0), so there the pinning is the cpuset of the
+/// sandbox's cgroup alone ([`Resources::cpuset`]), which holds the Sentry too.
+fn inner_cpu(plan: &Plan, cpu: Option<usize>) -> Option<usize> {
+    match plan.runtime.name.as_str() {
+        "runsc" => None,
+        _ => cpu,
+    }
+}
+
+/// The bundle of one of the environment's containers; its cgroup is `/isobench-oci/<id>`.
+fn bundle_spec(plan: &Plan, args: Vec<String>, binds: Vec<Bind>, id: &str) -> BundleSpec {
+    BundleSpec {
+        program: plan.program.clone(),
+        args,
+        binds,
+        resources: plan.resources.clone(),
+        cgroups_path: Some(format!("{CGROUP_PARENT}/{id}")),
+        hostname: "isobench".into(),
+    }
+}
+
+/// The cgroup CPU time of container `id` (ns), v1 (`cpuacct.usage`) or v2 (`cpu.stat`).
+fn cgroup_cpu_ns(id: &str) -> Option<u64> {
+    let rel = format!("{}/{id}", CGROUP_PARENT.trim_start_matches('/'));
+    if let Ok(s) = std::fs::read_to_string(format!("/sys/fs/cgroup/cpuacct/{rel}/cpuacct.usage")) {
+        return s.trim().parse().ok();
+    }
+    let s = std::fs::read_to_string(format!("/sys/fs/cgroup/{rel}/cpu.stat")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix("usage_usec "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|us| us * 1000)
+}
+
+/// A persistent runner in a runtime's container.
+pub struct Instance {
+    env: String,
+    launched: Launched,
+    cmd: ChildStdin,
+    ans: OwnedFd,
+    spec: InstanceSpec,
+    /// The scratch directory bind-mounted at `/scratch` (on the native scratch filesystem).
+    scratch: ScratchDir,
+    interference: Option<interference::Reader>,
+}
+
+impl Instance {
+    /// Write the bundle, `run` it, wait for the runner's "ready".
+    pub fn start(plan: &Plan, spec: &InstanceSpec) -> Result<Instance, EnvError> {
+        let env = plan.env.clone();
+        let setup = |op: &str, e: String| EnvError::setup(&env, op, e);
+        let dir = spec
+            .scratch
+            .join(format!("{}-{}", plan.env, std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            setup(
+                "creating its scratch directory",
+                format!("{}: {e}", dir.display()),
+            )
+        })?;
+        let scratch = ScratchDir(dir);
+        let args = ServeArgs {
+            work_size: spec.work_size,
+            disk_size: spec.disk_size,
+            disk: (spec.disk_size > 0).then(|| format!("{SCRATCH_IN_CONTAINER}/disk")),
+            thp: spec.thp,
+            cpu: inner_cpu(plan, spec.cpu),
+        }
+        .to_args();
+        let binds = vec![Bind {
+            host: scratch.0.clone(),
+            container: SCRATCH_IN_CONTAINER.into(),
+            read_only: false,
+        }];
+        let id = runtime::new_id(&plan.runtime.name);
+        let started = Launched::spawn(
+            &plan.runtime,
+            &id,
+            &bundle_spec(plan, args, binds, &id),
+            Stdio::piped(),
+            Stdio::piped(),
+            || {},
+        );
+        let mut launched =
+            started.map_err(|e| setup("writing the bundle and starting the container", e))?;
+        let child = launched.child.as_mut().expect("spawned");
+        let cmd = child.stdin.take().expect("piped stdin");
+        let ans: OwnedFd = child.stdout.take().expect("piped stdout").into();
+        let mut inst = Instance {
+            env: env.clone(),
+            launched,
+            cmd,
+            ans,
+            spec: spec.clone(),
+            scratch,
+            interference: None,
+        };
+        let mut b = [0u8; 1];
+        match runner::read_exact_until(&inst.ans, &mut b, Instant::now() + READY_TIMEOUT) {
+            Ok(()) if b[0] == ANS_READY => {}
+            Ok(()) if b[0] == ANS_ERROR => {
+                let msg = runner::read_rest(&inst.ans, Duration::from_secs(2));
+                return Err(setup("starting the runner in the container", msg));
+            }
+            Ok(()) => {
+                return Err(setup(
+                    "starting the runner in the container",
+                    format!("unexpected answer byte {:#x}", b[0]),
+                ))
+            }
+            Err(true) => {
+                return Err(setup(
+                    "starting the runner in the container",
+                    format!("not ready within {READY_TIMEOUT:?}"),
+                ))
+            }
+            Err(false) => {
+                let why = inst.launched.failure(Duration::from_secs(10));
+                return Err(setup("starting the container", why));
+            }
+        }
+        // Under runc and crun the PID file names the runner itself; gVisor's names its
+        // sandbox, whose threads are not the runner's, so it gets no per-task counters.
+        if inst.launched.runtime.name != "runsc" {
+            if let Some(pid) = inst.launched.pid() {
+                inst.interference = Some(interference::Reader::for_task(pid, pid, spec.cpu));
+            }
+        }
+        Ok(inst)
+    }
+
+    fn crashed(&mut self, inv: &Invocation, what: &str) -> EnvError {
+        let why = self.launched.failure(Duration::from_secs(5));
+        EnvError::Crashed {
+            env: self.env.clone(),
+            workload: inv.name.into(),
+            detail: format!("{what}; {why}"),
+        }
+    }
+
+    /// Run one invocation over the pipes.
+    pub fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
+        let mut cb = ControlBlock::new(MODE_SYSCALL, inv.workload);
+        cb.params = inv.params;
+        cb.flags = inv.flags;
+        cb.work_size = self.spec.work_size;
+        cb.disk_size = self.spec.disk_size;
+        let mut msg = Vec::with_capacity(1 + CONTROL_BYTES);
+        msg.push(CMD_RUN);
+        msg.extend_from_slice(&runner::control_to_bytes(&cb));
+        let id = self.launched.id.clone();
+        let cpu_before = cgroup_cpu_ns(&id);
+        let before = self.interference.as_mut().map(|r| r.read());
+        let t0 = Instant::now();
+        if self.cmd.write_all(&msg).is_err() {
+            return Err(self.crashed(inv, "the runner's stdin closed"));
+        }
+        let end = t0 + self.spec.deadline;
+        let mut head = [0u8; 1 + CONTROL_BYTES];
+        match runner::read_exact_until(&self.ans, &mut head, end) {
+            Ok(()) if head[0] == ANS_DONE => {}
+            Ok(()) => return Err(self.crashed(inv, "the runner answered out of protocol")),
+            Err(true) => {
+                return Err(EnvError::Deadline {
+                    env: self.env.clone(),
+                    workload: inv.name.into(),
+                    deadline: self.spec.deadline,
+                })
+            }
+            Err(false) => return Err(self.crashed(inv, "the runner ended")),
+        }
+        let out = runner::control_from_bytes(head[1..].try_into().expect("sized"));
+        let n = out.records.min(RECORD_CAPACITY) as usize;
+        let mut raw = vec![0u8; n * 8];
+        if runner::read_exact_until(&self.ans, &mut raw, end + Duration::from_secs(10)).is_err() {
+            return Err(self.crashed(inv, "the runner ended while sending its records"));
+        }
+        let wall_ns = t0.elapsed().as_nanos() as u64;
+        let mut counters = BTreeMap::new();
+        if let (Some(b), Some(r)) = (before, self.interference.as_mut()) {
+            b.add_delta(&r.read(), &mut counters);
+        }
+        if let (Some(a), Some(b)) = (cgroup_cpu_ns(&id), cpu_before) {
+            counters.insert("cgroup.cpu_usage_ns".into(), a.saturating_sub(b));
+        }
+        process::check_status(&self.env, inv, &out)?;
+        Ok(RawRun {
+            status: out.status,
+            checksum: out.checksum,
+            cycles: out.cycles,
+            results: out.results,
+            records: raw
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect(),
+            hostcalls: out.hostcalls,
+            wall_ns,
+            counters,
+            threads: Vec::new(),
+        })
+    }
+
+    /// The image bytes the runner reads back at its own `IMAGE_BASE`.
+    pub fn loaded_image(&self) -> std::io::Result<Vec<u8>> {
+        let broken = |what: &str| std::io::Error::other(format!("the runner {what}"));
+        (&self.cmd).write_all(&[CMD_IMAGE])?;
+        let mut buf = vec![0u8; 1 + image::IMAGE.len()];
+        runner::read_exact_until(
+            &self.ans,
+            &mut buf,
+            Instant::now() + Duration::from_secs(30),
+        )
+        .map_err(|_| broken("did not send its image back"))?;
+        if buf[0] != CMD_IMAGE {
+            return Err(broken("answered out of protocol"));
+        }
+        buf.remove(0);
+        Ok(buf)
+    }
+
+    /// This instance's own objects (recorded, not compared between runs).
+    pub fn facts(&self) -> BTreeMap<String, String> {
+        let mut f = BTreeMap::new();
+        let p = crate::env::INSTANCE_FACT_PREFIX;
+        f.insert(format!("{p}container_id"), self.launched.id.clone());
+        f.insert(
+            format!("{p}bundle"),
+            self.launched.bundle.dir.display().to_string(),
+        );
+        f
+    }
+
+    /// Close the runner's stdin (it quits), delete the container, remove the bundle and the
+    /// scratch directory.
+    pub fn stop(self) -> Result<(), EnvError> {
+        let Instance {
+            env,
+            launched,
+            cmd,
+            scratch,
+            ..
+        } = self;
+        drop(cmd);
+        let ended = launched.end(QUIT_GRACE);
+        let removed = scratch.remove();
+        ended
+            .and(removed)
+            .map_err(|e| EnvError::setup(&env, "deleting the container", e))
+    }
+}
+
+/// A directory removed when dropped (the instance's scratch directory, on every exit path).
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn remove(&self) -> Result<(), String> {
+        match std::fs::remove_dir_all(&self.0) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {e}", self.0.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Start a fresh container whose runner enters the image once with `WL_START`, and time
+/// it from the runtime command's launch to the image's first instruction (TSC cycles). The
+/// bundle is written before the clock starts: a user of a runtime has theirs ready too.
+pub fn measure_start(plan: &Plan, spec: &InstanceSpec) -> Result<u64, EnvError> {
+    let env = plan.env.clone();
+    let id = runtime::new_id(&plan.runtime.name);
+    let bspec = bundle_spec(
+        plan,
+        runner::start_args(inner_cpu(plan, spec.cpu)),
+        Vec::new(),
+        &id,
+    );
+    let mut launched_at = 0;
+    let mut l = Launched::spawn(
+        &plan.runtime,
+        &id,
+        &bspec,
+        Stdio::null(),
+        Stdio::piped(),
+        || launched_at = tsc::now(),
+    )
+    .map_err(|e| EnvError::setup(&env, "starting the start-up probe's container", e))?;
+    let ans: OwnedFd = l
+        .child
+        .as_mut()
+        .and_then(|c| c.stdout.take())
+        .expect("piped stdout")
+        .into();
+    let end = Instant::now() + spec.deadline;
+    let mut first = [0u8; 1];
+    let mut cb = [0u8; CONTROL_BYTES];
+    let out = match runner::read_exact_until(&ans, &mut first, end) {
+        Ok(()) if first[0] == ANS_DONE && runner::read_exact_until(&ans, &mut cb, end).is_ok() => {
+            runner::control_from_bytes(&cb)
+        }
+        Ok(()) if first[0] == ANS_ERROR => {
+            let msg = runner::read_rest(&ans, Duration::from_secs(2));
+            return Err(EnvError::setup(&env, "the start-up probe", msg));
+        }
+        Err(true) => {
+            return Err(EnvError::Deadline {
+                env,
+                workload: "start".into(),
+                deadline: spec.deadline,
+            })
+        }
+        _ => {
+            let why = l.failure(Duration::from_secs(10));
+            return Err(EnvError::setup(&env, "the start-up probe", why));
+        }
+    };
+    let inv = Invocation {
+        name: "start",
+        workload: WL_START,
+        params: [0; PARAM_COUNT],
+        flags: 0,
+    };
+    process::check_status(&env, &inv, &out)?;
+    l.end(QUIT_GRACE)
+        .map_err(|e| EnvError::setup(&env, "deleting the start-up probe's container", e))?;
+    Ok(out.results[0].saturating_sub(launched_at))
+}
