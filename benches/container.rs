@@ -20,6 +20,8 @@ fn start_up(c: &mut Criterion) {
         deadline: Duration::from_secs(30),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     };
     let hz = isobench::tsc::calibrate(Duration::from_millis(10));
     let mut env = Container::new("container", ContainerOptions::default());

@@ -39,6 +39,8 @@ fn kernels(c: &mut Criterion) {
         deadline: Duration::from_secs(60),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     };
     let mut env = Native::new("native");
     env.start(&spec).expect("start the native environment");

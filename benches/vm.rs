@@ -17,6 +17,8 @@ fn spec(dir: &tempfile::TempDir) -> InstanceSpec {
         deadline: Duration::from_secs(30),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

@@ -54,6 +54,25 @@ pub struct RawRun {
     /// Environment-specific accounting (VM exits by reason, cgroup CPU time, ...), stored as
     /// `counter.<name>` rows with the samples.
     pub counters: BTreeMap<String, u64>,
+    /// One entry per thread when the invocation ran on several threads (`--threads`); then
+    /// `checksum` and `results` are thread 0's, and `records` and `cycles` the threads' joint
+    /// repetitions (first start to last end). Empty for one thread.
+    pub threads: Vec<ThreadRun>,
+}
+
+/// What one thread of a multi-threaded invocation returned.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ThreadRun {
+    pub checksum: u64,
+    pub results: [u64; RESULT_COUNT],
+    /// The image's proof that it ran on this thread: the thread's index + 1.
+    pub ran: u64,
+    /// The host CPU the thread (native, container) or the vCPU's `KVM_RUN` thread (vm) ran on.
+    pub host_cpu: Option<usize>,
+    /// The thread's own cycles per repetition (its records).
+    pub records: Vec<u64>,
+    /// Per repetition, the thread's TSC as it left the barrier before and after it.
+    pub stamps: Vec<u64>,
 }
 
 #[cfg(test)]
@@ -111,12 +130,25 @@ mod tests {
         assert_eq!(offset_of!(ControlBlock, results), 160);
         assert_eq!(offset_of!(ControlBlock, records), 288);
         assert_eq!(offset_of!(ControlBlock, hostcalls), 296);
-        assert_eq!(size_of::<ControlBlock>(), 304);
+        assert_eq!(offset_of!(ControlBlock, thread), 304);
+        assert_eq!(offset_of!(ControlBlock, threads), 308);
+        assert_eq!(offset_of!(ControlBlock, sync_addr), 312);
+        assert_eq!(offset_of!(ControlBlock, stamp_addr), 320);
+        assert_eq!(offset_of!(ControlBlock, stamp_capacity), 328);
+        assert_eq!(offset_of!(ControlBlock, ran), 336);
+        assert_eq!(offset_of!(ControlBlock, stamps), 344);
+        assert_eq!(offset_of!(ControlBlock, host_cpu), 352);
+        assert_eq!(size_of::<ControlBlock>(), 360);
+        assert_eq!(size_of::<SyncBlock>(), 24);
+        const {
+            assert!(size_of::<ControlBlock>() as u64 <= HOSTCALL_OFFSET);
+            assert!(CONTROL_END <= STACK_BASE);
+        }
         assert_eq!(size_of::<HostcallRequest>(), HOSTCALL_REQUEST_SIZE);
         assert_eq!(offset_of!(HostcallRequest, op), 2);
         assert_eq!(offset_of!(HostcallRequest, args), 8);
         assert_eq!(offset_of!(HostcallRequest, status), 40);
         // Pinned too: a change of any layout or param meaning above must bump it.
-        assert_eq!(ABI_VERSION, 3);
+        assert_eq!(ABI_VERSION, 4);
     }
 }

@@ -194,6 +194,8 @@ fn writes_land_in_the_container_upper_layer_not_on_the_host() {
         deadline: Duration::from_secs(30),
         thp: false,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     };
     c.start(&spec)
         .expect("the command container starts (needs root and overlayfs)");

@@ -211,6 +211,8 @@ fn guest_memory_that_cannot_be_allocated_is_a_clear_error_at_start() {
         deadline: Duration::from_secs(30),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     };
     let e = vm
         .start(&spec(64 << 40))

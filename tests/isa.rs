@@ -29,6 +29,8 @@ fn spec(dir: &tempfile::TempDir, work: u64) -> InstanceSpec {
         deadline: Duration::from_secs(120),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

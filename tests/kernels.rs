@@ -40,6 +40,8 @@ fn spec(scratch: &Path, work: u64, disk: u64) -> InstanceSpec {
         deadline: Duration::from_secs(120),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

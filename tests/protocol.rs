@@ -24,6 +24,8 @@ fn spec() -> InstanceSpec {
         deadline: Duration::from_secs(1),
         thp: false,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

@@ -34,6 +34,8 @@ fn spec(
         deadline,
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

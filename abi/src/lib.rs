@@ -11,7 +11,9 @@
 /// repetition, `sys.call` params[0] calls per repetition; new repetition-count params).
 /// 3: ISA tiers (`FLAG_ISA_*`, `STATUS_ISA_UNAVAILABLE`, `RESULT_ISA`); `io.seq`'s
 /// checksum folds four lanes per chunk; IO phases are elapsed spans.
-pub const ABI_VERSION: u32 = 3;
+/// 4: threads (`ControlBlock::thread`..`ran`, per-thread control pages, the barrier page);
+/// a hostcall's request sits one page above its control block.
+pub const ABI_VERSION: u32 = 4;
 
 /// `ControlBlock::magic`: "ISOBENCH" in little-endian ASCII.
 pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");
@@ -24,7 +26,10 @@ pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");
 //   0x0040_0000 .. 0x0080_0000   the image (text, rodata, data, bss)
 //   0x0080_0000 .. 0x0080_1000   the control block
 //   0x0080_1000 .. 0x0080_2000   the hostcall request
-//   0x0090_0000 .. 0x00a0_0000   the guest stack (the native runner uses its own stack)
+//   0x0080_2000 .. 0x0082_0000   threads 1..15: a control page and a hostcall page each
+//   0x0082_0000 .. 0x0082_1000   the threads' barrier (`SyncBlock`)
+//   0x0090_0000 .. 0x00a0_0000   the guest stack, 64 KiB per vCPU from the top (the native
+//                                runner's threads use their own stacks)
 //   0x0100_0000 .. 0x0200_0000   the record buffer (per-op latencies, per-size results)
 //   0x0200_0000 .. 0x0400_0000   reserved: guest page tables
 //   0x4000_0000 .. +work size    working memory
@@ -56,6 +61,49 @@ pub const LOW_END: u64 = 0x0400_0000;
 pub const WORK_BASE: u64 = 0x4000_0000;
 /// Largest working memory the layout supports (64 GiB).
 pub const WORK_MAX_SIZE: u64 = 64 << 30;
+
+// ---------------------------------------------------------------------------------------
+// Threads (`--threads N`). Thread t has its own control block at `thread_control_addr(t)`,
+// its hostcall request one page above it (thread 0: `CONTROL_ADDR`, `HOSTCALL_ADDR`), its own
+// slice of the record buffer and of the working memory, and (vm) its own stack slice. The
+// threads of one invocation meet at a barrier in the sync page before every timed repetition
+// and stamp the TSC as they leave each barrier, so that the harness times each repetition
+// from the first thread's start to the last thread's end, each span on one CPU's clock.
+// ---------------------------------------------------------------------------------------
+
+/// Most threads (native runner threads, or vm vCPUs) one invocation may run on.
+pub const MAX_THREADS: u64 = 16;
+/// Distance between two threads' control blocks: a control page and a hostcall page.
+pub const THREAD_CONTROL_STRIDE: u64 = 0x2000;
+/// Offset of a thread's hostcall request from its control block.
+pub const HOSTCALL_OFFSET: u64 = HOSTCALL_ADDR - CONTROL_ADDR;
+/// The page holding the threads' barrier (`SyncBlock`), after the last thread's pages.
+pub const SYNC_ADDR: u64 = CONTROL_ADDR + MAX_THREADS * THREAD_CONTROL_STRIDE;
+/// One past the control region (control and hostcall pages of every thread, the sync page).
+pub const CONTROL_END: u64 = SYNC_ADDR + 0x1000;
+/// The guest stack slice of each vCPU (thread t's stack top is `STACK_TOP - t * this`).
+pub const THREAD_STACK_SIZE: u64 = (STACK_TOP - STACK_BASE) / MAX_THREADS;
+/// Bytes of the record buffer each thread gets when an invocation runs on several threads:
+/// the first half its records, the second half its stamps.
+pub const THREAD_RECORD_SIZE: u64 = RECORD_SIZE / MAX_THREADS;
+
+/// Address of thread `t`'s control block.
+pub const fn thread_control_addr(t: u64) -> u64 {
+    CONTROL_ADDR + t * THREAD_CONTROL_STRIDE
+}
+
+/// The barrier the threads of one invocation meet at: `arrived` counts the threads at the
+/// current barrier, `generation` counts the barriers passed. Reset to zero before each
+/// invocation by the harness.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SyncBlock {
+    pub arrived: u64,
+    pub generation: u64,
+    /// Set by the VMM when a vCPU of the invocation failed: the barrier stops waiting, so
+    /// the other vCPUs finish instead of spinning until their deadline.
+    pub abort: u64,
+}
 
 /// I/O port the image writes the hostcall request address to in vm mode.
 pub const HOSTCALL_PORT: u16 = 0x0510;
@@ -95,6 +143,9 @@ pub const WL_TEST_HOSTCALL: u32 = 102;
 
 /// `ControlBlock::flags` bit: flip the checksum's lowest bit (tests the harness's check).
 pub const FLAG_CORRUPT_CHECKSUM: u64 = 1 << 0;
+/// `ControlBlock::flags` bit, tests only: on several threads, the last thread faults right
+/// after the first barrier (tests that one failed thread fails the invocation promptly).
+pub const FLAG_TEST_FAULT_LAST_THREAD: u64 = 1 << 2;
 
 // ---------------------------------------------------------------------------------------
 // ISA tiers. The image carries a kernel per tier for the workloads where vector width
@@ -133,6 +184,8 @@ pub const STATUS_BAD_PARAMS: u32 = 4;
 pub const STATUS_HOSTCALL_FAILED: u32 = 5;
 /// The requested ISA tier cannot run here: CPUID lacks a feature or XCR0 lacks its state.
 pub const STATUS_ISA_UNAVAILABLE: u32 = 6;
+/// `threads > 1` for a workload that runs on one thread only, or a thread index out of range.
+pub const STATUS_SINGLE_THREADED: u32 = 7;
 
 /// Number of workload parameters.
 pub const PARAM_COUNT: usize = 8;
@@ -175,6 +228,25 @@ pub struct ControlBlock {
     pub records: u64,
     /// Number of hostcalls the invocation issued.
     pub hostcalls: u64,
+    // -- threads (inputs) --
+    /// This thread's index, 0-based.
+    pub thread: u32,
+    /// Threads running this invocation (0 or 1: one, no barrier, no stamps).
+    pub threads: u32,
+    /// Address of the [`SyncBlock`] every thread of the invocation shares.
+    pub sync_addr: u64,
+    /// Address of this thread's stamps: two `u64` per repetition, the TSC when this thread
+    /// left the barrier before it and when it left the barrier after it (every thread done).
+    pub stamp_addr: u64,
+    /// Number of `u64` stamps that fit at `stamp_addr`.
+    pub stamp_capacity: u64,
+    // -- threads (outputs) --
+    /// Written by the image at entry: `thread + 1` (proof that this thread ran the image).
+    pub ran: u64,
+    /// Number of stamps written.
+    pub stamps: u64,
+    /// Written by the harness's thread that entered the image: the host CPU it ran on.
+    pub host_cpu: u64,
 }
 
 impl ControlBlock {
@@ -199,6 +271,14 @@ impl ControlBlock {
             results: [0; RESULT_COUNT],
             records: 0,
             hostcalls: 0,
+            thread: 0,
+            threads: 1,
+            sync_addr: SYNC_ADDR,
+            stamp_addr: 0,
+            stamp_capacity: 0,
+            ran: 0,
+            stamps: 0,
+            host_cpu: u64::MAX,
         }
     }
 }

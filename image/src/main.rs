@@ -28,9 +28,10 @@ pub unsafe extern "sysv64" fn isobench_entry(cb: *mut ControlBlock) {
     let t0 = rt::rdtsc();
     // SAFETY: the caller guarantees `cb` is valid and exclusively ours for this call.
     let cb = unsafe { &mut *cb };
+    cb.ran = cb.thread as u64 + 1;
     cb.status = run(cb, t0);
     if cb.mode == MODE_PORTIO {
-        rt::done();
+        rt::done(cb);
     }
 }
 
@@ -46,6 +47,11 @@ fn run(cb: &mut ControlBlock, t0: u64) -> u32 {
     cb.results = [0; RESULT_COUNT];
     cb.records = 0;
     cb.hostcalls = 0;
+    cb.stamps = 0;
+    let threaded = matches!(cb.workload, WL_CPU_INT | WL_CPU_FP | WL_MEM_STREAM);
+    if cb.threads > 1 && (!threaded || cb.thread >= cb.threads) || cb.threads as u64 > MAX_THREADS {
+        return STATUS_SINGLE_THREADED;
+    }
     let status = match cb.workload {
         WL_START => {
             cb.results[0] = t0;

@@ -44,13 +44,15 @@ fn syscall4(n: u64, a1: u64, a2: u64, a3: u64, a4: u64) -> i64 {
 
 /// Issue one hostcall and return its status (`>= 0` success, `< 0` error).
 ///
-/// The request is always written to `HOSTCALL_ADDR` first, in both modes, so the format is
+/// The request is always written one page above the control block first (`HOSTCALL_ADDR`
+/// for thread 0), in both modes, so the format is
 /// exercised the same way everywhere; the syscall path then translates it.
 #[inline(never)]
 pub fn hostcall(cb: &mut ControlBlock, op: u16, args: [u64; 4]) -> i64 {
     cb.hostcalls += 1;
-    let req = HOSTCALL_ADDR as *mut HostcallRequest;
-    // SAFETY: HOSTCALL_ADDR is a page the harness maps read-write in every environment.
+    let req = request_addr(cb) as *mut HostcallRequest;
+    // SAFETY: the page above each control block is one the harness maps read-write in every
+    // environment (`HOSTCALL_OFFSET`).
     unsafe {
         core::ptr::write_volatile(
             req,
@@ -67,7 +69,7 @@ pub fn hostcall(cb: &mut ControlBlock, op: u16, args: [u64; 4]) -> i64 {
         // SAFETY: IOPL is 3 in vm mode, so `out` from ring 3 exits to the VMM, which writes
         // `status` into the request before resuming us.
         unsafe {
-            asm!("out dx, eax", in("dx") HOSTCALL_PORT, in("eax") HOSTCALL_ADDR as u32,
+            asm!("out dx, eax", in("dx") HOSTCALL_PORT, in("eax") req as u64 as u32,
                  options(nostack, preserves_flags));
             return core::ptr::read_volatile(core::ptr::addr_of!((*req).status));
         }
@@ -97,8 +99,8 @@ pub fn hostcall(cb: &mut ControlBlock, op: u16, args: [u64; 4]) -> i64 {
 
 /// vm mode: tell the VMM this invocation is finished. Never returns: the VMM does not
 /// resume the vCPU after `HC_DONE` (it re-enters at the entry point for the next run).
-pub fn done() -> ! {
-    let req = HOSTCALL_ADDR as *mut HostcallRequest;
+pub fn done(cb: &ControlBlock) -> ! {
+    let req = request_addr(cb) as *mut HostcallRequest;
     // SAFETY: see `hostcall`.
     unsafe {
         core::ptr::write_volatile(
@@ -111,12 +113,44 @@ pub fn done() -> ! {
                 status: -1,
             },
         );
-        asm!("out dx, eax", in("dx") HOSTCALL_PORT, in("eax") HOSTCALL_ADDR as u32,
+        asm!("out dx, eax", in("dx") HOSTCALL_PORT, in("eax") req as u64 as u32,
              options(nostack, preserves_flags));
     }
     // A VMM that resumed us anyway gets a runaway loop it can see in its deadline.
     loop {
         core::hint::spin_loop();
+    }
+}
+
+/// Where this control block's hostcall request goes: the page above it.
+fn request_addr(cb: &ControlBlock) -> u64 {
+    cb as *const ControlBlock as u64 + HOSTCALL_OFFSET
+}
+
+/// Wait until all `n` threads of the invocation have arrived at the barrier in `sync`
+/// (a generation count: the last to arrive resets the count, then starts the next
+/// generation, which releases the others spinning on it). An `abort` from the VMM (another
+/// vCPU failed) ends every wait at once.
+pub fn barrier(sync: u64, n: u64) {
+    use core::sync::atomic::{AtomicU64, Ordering};
+    let s = sync as *mut SyncBlock;
+    // SAFETY: the harness maps the sync page read-write for every thread of the invocation
+    // and zeroes it before; the two words are only ever accessed atomically meanwhile.
+    let (arrived, generation, abort) = unsafe {
+        (
+            AtomicU64::from_ptr(core::ptr::addr_of_mut!((*s).arrived)),
+            AtomicU64::from_ptr(core::ptr::addr_of_mut!((*s).generation)),
+            AtomicU64::from_ptr(core::ptr::addr_of_mut!((*s).abort)),
+        )
+    };
+    let g = generation.load(Ordering::Acquire);
+    if arrived.fetch_add(1, Ordering::AcqRel) + 1 == n {
+        arrived.store(0, Ordering::Relaxed);
+        generation.store(g + 1, Ordering::Release);
+    } else {
+        while generation.load(Ordering::Acquire) == g && abort.load(Ordering::Relaxed) == 0 {
+            core::hint::spin_loop();
+        }
     }
 }
 

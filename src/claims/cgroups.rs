@@ -97,6 +97,8 @@ fn spec(scratch: &Path, work_size: u64) -> InstanceSpec {
         deadline: Duration::from_secs(60),
         thp: false,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

@@ -96,6 +96,8 @@ pub fn observe(scratch: &Path, seed: u64) -> Result<IoEvidence> {
         deadline: Duration::from_secs(60),
         thp: false,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     })
     .context("starting the container of claim 3's IO limit")?;
     let measured = (|| -> Result<IoEvidence> {

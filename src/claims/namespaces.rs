@@ -68,6 +68,8 @@ pub fn observe(scratch: &Path) -> Result<NamespaceEvidence> {
         deadline: Duration::from_secs(30),
         thp: false,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     };
     c.start(&spec)
         .context("starting a built-in container for claim 4")?;

@@ -13,6 +13,7 @@ pub mod native;
 pub mod oci;
 pub mod process;
 pub mod runner;
+pub mod threads;
 pub mod vm;
 
 use std::collections::BTreeMap;
@@ -42,6 +43,11 @@ pub struct InstanceSpec {
     /// container) or the thread that runs `KVM_RUN` (vm), so that unequal vCPUs of a cloud
     /// host do not mix in one sample. `None`: no pinning, the scheduler places them.
     pub cpu: Option<usize>,
+    /// Threads (native, container) or vCPUs (vm) the splitting workloads run on
+    /// (`--threads`; 1: one). See [`threads`].
+    pub threads: u32,
+    /// The CPU of each thread, thread 0's (`cpu`) first; empty when not pinned.
+    pub thread_cpus: Vec<usize>,
 }
 
 /// The `cpu` fact of an environment: the CPU its measuring thread was pinned to, or `none`.

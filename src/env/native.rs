@@ -164,6 +164,8 @@ mod tests {
             deadline: Duration::from_secs(60),
             thp: true,
             cpu: None,
+            threads: 1,
+            thread_cpus: Vec::new(),
         }
     }
 

@@ -204,14 +204,8 @@ impl<R> Runner<R> {
     /// Run one invocation. After a crash or a deadline the runner has been killed and reaped
     /// ([`Runner::is_running`] is false); after a bad status it is alive, idle and usable.
     pub fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
-        self.handle.invoke(
-            &self.mem,
-            inv,
-            self.spec.work_size,
-            self.spec.disk_size,
-            self.spec.deadline,
-            &mut self.interference,
-        )
+        self.handle
+            .invoke(&self.mem, inv, &self.spec, &mut self.interference)
     }
 
     /// Whether the runner process is still there (not yet reaped).

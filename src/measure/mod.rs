@@ -19,6 +19,7 @@ use crate::results::{SampleRow, SampleSink};
 use crate::stats::sequential::StoppingRule;
 use crate::stats::summary::Estimator;
 use crate::workload::command::{CommandFailed, CommandWorkload};
+use crate::workload::threads;
 use crate::workload::{Better, ChecksumMismatch, Prepared, Profile, Workload, START};
 
 #[derive(Debug, thiserror::Error)]
@@ -265,12 +266,14 @@ fn run_task(
                     *r = slowed(*r, slower);
                 }
             }
-            let metrics = (w.interpret)(prepared, &raw, p.tsc_hz).map_err(|source| {
-                MeasureError::Checksum {
+            let mut metrics = (w.interpret)(prepared, &raw, p.tsc_hz)
+                .and_then(|m| threads::check_threads(prepared, &raw).map(|()| m))
+                .map_err(|source| MeasureError::Checksum {
                     env: label.clone(),
                     source,
-                }
-            })?;
+                })?;
+            // On N threads every thread did one share: a throughput counts all N.
+            threads::scale(&mut metrics, raw.threads.len());
             let mut rows: Vec<SampleRow> = metrics
                 .into_iter()
                 .map(|m| SampleRow {

@@ -40,6 +40,8 @@ pub enum PlanError {
     EmptyEnv,
     #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
     EmptyWorkload,
+    #[error("--threads {threads} runs on native, container and vm only: the OCI runtime {env} runs the image on one thread; leave it out of --env, or use --threads 1")]
+    ThreadsOnOci { threads: u32, env: &'static str },
 }
 
 mod env_options;
@@ -133,6 +135,13 @@ pub struct RunOptions {
     /// different tiers.
     #[arg(long, value_name = "TIER", value_parser = isa::parse_choice, default_value = "best")]
     pub isa: IsaChoice,
+
+    /// Run cpu.int, cpu.fp and mem.stream on N threads natively and in the container (one
+    /// per CPU, pinned), on N vCPUs in the vm: the work is split between them and timed from
+    /// the first thread's start to the last one's end. The other workloads run on one
+    /// thread. At most the CPUs isobench may use.
+    #[arg(long, value_name = "N", value_parser = parse_threads, default_value_t = 1)]
+    pub threads: u32,
 
     #[command(flatten)]
     pub container: ContainerOptions,
@@ -249,6 +258,8 @@ pub struct Plan {
     pub deadline: Duration,
     /// `--isa`: resolved to one tier once the environments are known (`session`).
     pub isa: IsaChoice,
+    /// `--threads`: threads (vCPUs) of the splitting workloads.
+    pub threads: u32,
     pub container: ContainerOptions,
     /// The vm's options; `vm.thp` applies to every environment's working memory.
     pub vm: VmOptions,
@@ -322,6 +333,14 @@ pub(super) fn parse_isa_tier(s: &str) -> Result<Isa, String> {
         IsaChoice::Tier(t) => Ok(t),
         IsaChoice::Best => Err("--vm-max-isa takes a tier: sse2, avx2 or avx512".into()),
     }
+}
+
+fn parse_threads(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("--threads '{s}' is not a number: give how many threads, e.g. 2"))?;
+    crate::workload::threads::check_count(n)?;
+    Ok(n)
 }
 
 pub fn parse_cpu_choice(s: &str) -> Result<CpuChoice, String> {
@@ -446,6 +465,25 @@ impl RunOptions {
         if !envs_explicit {
             envs = EnvKind::defaults().collect();
         }
+        // `--threads`: the OCI runtimes' runner takes one control block (docs/METHODOLOGY.md,
+        // "Threads"); named ones are refused, the default set goes without them.
+        let oci = |k: &EnvKind| {
+            matches!(
+                k,
+                EnvKind::Runc | EnvKind::Crun | EnvKind::Oci | EnvKind::Runsc
+            )
+        };
+        if self.threads > 1 {
+            match envs.iter().find(|k| oci(k)) {
+                Some(k) if envs_explicit => {
+                    return Err(PlanError::ThreadsOnOci {
+                        threads: self.threads,
+                        env: k.name(),
+                    })
+                }
+                _ => envs.retain(|k| !oci(k)),
+            }
+        }
         envs.sort();
         let (workloads, start) = select_workloads(&self.workload)?;
         let profile = self.profile();
@@ -488,6 +526,7 @@ impl RunOptions {
             strict: self.strict,
             deadline: Duration::from_secs_f64(self.deadline),
             isa: self.isa,
+            threads: self.threads,
             container: self.container.clone(),
             vm: self.vm,
             exec: None,
@@ -549,6 +588,7 @@ impl Plan {
             ("vm.guest_page".into(), self.vm.guest_page.name().into()),
             ("thp".into(), self.vm.thp.name().into()),
             ("deadline_s".into(), self.deadline.as_secs_f64().to_string()),
+            ("threads".into(), self.threads.to_string()),
             (
                 "isa_requested".into(),
                 match self.isa {

@@ -15,6 +15,8 @@ pub struct Pinning {
     pub measured: Option<usize>,
     /// The CPUs the harness keeps to while it measures.
     pub harness: Vec<usize>,
+    /// The CPU of each thread of `--threads`, `measured` first (empty: not pinned).
+    pub threads: Vec<usize>,
 }
 
 /// The CPUs this thread may use.
@@ -48,9 +50,43 @@ pub fn resolve(choice: CpuChoice) -> Result<Pinning> {
         .collect();
     Ok(Pinning {
         measured,
+        threads: measured.into_iter().collect(),
         // With a single CPU the harness has nowhere else to go.
         harness: if others.is_empty() { allowed } else { others },
     })
+}
+
+/// Resolve `choice` for `threads` threads: thread 0 on the measured CPU, the others on the
+/// next allowed CPUs below it (wrapping around), one CPU each; the harness keeps to the rest
+/// (or, when the threads take every CPU, shares them: it only waits while they measure).
+pub fn resolve_threads(choice: CpuChoice, threads: u32) -> Result<Pinning> {
+    let mut p = resolve(choice)?;
+    let allowed = allowed()?;
+    let n = threads.max(1) as usize;
+    if n > allowed.len() {
+        bail!(
+            "--threads {threads}: isobench may use only {} CPU(s) ({}): one thread per CPU, so choose --threads {} or fewer",
+            allowed.len(),
+            list(&allowed),
+            allowed.len()
+        );
+    }
+    let Some(first) = p.measured else {
+        return Ok(p);
+    };
+    let at = allowed.iter().position(|c| *c == first).unwrap_or(0);
+    p.threads = (0..n)
+        .map(|i| allowed[(at + allowed.len() - i) % allowed.len()])
+        .collect();
+    let rest: Vec<usize> = allowed
+        .iter()
+        .copied()
+        .filter(|c| !p.threads.contains(c))
+        .collect();
+    if n > 1 {
+        p.harness = if rest.is_empty() { allowed } else { rest };
+    }
+    Ok(p)
 }
 
 /// Keeps the calling thread (the harness) on `cpus` until dropped, then restores the
@@ -111,6 +147,25 @@ mod tests {
         assert_eq!(list(&[0, 1, 2, 5, 7, 8]), "0-2,5,7-8");
         assert_eq!(list(&[3]), "3");
         assert_eq!(list(&[]), "");
+    }
+
+    #[test]
+    fn threads_take_one_allowed_cpu_each_and_no_more() {
+        let allowed = allowed().unwrap();
+        let n = allowed.len() as u32;
+        let p = resolve_threads(CpuChoice::Auto, n).unwrap();
+        if n >= 2 {
+            assert_eq!(p.threads.len(), n as usize);
+            assert_eq!(p.threads[0], p.measured.unwrap());
+            let mut sorted = p.threads.clone();
+            sorted.sort();
+            assert_eq!(sorted, allowed);
+        }
+        let err = resolve_threads(CpuChoice::Auto, n + 1)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(&format!("--threads {}", n + 1)), "{err}");
+        assert!(err.contains("or fewer"), "{err}");
     }
 
     #[test]

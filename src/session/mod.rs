@@ -22,7 +22,7 @@ use crate::results::{EnvKind, Measurement};
 use crate::scratch::Scratch;
 use crate::stats::sequential::StoppingRule;
 use crate::workload::isa::{self, Isa};
-use crate::workload::{Sizing, Span};
+use crate::workload::{threads, Sizing, Span};
 use crate::{analysis, baseline, host, image, report};
 use cpus::HarnessPin;
 
@@ -116,7 +116,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     let (mut envs, mut records) = instances::build_available(plan, observer)?;
     // Host facts first: they read the CPUs this process may use, before it is pinned.
     let host = host::facts();
-    let pinning = cpus::resolve(plan.cpu)?;
+    let pinning = cpus::resolve_threads(plan.cpu, plan.threads)?;
     // From here on the harness (and every runner it forks, until the runner pins itself)
     // keeps off the measured CPU; undone when the run returns.
     let _harness_pin = match pinning.measured {
@@ -144,6 +144,22 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             None => "any CPU (not pinned)".to_string(),
         }
     ));
+    if plan.threads > 1 {
+        observer.note(&format!(
+            "threads: {} for {} (CPUs {}; vCPUs in the vm), the other workloads on one thread",
+            plan.threads,
+            threads::THREADED.join(", "),
+            match pinning.threads.is_empty() {
+                true => "not pinned".to_string(),
+                false => pinning
+                    .threads
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }
+        ));
+    }
     let (run_id, run_dir) = create_run_dir(&plan.out)?;
     // Removed when this function returns, however the run ends; `isobench clean` finds it
     // if the process is killed.
@@ -191,7 +207,8 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         .map(|w| {
             let mut p = (w.prepare)(sizing, plan.seed);
             tier.apply(&mut p.invocation);
-            (*w, p)
+            // `--threads`: each thread does one share (the whole for one thread).
+            (*w, threads::share(&p, plan.threads))
         })
         .collect();
     let spec = InstanceSpec {
@@ -210,6 +227,8 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         deadline: plan.deadline,
         thp: plan.vm.thp == Thp::On,
         cpu: pinning.measured,
+        threads: plan.threads,
+        thread_cpus: pinning.threads.clone(),
     };
     check_free_space(
         &scratch,
@@ -247,6 +266,10 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                         .unwrap_or_else(|| "none".into()),
                 );
                 o.insert("harness_cpus".into(), cpus::list(&pinning.harness));
+                if plan.threads > 1 {
+                    o.insert("thread_cpus".into(), cpus::list(&pinning.threads));
+                    o.insert("threaded_workloads".into(), threads::THREADED.join(","));
+                }
                 o.insert("span".into(), sizing.span.name().into());
                 if let Some(c) = &command {
                     let (path, sha) = c

@@ -257,6 +257,7 @@ mod mem_stream;
 pub use mem_stream::copy_kind as mem_stream_copy_kind;
 mod mem_touch;
 mod sys_call;
+pub mod threads;
 
 pub use latency::parse_percentile_metric;
 pub use mem_latency::working_set_bytes;

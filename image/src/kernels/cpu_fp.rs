@@ -58,7 +58,7 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
     }
     let (n, bs) = (n as usize, bs as usize);
     let rec = rt::records(cb);
-    let mut laps = Laps::start();
+    let mut laps = Laps::start_synced(cb);
     for slot in rec.iter_mut().take(reps as usize) {
         c.fill(0.0);
         // SAFETY: `isa::requested` checked with CPUID and XCR0 that this environment runs

@@ -32,7 +32,7 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
     }
     let rec = rt::records(cb);
     let mut h: u64 = seed ^ 0x9e37_79b9_7f4a_7c15;
-    let mut laps = Laps::start();
+    let mut laps = Laps::start_synced(cb);
     for slot in rec.iter_mut().take(reps as usize) {
         for _ in 0..passes {
             for &w in buf.iter() {

@@ -61,7 +61,7 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
         *x *= 2.0;
     }
     let rec = rt::records(cb);
-    let mut laps = Laps::start();
+    let mut laps = Laps::start_synced(cb);
     for times in rec.chunks_exact_mut(4).take(ntimes as usize) {
         // SAFETY: `isa::requested` checked with CPUID and XCR0 that this environment runs
         // the tier; the three arrays are n elements each, n a multiple of 8, and 64-byte

@@ -63,9 +63,21 @@ pub fn fold_chunk(h: u64, words: &[u64]) -> u64 {
 /// Times back-to-back repetitions with one chain of TSC reads: each lap ends at the read
 /// that starts the next, so the laps add up exactly to the whole timed region
 /// (docs/METHODOLOGY.md, "Repetitions and the per-sample value").
+///
+/// On several threads ([`Laps::start_synced`]) every lap starts at a barrier all threads
+/// meet at, and each thread stamps its TSC when it leaves the barrier before the lap and
+/// when it leaves the barrier after it (all threads done): the joint repetition on this
+/// thread's own clock. The harness takes the longest over the threads, the one from the
+/// first thread's start to the last one's end, without comparing TSCs of different CPUs.
 pub struct Laps {
     start: u64,
     last: u64,
+    /// Threads that meet at the barrier before each lap (≤ 1: none).
+    threads: u64,
+    sync: u64,
+    stamps: *mut u64,
+    stamp_capacity: u64,
+    stamp_count: *mut u64,
 }
 
 impl Laps {
@@ -73,7 +85,39 @@ impl Laps {
     #[inline(always)]
     pub fn start() -> Laps {
         let t = crate::rt::rdtsc();
-        Laps { start: t, last: t }
+        Laps {
+            start: t,
+            last: t,
+            threads: 1,
+            sync: 0,
+            stamps: core::ptr::null_mut(),
+            stamp_capacity: 0,
+            stamp_count: core::ptr::null_mut(),
+        }
+    }
+
+    /// Start the chain of a kernel that runs on `cb.threads` threads: meet the others at the
+    /// barrier first. On one thread, the same as [`Laps::start`].
+    #[inline(always)]
+    pub fn start_synced(cb: &mut ControlBlock) -> Laps {
+        let threads = cb.threads as u64;
+        if threads > 1 {
+            crate::rt::barrier(cb.sync_addr, threads);
+        }
+        if threads > 1 && cb.flags & FLAG_TEST_FAULT_LAST_THREAD != 0 && cb.thread + 1 == cb.threads
+        {
+            // SAFETY: not safe at all, on purpose (tests only): address 8 is never mapped.
+            unsafe { core::ptr::write_volatile(8 as *mut u64, 1) };
+        }
+        let mut laps = Laps::start();
+        if threads > 1 {
+            laps.threads = threads;
+            laps.sync = cb.sync_addr;
+            laps.stamps = cb.stamp_addr as *mut u64;
+            laps.stamp_capacity = cb.stamp_capacity;
+            laps.stamp_count = core::ptr::addr_of_mut!(cb.stamps);
+        }
+        laps
     }
 
     /// End the current lap (and start the next): its cycles.
@@ -81,7 +125,25 @@ impl Laps {
     pub fn lap(&mut self) -> u64 {
         let t = crate::rt::rdtsc();
         let d = t - self.last;
-        self.last = t;
+        if self.threads > 1 {
+            // Wait for every thread to end its lap; the read after the barrier ends the joint
+            // repetition as this thread sees it, on its own clock, and starts the next.
+            crate::rt::barrier(self.sync, self.threads);
+            let next = crate::rt::rdtsc();
+            // SAFETY: `stamp_count` points into this thread's control block and `stamps` to
+            // `stamp_capacity` u64s the harness maps for this thread alone (checked below).
+            unsafe {
+                let k = *self.stamp_count;
+                if k + 2 <= self.stamp_capacity {
+                    *self.stamps.add(k as usize) = self.last;
+                    *self.stamps.add(k as usize + 1) = next;
+                    *self.stamp_count = k + 2;
+                }
+            }
+            self.last = next;
+        } else {
+            self.last = t;
+        }
         d
     }
 

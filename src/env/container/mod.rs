@@ -490,8 +490,31 @@ impl Launch for Launcher<'_> {
 
     /// A pinned container needs its CPU inside its `--cpuset`: joining the cpuset cgroup
     /// confines the runner to those CPUs, and the kernel then refuses any other.
+    /// So do the CPUs of its other threads (`--threads`).
     fn check(&self, spec: &InstanceSpec) -> Result<(), EnvError> {
-        check_cpu_in_cpuset(self.label, spec.cpu, self.opts.cpuset.as_deref())
+        check_cpu_in_cpuset(self.label, spec.cpu, self.opts.cpuset.as_deref())?;
+        let list = self.opts.cpuset.as_deref();
+        match (list.and_then(affinity::parse_cpu_list), list) {
+            (Some(set), Some(list)) if spec.threads > 1 => {
+                match spec.thread_cpus.iter().find(|c| !set.contains(c)) {
+                    Some(cpu) => Err(EnvError::setup(
+                        self.label,
+                        format!("pinning a runner thread to CPU {cpu}"),
+                        format!(
+                            "--threads {} puts a thread on CPU {cpu}, outside the container's cpuset {list} (--cpuset): widen --cpuset to CPUs {}, or use fewer --threads",
+                            spec.threads,
+                            spec.thread_cpus
+                                .iter()
+                                .map(|c| c.to_string())
+                                .collect::<Vec<_>>()
+                                .join(",")
+                        ),
+                    )),
+                    None => Ok(()),
+                }
+            }
+            _ => Ok(()),
+        }
     }
 
     /// The disk is in the container's own `/scratch`: on the overlay's upper layer, removed

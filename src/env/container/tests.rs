@@ -34,6 +34,8 @@ pub(super) fn spec(scratch: &Path, work_size: u64, disk_size: u64) -> InstanceSp
         deadline: Duration::from_secs(60),
         thp: true,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

@@ -410,6 +410,7 @@ impl Instance {
             hostcalls: out.hostcalls,
             wall_ns,
             counters,
+            threads: Vec::new(),
         })
     }
 

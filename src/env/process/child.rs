@@ -140,7 +140,7 @@ pub fn child_main(cfg: &ChildConfig) -> ! {
             Some(CMD_RUN) => {
                 // SAFETY: the parent wrote a control block and waits for our answer.
                 unsafe { (*(CONTROL_ADDR as *mut ControlBlock)).disk_fd = disk_fd };
-                child_enter_image();
+                super::workers::run_invocation();
                 if raw_write(cfg.done_w, &[ANS_DONE]) != 1 {
                     // SAFETY: see child_fail.
                     unsafe { libc::_exit(103) }

@@ -14,7 +14,9 @@ use nix::sys::signal::{kill, Signal};
 use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
-use super::super::{interference, status_meaning, EnvError, Invocation, RawRun};
+use super::super::{
+    interference, status_meaning, threads, EnvError, InstanceSpec, Invocation, RawRun,
+};
 use super::*;
 use crate::image;
 
@@ -217,17 +219,17 @@ impl RunnerHandle {
         &mut self,
         mem: &RunnerMemory,
         inv: &Invocation,
-        work_size: u64,
-        disk_size: u64,
-        deadline: Duration,
+        spec: &InstanceSpec,
         interference: &mut interference::Reader,
     ) -> Result<RawRun, EnvError> {
-        let mut cb = ControlBlock::new(MODE_SYSCALL, inv.workload);
-        cb.params = inv.params;
-        cb.flags = inv.flags;
-        cb.work_size = work_size;
-        cb.disk_size = disk_size;
-        mem.write_control(&cb);
+        let deadline = spec.deadline;
+        let blocks = threads::blocks(spec, inv, MODE_SYSCALL);
+        // Threads 1.. first: thread 0's block is the runner's signal to start them.
+        for (t, cb) in blocks.iter().enumerate().rev() {
+            let mut cb = *cb;
+            cb.disk_size = spec.disk_size;
+            mem.write_thread_control(t as u32, &cb);
+        }
         let before = interference.read();
         let t0 = Instant::now();
         if raw_write(self.cmd_w.as_raw_fd(), &[CMD_RUN]) != 1 {
@@ -260,6 +262,23 @@ impl RunnerHandle {
                 });
             }
         }
+        if blocks.len() > 1 {
+            let mut outs = Vec::new();
+            for (t, cb) in blocks.iter().enumerate() {
+                let out = mem.read_thread_control(t as u32);
+                check_status(&self.env, inv, &out)?;
+                let rec = cb.record_addr - RECORD_ADDR;
+                outs.push(threads::ThreadOutput {
+                    records: mem.read_records_at(rec, out.records.min(cb.record_capacity)),
+                    stamps: mem.read_records_at(
+                        cb.stamp_addr - RECORD_ADDR,
+                        out.stamps.min(cb.stamp_capacity),
+                    ),
+                    cb: out,
+                });
+            }
+            return threads::join(&self.env, inv, &blocks, outs, wall_ns, counters);
+        }
         let out = mem.read_control();
         check_status(&self.env, inv, &out)?;
         Ok(RawRun {
@@ -271,6 +290,7 @@ impl RunnerHandle {
             hostcalls: out.hostcalls,
             wall_ns,
             counters,
+            threads: Vec::new(),
         })
     }
 }

@@ -17,8 +17,9 @@ use isobench_abi::*;
 use nix::errno::Errno;
 use nix::sys::mman::{mmap, munmap, MapFlags, ProtFlags};
 
-/// Size of the shared control mapping: the control block page and the hostcall page.
-pub const CONTROL_MAP_SIZE: usize = (HOSTCALL_ADDR - CONTROL_ADDR) as usize + 4096;
+/// Size of the shared control mapping: the control and hostcall pages of every thread, and
+/// the threads' sync page.
+pub const CONTROL_MAP_SIZE: usize = (CONTROL_END - CONTROL_ADDR) as usize;
 
 /// Command bytes on the command pipe, and answers on the done pipe.
 pub const CMD_RUN: u8 = b'R';
@@ -97,14 +98,57 @@ impl RunnerMemory {
     }
 
     pub fn write_control(&self, cb: &ControlBlock) {
-        // SAFETY: the control mapping is at least one page, page-aligned (so aligned for
-        // ControlBlock), and the runner does not touch it while no command is outstanding.
-        unsafe { std::ptr::write_volatile(self.control.ptr.as_ptr().cast::<ControlBlock>(), *cb) };
+        self.write_thread_control(0, cb);
     }
 
     pub fn read_control(&self) -> ControlBlock {
-        // SAFETY: as in `write_control`; the runner has answered, so it is not writing.
-        unsafe { std::ptr::read_volatile(self.control.ptr.as_ptr().cast::<ControlBlock>()) }
+        self.read_thread_control(0)
+    }
+
+    /// The host pointer of the control block of thread `t` (< `MAX_THREADS`).
+    fn thread_control(&self, t: u32) -> *mut ControlBlock {
+        let off = thread_control_addr(t as u64) - CONTROL_ADDR;
+        assert!(
+            off < SYNC_ADDR - CONTROL_ADDR,
+            "thread {t} is beyond MAX_THREADS"
+        );
+        // SAFETY: `off` lies inside the control mapping (CONTROL_MAP_SIZE covers every
+        // thread's pages), page-aligned.
+        unsafe { self.control.ptr.as_ptr().add(off as usize).cast() }
+    }
+
+    /// Write thread `t`'s control block, and with thread 0's, zero the threads' barrier.
+    pub fn write_thread_control(&self, t: u32, cb: &ControlBlock) {
+        // SAFETY: page-aligned (so aligned for ControlBlock) inside the mapping, and the
+        // runner does not touch it while no command is outstanding.
+        unsafe { std::ptr::write_volatile(self.thread_control(t), *cb) };
+        if t == 0 {
+            let sync = (SYNC_ADDR - CONTROL_ADDR) as usize;
+            // SAFETY: the sync page is the mapping's last page; the runner is idle.
+            unsafe {
+                std::ptr::write_volatile(
+                    self.control.ptr.as_ptr().add(sync).cast::<SyncBlock>(),
+                    SyncBlock::default(),
+                )
+            };
+        }
+    }
+
+    pub fn read_thread_control(&self, t: u32) -> ControlBlock {
+        // SAFETY: as in `write_thread_control`; the runner has answered, so it is not writing.
+        unsafe { std::ptr::read_volatile(self.thread_control(t)) }
+    }
+
+    /// Copy `n` u64s out from byte offset `off` of the record buffer (clamped to it).
+    pub fn read_records_at(&self, off: u64, n: u64) -> Vec<u64> {
+        let off = off.min(RECORD_SIZE);
+        let n = n.min((RECORD_SIZE - off) / 8) as usize;
+        // SAFETY: [off, off + 8n) lies inside the records mapping (clamped above), which is
+        // page-aligned, and the runner is idle while we read.
+        let words = unsafe {
+            std::slice::from_raw_parts(self.records.ptr.as_ptr().add(off as usize).cast::<u64>(), n)
+        };
+        words.to_vec()
     }
 
     /// Copy the first `n` records out (n is clamped to the buffer's capacity).
@@ -120,6 +164,7 @@ impl RunnerMemory {
 
 mod child;
 mod handle;
+mod workers;
 
 pub use child::*;
 pub use handle::*;

@@ -198,7 +198,7 @@ fn a_million_random_hostcall_requests_are_served_or_refused_within_bounds() {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let host = host();
     let disk_size = 1 << 20;
-    let m = Machine::new(&host, VmOptions::default(), 4 << 20, disk_size).unwrap();
+    let m = Machine::new(&host, VmOptions::default(), 4 << 20, disk_size, 1).unwrap();
     let disk = DiskPair::new(disk_size, &mut rng);
     let before = protected(&m.mem);
     let b = m.bounds;
@@ -318,7 +318,7 @@ fn guests_of_random_code_at_cpl3_are_each_ended_with_a_clear_error() {
             }
         };
         let disk = DiskPair::new(disk_size, &mut rng);
-        let mut m = Machine::new(&host, VmOptions::default(), 64 << 10, disk_size).unwrap();
+        let mut m = Machine::new(&host, VmOptions::default(), 64 << 10, disk_size, 1).unwrap();
         m.mem.write(IMAGE_BASE, &code).unwrap();
         let cb = control_block(WL_START, [0; PARAM_COUNT], 0, (WORK_BASE, 64 << 10));
         let started = Instant::now();

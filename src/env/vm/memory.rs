@@ -65,6 +65,10 @@ pub struct GuestMemory {
 // SAFETY: GuestMemory exclusively owns its mappings (nothing else holds the pointers but the
 // KVM memslots of the VM that owns this memory); moving it to another thread is sound.
 unsafe impl Send for GuestMemory {}
+// SAFETY: every accessor copies through bounds-checked raw pointers into the mappings, which
+// stay in place until drop; the vCPU threads of one invocation (`--threads`) share it the way
+// their vCPUs share guest memory, each serving its own hostcall page.
+unsafe impl Sync for GuestMemory {}
 
 impl GuestMemory {
     /// Map one region per `(gpa, len, thp)`; `len` is rounded up to 2 MiB.

@@ -32,6 +32,7 @@ pub mod kvm;
 pub mod layout;
 pub mod memory;
 pub mod vcpu;
+mod vcpus;
 pub mod watchdog;
 
 use std::collections::BTreeMap;
@@ -102,6 +103,8 @@ fn pin(cpu: Option<usize>) -> Result<Option<affinity::Pinned>, VmError> {
 /// before the guest memory is unmapped.
 struct Machine {
     vcpu: Vcpu,
+    /// vCPUs 1.. for invocations on several threads (`InstanceSpec::threads`).
+    extra: Vec<Vcpu>,
     _vm: VmFd,
     mem: GuestMemory,
     bounds: GuestBounds,
@@ -114,6 +117,7 @@ impl Machine {
         opts: VmOptions,
         work_size: u64,
         disk_size: u64,
+        vcpus: u32,
     ) -> Result<Machine, VmError> {
         if work_size > WORK_MAX_SIZE {
             return Err(VmError::WorkTooLarge { size: work_size });
@@ -148,9 +152,13 @@ impl Machine {
         mem.write(layout::FAULT_STUBS_ADDR, &layout::fault_stubs())?;
         mem.write(PAGE_TABLE_BASE, &tables.to_bytes())?;
         let guest = cpuid::guest_cpu(&host.kvm, &host.cpuid, opts.vm_max_isa);
-        let vcpu = Vcpu::new(&vm, &guest.cpuid, guest.xcr0)?;
+        let vcpu = Vcpu::new(&vm, 0, &guest.cpuid, guest.xcr0)?;
+        let extra = (1..vcpus.max(1) as u64)
+            .map(|id| Vcpu::new(&vm, id, &guest.cpuid, guest.xcr0))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Machine {
             vcpu,
+            extra,
             _vm: vm,
             mem,
             bounds: GuestBounds {
@@ -220,6 +228,8 @@ struct Instance {
     watchdog: Watchdog,
     /// The interference counters of the thread that runs `KVM_RUN` (the one that invokes).
     interference: interference::Reader,
+    /// One watchdog per extra vCPU thread (`--threads`).
+    extra_dogs: Vec<Watchdog>,
 }
 
 /// The vm environment.
@@ -339,7 +349,7 @@ impl Environment for Vm {
         let label = self.label.clone();
         let host = self.host()?;
         let build = || -> Result<Instance, VmError> {
-            let machine = Machine::new(host, opts, spec.work_size, spec.disk_size)?;
+            let machine = Machine::new(host, opts, spec.work_size, spec.disk_size, spec.threads)?;
             let disk = if spec.disk_size > 0 {
                 Some(Disk::create(
                     spec.scratch.join(format!("{label}.disk")),
@@ -349,7 +359,12 @@ impl Environment for Vm {
                 None
             };
             let watchdog = Watchdog::new(spec.cpu).map_err(VmError::Watchdog)?;
+            let extra_dogs = (1..spec.threads.max(1) as usize)
+                .map(|t| Watchdog::new(super::threads::thread_cpu(spec, t)))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(VmError::Watchdog)?;
             Ok(Instance {
+                extra_dogs,
                 machine,
                 disk,
                 spec: spec.clone(),
@@ -370,6 +385,13 @@ impl Environment for Vm {
         // module doc, "Pinning"); the guard restores this thread's affinity on every path.
         let cpu = self.instance.as_ref().and_then(|i| i.spec.cpu);
         let pinned = pin(cpu).map_err(|e| self.error("running an invocation", e))?;
+        let threads =
+            (self.instance.as_ref()).map_or(1, |i| super::threads::threads_for(&i.spec, inv));
+        if threads > 1 {
+            let r = self.invoke_threads(inv);
+            drop(pinned);
+            return r;
+        }
         let Some(inst) = self.instance.as_mut() else {
             return Err(EnvError::setup(
                 &self.label,
@@ -451,6 +473,7 @@ impl Environment for Vm {
                 before.add_delta(&after, &mut c);
                 c
             },
+            threads: Vec::new(),
         })
     }
 
@@ -466,7 +489,7 @@ impl Environment for Vm {
         // (memory, tables, image copy, vCPU setup) is inside the measurement. Opening
         // /dev/kvm and reading the supported CPUID are host-level and cached.
         let t_launch = crate::tsc::now();
-        let ran = Machine::new(host, opts, 0, 0).and_then(|mut m| {
+        let ran = Machine::new(host, opts, 0, 0, 1).and_then(|mut m| {
             let r = m.run(&cb, None, &dog, spec.deadline)?;
             Ok((m, r))
         });

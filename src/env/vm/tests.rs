@@ -9,7 +9,7 @@ use crate::env::affinity::observe;
 
 fn run_code(code: &[u8], patch: impl Fn(&GuestMemory)) -> Result<(), RunFailure> {
     let host = HostKvm::open().unwrap_or_else(|e| panic!("these tests need KVM: {e}"));
-    let mut m = Machine::new(&host, VmOptions::default(), 0, 0).unwrap();
+    let mut m = Machine::new(&host, VmOptions::default(), 0, 0, 1).unwrap();
     m.mem.write(IMAGE_BASE, code).unwrap();
     patch(&m.mem);
     let dog = Watchdog::new(None).unwrap();
@@ -81,6 +81,8 @@ fn spec(scratch: &std::path::Path, cpu: Option<usize>) -> InstanceSpec {
         deadline: Duration::from_secs(60),
         thp: true,
         cpu,
+        threads: 1,
+        thread_cpus: Vec::new(),
     }
 }
 

@@ -165,13 +165,13 @@ fn task_register() -> kvm_segment {
 }
 
 impl Vcpu {
-    /// Create vCPU 0: CPUID first (before sregs, docs/KVM.md), then the long-mode state, then the
+    /// Create vCPU `id`: CPUID first (before sregs, docs/KVM.md), then the long-mode state, then the
     /// TSC set to the host's so guest timestamps compare with host ones.
     /// With `xcr0`, CR4.OSXSAVE is set and XCR0 enabled through `KVM_SET_XCRS` (after the
     /// CPUID that offers XSAVE), so the image can use AVX and AVX-512 at ring 3
     /// (docs/KVM.md, "ISA tiers in the guest").
-    pub fn new(vm: &VmFd, cpuid: &CpuId, xcr0: Option<u64>) -> Result<Vcpu, VcpuError> {
-        let fd = vm.create_vcpu(0).map_err(VcpuError::Create)?;
+    pub fn new(vm: &VmFd, id: u64, cpuid: &CpuId, xcr0: Option<u64>) -> Result<Vcpu, VcpuError> {
+        let fd = vm.create_vcpu(id).map_err(VcpuError::Create)?;
         fd.set_cpuid2(cpuid).map_err(ioctl("KVM_SET_CPUID2"))?;
         let mut v = Vcpu {
             fd,
@@ -234,10 +234,16 @@ impl Vcpu {
     /// the vCPU was created and ring-3 code cannot change them; a fault, the only way into
     /// ring 0, ends the VM.
     pub fn reset_for_entry(&mut self) -> Result<(), VcpuError> {
+        self.reset_for_thread(0)
+    }
+
+    /// [`Vcpu::reset_for_entry`] for thread `t` of an invocation on several vCPUs: its own
+    /// control block (`thread_control_addr(t)`) and its own slice of the guest stack.
+    pub fn reset_for_thread(&mut self, t: u64) -> Result<(), VcpuError> {
         let regs = kvm_regs {
             rip: IMAGE_BASE,
-            rsp: STACK_TOP - 8,
-            rdi: CONTROL_ADDR,
+            rsp: STACK_TOP - t * THREAD_STACK_SIZE - 8,
+            rdi: thread_control_addr(t),
             rflags: RFLAGS,
             ..Default::default()
         };

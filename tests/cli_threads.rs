@@ -1,0 +1,184 @@
+//! `--threads` through the CLI: bad counts are usage errors naming the fix, more threads than
+//! CPUs is refused before anything is measured, and a real two-thread run in native and vm
+//! validates, reports the vm's overhead against native on two threads, and records the
+//! threads and their CPUs in run.json. Needs two CPUs and /dev/kvm (CI has them).
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn isobench() -> Command {
+    Command::cargo_bin("isobench").expect("the isobench binary is built")
+}
+
+fn allowed_cpus() -> usize {
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).expect("affinity");
+    (0..nix::sched::CpuSet::count())
+        .filter(|c| set.is_set(*c).unwrap_or(false))
+        .count()
+}
+
+fn run_dir(out: &Path) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.is_dir()
+                && !p.is_symlink()
+                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+        })
+        .collect();
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one run directory in {}: {dirs:?}",
+        out.display()
+    );
+    dirs[0].clone()
+}
+
+#[test]
+fn bad_thread_counts_are_refused_clearly() {
+    let out = tempfile::tempdir().unwrap();
+    for (n, needle) in [
+        ("0", "give a number of threads from 1 to 16"),
+        ("17", "give a number of threads from 1 to 16"),
+        ("two", "--threads 'two' is not a number"),
+    ] {
+        isobench()
+            .args(["run", "--env", "native", "--threads", n, "--out"])
+            .arg(out.path())
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(needle));
+    }
+    // The OCI runtimes' runner runs one thread: named, they are refused with the fix.
+    isobench()
+        .args(["run", "--env", "native,runc", "--threads", "2", "--out"])
+        .arg(out.path())
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("the OCI runtime runc runs the image on one thread")
+                .and(predicate::str::contains("--threads 1")),
+        );
+    let more = (allowed_cpus() + 1).to_string();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "native",
+            "--rounds",
+            "1",
+            "--threads",
+            &more,
+            "--out",
+        ])
+        .arg(out.path())
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains(format!("--threads {more}"))
+                .and(predicate::str::contains("or fewer")),
+        );
+    let runs = std::fs::read_dir(out.path())
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count();
+    assert_eq!(runs, 0, "a refused run writes no run directory");
+}
+
+#[test]
+fn two_threads_in_native_and_vm_validate_and_are_recorded() {
+    assert!(allowed_cpus() >= 2, "this test needs two CPUs");
+    let out = tempfile::tempdir().unwrap();
+    let assert = isobench()
+        .args([
+            "run",
+            "--env",
+            "native,vm",
+            "--strict",
+            "--workload",
+            "cpu.int,mem.stream",
+            "--threads",
+            "2",
+            "--rounds",
+            "5",
+            "--warmup",
+            "1",
+            "--out",
+        ])
+        .arg(out.path())
+        .timeout(std::time::Duration::from_secs(600))
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+    let dir = run_dir(out.path());
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let o = &run["config"]["options"];
+    assert_eq!(o["threads"], "2", "{o}");
+    assert_eq!(o["threaded_workloads"], "cpu.int,cpu.fp,mem.stream", "{o}");
+    assert_eq!(
+        o["thread_cpus"].as_str().unwrap().split(',').count(),
+        2,
+        "{o}"
+    );
+    // The vm's overhead against native, both on two threads, is in the overhead table.
+    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
+    for w in ["cpu.int", "mem.stream"] {
+        assert!(
+            overhead.lines().any(|l| l.contains(w) && l.contains("vm")),
+            "{w}: no vm overhead row in overhead.csv:\n{overhead}"
+        );
+    }
+    assert!(
+        stderr.contains("threads: 2 for cpu.int, cpu.fp, mem.stream"),
+        "the run names its threads:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_thread_outside_the_container_cpuset_is_refused_naming_the_fix() {
+    assert!(allowed_cpus() >= 2, "this test needs two CPUs");
+    let out = tempfile::tempdir().unwrap();
+    // Thread 0 runs on the last CPU (--cpu auto), thread 1 on the one before: a cpuset of
+    // the last CPU alone leaves thread 1 out.
+    let set = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0)).expect("affinity");
+    let last = (0..nix::sched::CpuSet::count())
+        .rfind(|c| set.is_set(*c).unwrap_or(false))
+        .unwrap();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "container",
+            "--strict",
+            "--workload",
+            "cpu.int",
+        ])
+        .args([
+            "--rounds",
+            "1",
+            "--threads",
+            "2",
+            "--cpuset",
+            &last.to_string(),
+        ])
+        .arg("--out")
+        .arg(out.path())
+        .timeout(std::time::Duration::from_secs(300))
+        .assert()
+        .failure()
+        .stderr(
+            predicate::str::contains("outside the container's cpuset")
+                .and(predicate::str::contains("use fewer --threads")),
+        );
+}
