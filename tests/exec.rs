@@ -750,6 +750,8 @@ fn writes_land_in_the_runc_upper_layer_not_on_the_host() {
         deadline: Duration::from_secs(30),
         thp: false,
         cpu: None,
+        threads: 1,
+        thread_cpus: Vec::new(),
     };
     c.start(&spec)
         .expect("the runc command container starts (needs root, runc and overlayfs)");

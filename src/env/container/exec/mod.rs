@@ -34,8 +34,9 @@ use nix::sys::socket::{
 use serde::{Deserialize, Serialize};
 
 use super::cgroup::{Cgroup, Layout};
+use super::child::write_zero;
 use super::rootfs::Rootfs;
-use super::{cleanup, limits, namespaces, write_zero, ContainerOptions, Resources, Upper, GO};
+use super::{cleanup, limits, namespaces, ContainerOptions, Resources, Upper, GO};
 use crate::env::exec::{self as cmdexec, Ended, Spawn};
 use crate::env::process;
 use crate::env::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
