@@ -313,7 +313,17 @@ mod tests {
 
     #[test]
     fn control_block_has_no_padding() {
-        let fields = 8 + 4 * 4 + 8 + 8 * PARAM_COUNT + 8 * 6 + 8 * 2 + 8 * RESULT_COUNT + 8 * 2;
+        // … + records, hostcalls; then thread, threads (u32) and the six thread words.
+        let fields = 8
+            + 4 * 4
+            + 8
+            + 8 * PARAM_COUNT
+            + 8 * 6
+            + 8 * 2
+            + 8 * RESULT_COUNT
+            + 8 * 2
+            + 4 * 2
+            + 8 * 6;
         assert_eq!(CONTROL_BYTES, fields);
         let mut cb = ControlBlock::new(MODE_SYSCALL, WL_CPU_INT);
         cb.results[3] = 0xdead_beef;
