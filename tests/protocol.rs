@@ -56,6 +56,7 @@ fn protocol<'a>(
         estimator: Estimator::BLOCKS_DEFAULT,
         inject: None,
         command: None,
+        keep_going: false,
     }
 }
 

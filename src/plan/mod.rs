@@ -123,6 +123,15 @@ pub struct RunOptions {
     #[arg(long)]
     pub strict: bool,
 
+    /// When a workload fails in an environment (crash, guest fault, deadline, wrong
+    /// checksum, full scratch disk), record the failure, drop that workload from the rest of
+    /// the run (its complete blocks are kept), start the environment again and go on with
+    /// the others; the run still ends failed (exit 1), naming each failure. With `exec`, a
+    /// failed sample of the command (non-zero exit, a metric not printed) is also recorded
+    /// and the command goes on.
+    #[arg(long)]
+    pub keep_going: bool,
+
     /// Longest one invocation may run before it is stopped as a runaway, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
     pub deadline: f64,
@@ -246,6 +255,8 @@ pub struct Plan {
     pub out: PathBuf,
     pub scratch: Option<PathBuf>,
     pub strict: bool,
+    /// `--keep-going`: a failed workload is dropped and the run goes on.
+    pub keep_going: bool,
     pub deadline: Duration,
     /// `--isa`: resolved to one tier once the environments are known (`session`).
     pub isa: IsaChoice,
@@ -486,6 +497,7 @@ impl RunOptions {
             out: self.out.clone(),
             scratch: self.scratch.clone(),
             strict: self.strict,
+            keep_going: self.keep_going,
             deadline: Duration::from_secs_f64(self.deadline),
             isa: self.isa,
             container: self.container.clone(),
