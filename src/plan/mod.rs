@@ -40,6 +40,11 @@ pub enum PlanError {
     EmptyEnv,
     #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
     EmptyWorkload,
+    /// `--cpu N` names a CPU this process may not use (checked when the run starts).
+    #[error(
+        "--cpu {cpu}: isobench may only use CPU(s) {allowed}: choose one of them, or --cpu none"
+    )]
+    CpuNotAllowed { cpu: usize, allowed: String },
 }
 
 mod env_options;
