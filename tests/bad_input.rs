@@ -80,6 +80,10 @@ fn every_bad_flag_is_refused_naming_the_flag_and_what_it_accepts() {
         ),
         (&["--deadline", "x"], &["--deadline"]),
         (&["--cpu", "x"], &["--cpu", "auto or none"]),
+        (
+            &["--cpu", "99"],
+            &["--cpu 99", "may only use CPU(s)", "--cpu none"],
+        ),
         (&["--seed", "x"], &["--seed"]),
         (&["--quick", "--full"], &["--quick", "--full"]),
         (&["--cpus", "0"], &["--cpus", "positive number"]),

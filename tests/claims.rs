@@ -359,3 +359,113 @@ fn bad_claim_numbers_and_budgets_are_usage_errors() {
     assert!(e.contains("numbered 1 to 6"), "{e}");
     assert_eq!(claims::select(&[6, 3, 3]).unwrap(), [3, 6]);
 }
+
+/// A claim 3 freezer group made by hand, as a killed `isobench claims` leaves it: removed
+/// (thawed, its process killed) however the test ends.
+struct LeftGroup(std::path::PathBuf);
+
+impl Drop for LeftGroup {
+    fn drop(&mut self) {
+        let _ = std::fs::write(self.0.join("freezer.state"), "THAWED");
+        if let Ok(procs) = std::fs::read_to_string(self.0.join("cgroup.procs")) {
+            for pid in procs.lines().filter_map(|l| l.trim().parse::<i32>().ok()) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        for _ in 0..100 {
+            if std::fs::remove_dir(&self.0).is_ok() || !self.0.exists() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+#[test]
+fn clean_removes_the_freezer_group_of_a_killed_claims_run_and_only_that() {
+    let _g = shared();
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let freezer_root = mi
+        .lines()
+        .find(|l| l.contains(" - cgroup ") && l.rsplit(' ').next().unwrap().contains("freezer"))
+        .and_then(|l| l.split(' ').nth(4))
+        .map(std::path::PathBuf::from)
+        .expect("a cgroup v1 freezer hierarchy is mounted (docs: cgroups are v1 hybrid)");
+    // A PID whose process is dead: a child that exited and was reaped.
+    let dead = {
+        let mut c = std::process::Command::new("true").spawn().unwrap();
+        c.wait().unwrap();
+        c.id()
+    };
+    let left = LeftGroup(freezer_root.join(format!("{}{dead}", freezer::GROUP_PREFIX)));
+    std::fs::create_dir(&left.0).expect("creating a freezer group (needs root)");
+    // Its busy process, moved into the group and frozen, as the killed run left it.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("600")
+        .spawn()
+        .unwrap();
+    std::fs::write(left.0.join("cgroup.procs"), sleeper.id().to_string()).unwrap();
+    std::fs::write(left.0.join("freezer.state"), "FROZEN").unwrap();
+    // A live run's group (this process is alive): not a leftover.
+    let live =
+        LeftGroup(freezer_root.join(format!("{}{}", freezer::GROUP_PREFIX, std::process::id())));
+    std::fs::create_dir(&live.0).unwrap();
+
+    let out = tempfile::tempdir().unwrap();
+    let dry = Command::cargo_bin("isobench")
+        .unwrap()
+        .args(["clean", "--dry-run", "--out"])
+        .arg(out.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let dry_said = String::from_utf8_lossy(&dry.stdout).into_owned();
+    assert!(
+        dry_said.contains(&format!(
+            "would remove claim 3 freezer cgroup {}",
+            left.0.display()
+        )),
+        "{dry_said}"
+    );
+    assert!(left.0.exists(), "--dry-run removes nothing");
+
+    let done = Command::cargo_bin("isobench")
+        .unwrap()
+        .args(["clean", "--out"])
+        .arg(out.path())
+        .timeout(Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&done.stdout).into_owned();
+    println!("clean said: {said}");
+    assert!(done.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "removed claim 3 freezer cgroup {}",
+            left.0.display()
+        )),
+        "{said}"
+    );
+    assert!(
+        !said.contains(&live.0.display().to_string()),
+        "a live run's group is kept: {said}"
+    );
+    assert!(!left.0.exists(), "the dead run's group is gone");
+    assert!(live.0.exists(), "the live run's group is still there");
+    // Its frozen process was thawed and killed.
+    let t0 = std::time::Instant::now();
+    loop {
+        if let Some(status) = sleeper.try_wait().unwrap() {
+            assert!(!status.success(), "killed, not finished");
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            let _ = sleeper.kill();
+            panic!("the frozen process in the leftover group was not killed");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -228,3 +228,172 @@ fn guest_memory_that_cannot_be_allocated_is_a_clear_error_at_start() {
     vm.start(&spec(2 << 20)).expect("a small guest starts");
     vm.stop().unwrap();
 }
+
+/// `cpu.int` and `io.seq` in native and vm, 20 blocks each, with a scratch tmpfs that fills
+/// up once the run has started (so every `io.seq` block after that fails). Returns the exit
+/// status, what isobench said, and the run directory.
+fn io_and_cpu_run_on_a_filling_scratch(
+    top: &Path,
+    keep_going: bool,
+) -> (std::process::ExitStatus, String, PathBuf) {
+    let scratch = top.join("scratch");
+    let out = top.join("out");
+    let _fs = Tmpfs::mount(&scratch, "1g");
+    let mut c = Command::cargo_bin("isobench").unwrap();
+    c.args([
+        "run",
+        "--env",
+        "native,vm",
+        "--strict",
+        "--workload",
+        "cpu.int,io.seq",
+        "--rounds",
+        "20",
+        "--warmup",
+        "0",
+        "--deadline",
+        "30",
+        "--seed",
+        "7",
+    ])
+    .args(keep_going.then_some("--keep-going"))
+    .arg("--scratch")
+    .arg(&scratch)
+    .arg("--out")
+    .arg(&out)
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped());
+    // As in the test above: learn the space the up-front check asks for, leave just that,
+    // and take the rest once the first environment has put its disk file in scratch, so
+    // the disk writes of `io.seq` find the filesystem full.
+    fill_leaving(&scratch, "ballast", 4 << 20);
+    let early = c.output().unwrap();
+    let said = String::from_utf8_lossy(&early.stderr).into_owned();
+    let needed_mib: u64 = said
+        .split("the run needs about ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the up-front check names the space needed: {said}"));
+    std::fs::remove_file(scratch.join("ballast")).unwrap();
+    fill_leaving(&scratch, "ballast", (needed_mib + 1) << 20);
+    let mut child = c.spawn().unwrap();
+    let t0 = Instant::now();
+    loop {
+        let started = std::fs::read_dir(&scratch)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name() != "ballast")
+                    .filter_map(|e| std::fs::read_dir(e.path()).ok())
+                    .any(|mut d| d.any(|f| f.is_ok_and(|f| f.file_name() != OWNER_FILE)))
+            })
+            .unwrap_or(false);
+        if started {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never created its scratch directory");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let filled = fill_all(&scratch);
+    let t1 = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if t1.elapsed() > Duration::from_secs(300) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run hung on a full scratch filesystem");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    println!(
+        "exhaustion (keep going: {keep_going}): filled {} MiB after start; isobench said: {stderr}",
+        filled >> 20
+    );
+    let run_dir = std::fs::canonicalize(out.join("latest")).expect("the run directory exists");
+    (status, stderr, run_dir)
+}
+
+/// Measured blocks per workload, from `run.json`.
+fn blocks_of(run: &serde_json::Value, workload: &str) -> u64 {
+    run["measurement"]["blocks"][workload].as_u64().unwrap_or(0)
+}
+
+/// The distinct rounds of `cpu.int` in `env` in a `samples.csv`.
+fn cpu_int_rounds(samples: &str, env: &str) -> usize {
+    samples
+        .lines()
+        .filter(|l| l.contains(",cpu.int,") && l.contains(&format!(",{env},")))
+        .filter_map(|l| l.split(',').next())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+}
+
+#[test]
+fn with_keep_going_a_workload_that_fails_is_dropped_and_the_others_complete() {
+    let top = tempfile::tempdir().unwrap();
+    let (status, stderr, run_dir) = io_and_cpu_run_on_a_filling_scratch(top.path(), true);
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a run with a failure exits 1: {stderr}"
+    );
+    assert!(stderr.contains("--keep-going"), "{stderr}");
+    assert!(
+        stderr.contains("io.seq in native") || stderr.contains("io.seq in vm"),
+        "the failed workload and its environment are named: {stderr}"
+    );
+    let names_the_cause = |t: &str| t.contains("ENOSPC") || t.contains("full");
+    assert!(names_the_cause(&stderr), "the cause is named: {stderr}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["outcome"], "failed");
+    let failures = run["failures"].as_array().expect("run.json lists failures");
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["workload"], "io.seq");
+    assert!(names_the_cause(failures[0]["error"].as_str().unwrap()));
+    // The other workload went on to the end, in both environments, with valid results.
+    assert_eq!(blocks_of(&run, "cpu.int"), 20, "{}", run["measurement"]);
+    assert!(blocks_of(&run, "io.seq") < 20);
+    let samples = std::fs::read_to_string(run_dir.join("samples.csv")).unwrap();
+    for env in ["native", "vm"] {
+        assert_eq!(
+            cpu_int_rounds(&samples, env),
+            20,
+            "cpu.int's rounds in {env}"
+        );
+    }
+    let summary = std::fs::read_to_string(run_dir.join("summary.csv")).unwrap();
+    assert!(summary.contains("cpu.int"), "{summary}");
+    let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
+    assert!(report.contains("Failed workloads"), "{report}");
+    assert!(report.contains("io.seq in "), "{report}");
+}
+
+#[test]
+fn without_keep_going_the_same_failure_ends_the_run_at_once() {
+    let top = tempfile::tempdir().unwrap();
+    let (status, stderr, run_dir) = io_and_cpu_run_on_a_filling_scratch(top.path(), false);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("io.seq"), "{stderr}");
+    let run: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("run.json")).unwrap()).unwrap();
+    assert_eq!(run["outcome"], "failed");
+    assert!(
+        run.get("failures").is_none(),
+        "no --keep-going, no failures list"
+    );
+    let samples = std::fs::read_to_string(run_dir.join("samples.csv")).unwrap();
+    let rounds = cpu_int_rounds(&samples, "native");
+    assert!(
+        rounds < 20,
+        "the run stopped at the failure: {rounds} rounds of cpu.int"
+    );
+}

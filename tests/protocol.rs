@@ -58,6 +58,7 @@ fn protocol<'a>(
         estimator: Estimator::BLOCKS_DEFAULT,
         inject: None,
         command: None,
+        keep_going: false,
     }
 }
 
@@ -370,4 +371,66 @@ fn an_interruption_ends_the_loop_cleanly() {
     .unwrap();
     assert_eq!(out.ended, Ended::Interrupted);
     assert!(rows.is_empty());
+}
+
+#[test]
+fn with_keep_going_a_failed_task_is_dropped_and_the_others_finish() {
+    let wl = cpu_int();
+    let sp = spec();
+    let good = expected(&wl);
+    let mut crashing = Fake::new(
+        "container",
+        EnvKind::Container,
+        Box::new(move |n, inv| {
+            if n <= 2 {
+                Ok(cpu_int_run(inv, good, 10))
+            } else {
+                Err(EnvError::Crashed {
+                    env: "container".into(),
+                    workload: inv.name.into(),
+                    detail: "killed by SIGSEGV".into(),
+                })
+            }
+        }),
+    );
+    crashing.start(&sp).unwrap();
+    let mut envs: Vec<Box<dyn Environment>> = vec![fake("native", 10, good), Box::new(crashing)];
+    // A budget design with a target never met: without the drop, cpu.int would be picked
+    // until the budget is spent.
+    let mut p = protocol(&wl, &sp, true, budget(Duration::from_secs(60), 1e-9, 2), 0);
+    p.keep_going = true;
+    let mut rows: Vec<SampleRow> = Vec::new();
+    let t0 = std::time::Instant::now();
+    let out = measure_all(&mut envs, &p, &mut rows).expect("the run goes on");
+    assert!(
+        t0.elapsed() < Duration::from_secs(30),
+        "the dropped task is not picked again"
+    );
+    assert_eq!(
+        out.ended,
+        Ended::Complete {
+            stop: Stop::Reached
+        }
+    );
+    assert_eq!(out.failures.len(), 1, "{:?}", out.failures);
+    assert_eq!(out.failures[0].workload, "cpu.int");
+    assert_eq!(out.failures[0].env, "container");
+    assert!(
+        out.failures[0].error.contains("SIGSEGV"),
+        "{:?}",
+        out.failures
+    );
+    // Two complete blocks of cpu.int (both environments), the partial third not kept;
+    // `start` took all its blocks after the failure.
+    assert_eq!(out.blocks[0], ("cpu.int".into(), 2));
+    assert_eq!(
+        rows.iter().filter(|r| r.metric == "hash").count(),
+        4,
+        "2 blocks × 2 environments"
+    );
+    assert!(out.blocks[1].1 >= 5, "{:?}", out.blocks);
+    assert_eq!(
+        rows.iter().filter(|r| r.workload == "start").count() as u32,
+        out.blocks[1].1 * 2
+    );
 }

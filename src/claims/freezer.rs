@@ -165,3 +165,67 @@ pub fn observe() -> Result<FreezerEvidence> {
         phase_ms: phase.as_secs_f64() * 1e3,
     })
 }
+
+/// The name prefix of claim 3's groups: `isobench-claim3-<pid of isobench>`.
+pub const GROUP_PREFIX: &str = "isobench-claim3-";
+
+/// Claim 3's freezer groups whose `isobench claims` process is dead (killed mid-experiment),
+/// in every cgroup v1 freezer hierarchy and cgroup2 mount. A live run's group is not listed.
+pub fn leftovers() -> Vec<PathBuf> {
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let roots = parse_mountinfo(&mi).into_iter().filter(|m| {
+        m.fstype == "cgroup2"
+            || (m.fstype == "cgroup" && m.super_opts.split(',').any(|o| o == "freezer"))
+    });
+    let mut found = Vec::new();
+    for m in roots {
+        find_groups(&m.mount_point, 0, &mut found);
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Dead owners' claim 3 groups under `dir`, at most a few levels down (the group is made
+/// in the cgroup isobench runs in, near the top).
+fn find_groups(dir: &std::path::Path, depth: u32, found: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if !e.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let name = e.file_name();
+        let owner = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(GROUP_PREFIX))
+            .and_then(|p| p.parse::<i32>().ok());
+        match owner {
+            Some(pid) if !crate::env::container::cleanup::owner_alive(pid, None) => {
+                found.push(e.path())
+            }
+            Some(_) => {}
+            None if depth < 4 => find_groups(&e.path(), depth + 1, found),
+            None => {}
+        }
+    }
+}
+
+/// Remove [`leftovers`]: thaw each group (a frozen task cannot die), kill its tasks and
+/// remove it. Returns the groups removed.
+pub fn clean_leftovers() -> Result<Vec<PathBuf>> {
+    let mut removed = Vec::new();
+    for g in leftovers() {
+        for (file, thawed) in [("freezer.state", "THAWED"), ("cgroup.freeze", "0")] {
+            let control = g.join(file);
+            if control.exists() {
+                cg::write_file(&control, thawed)?;
+            }
+        }
+        cg::remove_dirs(std::slice::from_ref(&g))
+            .with_context(|| format!("removing claim 3's freezer group {}", g.display()))?;
+        removed.push(g);
+    }
+    Ok(removed)
+}

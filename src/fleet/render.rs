@@ -427,6 +427,10 @@ pub fn fleet_run(fleet: &Fleet, runs: &[HostRun]) -> (RunFile, Vec<SampleRow>) {
             .collect(),
         measurement: None,
         labels,
+        failures: runs
+            .iter()
+            .flat_map(|r| r.data.run.failures.clone())
+            .collect(),
     };
     (run, samples)
 }

@@ -117,6 +117,10 @@ pub struct Protocol<'a> {
     pub inject: Option<(String, f64)>,
     /// A user's command, measured as one more task (`isobench exec`).
     pub command: Option<&'a CommandWorkload>,
+    /// `--keep-going`: a failed invocation drops its task from the rest of the schedule
+    /// (its partial block is not kept, its complete blocks are), restarts the environment
+    /// instance, and the other tasks go on; the failures are returned in [`Outcome`].
+    pub keep_going: bool,
 }
 
 impl Protocol<'_> {
@@ -188,6 +192,32 @@ pub struct Outcome {
     pub blocks: Vec<(String, u32)>,
     /// Time from the first warm-up block to the end.
     pub elapsed: Duration,
+    /// Tasks dropped after a failure (`keep_going`), in the order they failed.
+    pub failures: Vec<TaskFailure>,
+}
+
+/// A task that failed in one environment and was dropped from the rest of the run.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct TaskFailure {
+    pub workload: String,
+    pub env: String,
+    /// The error and its causes on one line.
+    pub error: String,
+}
+
+/// An error and its sources on one line, a source not repeated when its text is already there.
+fn error_text(err: &MeasureError) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
 }
 
 /// Run one task and turn its outcome into sample rows.
@@ -348,6 +378,8 @@ pub fn run(
         tracker,
         t0: Instant::now(),
         blocks_taken: 0,
+        dropped: vec![false; tasks.len()],
+        failures: Vec::new(),
         planned: match p.design {
             Design::Fixed { blocks } => Some(u64::from(blocks + p.warmup) * tasks.len() as u64),
             Design::Budget { .. } => None,
@@ -361,6 +393,7 @@ pub fn run(
             .map(|(i, t)| (p.task_name(*t).to_string(), run.tracker.blocks(i)))
             .collect(),
         elapsed: run.t0.elapsed(),
+        failures: run.failures.clone(),
     };
     let interrupted_now = || interrupted.load(Ordering::SeqCst);
 
@@ -428,6 +461,9 @@ struct Running<'a, 'p> {
     tracker: Tracker,
     t0: Instant,
     blocks_taken: u64,
+    /// Tasks dropped after a failure (`keep_going`), by task index.
+    dropped: Vec<bool>,
+    failures: Vec<TaskFailure>,
     planned: Option<u64>,
 }
 
@@ -442,6 +478,9 @@ impl Running<'_, '_> {
         block: Option<u32>,
         interrupted: &AtomicBool,
     ) -> Result<bool, MeasureError> {
+        if self.dropped[ti] {
+            return Ok(true);
+        }
         let task = tasks[ti];
         let name = self.p.task_name(task);
         let started = Instant::now();
@@ -466,6 +505,10 @@ impl Running<'_, '_> {
                 }
                 // A Ctrl-C reaches the runners too; their death is then the interruption.
                 Err(_) if interrupted.load(Ordering::SeqCst) => return Ok(false),
+                Err(err) if self.p.keep_going && !matches!(err, MeasureError::Sink(_)) => {
+                    self.drop_task(ti, e, name, &err)?;
+                    return Ok(true);
+                }
                 Err(err) => return Err(err),
             }
         }
@@ -494,6 +537,32 @@ impl Running<'_, '_> {
             worst,
         });
         Ok(true)
+    }
+
+    /// `keep_going`: record that task `ti` failed in environment `e`, drop it from the rest
+    /// of the schedule (the block in progress is not kept), and start the environment's
+    /// instance again (a crash or deadline leaves it stopped). A restart that fails ends
+    /// the run with that error.
+    fn drop_task(
+        &mut self,
+        ti: usize,
+        e: usize,
+        name: &str,
+        err: &MeasureError,
+    ) -> Result<(), MeasureError> {
+        let env = self.envs[e].as_mut();
+        self.failures.push(TaskFailure {
+            workload: name.to_string(),
+            env: env.label().to_string(),
+            error: error_text(err),
+        });
+        self.dropped[ti] = true;
+        // Done as far as the scheduler is concerned: a budget design picks it no more.
+        self.tracker.fix_blocks(ti, self.tracker.blocks(ti));
+        // Stop whatever is left of the instance, then start a fresh one.
+        let _ = env.stop();
+        env.start(self.p.spec)?;
+        Ok(())
     }
 }
 

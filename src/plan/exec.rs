@@ -44,11 +44,6 @@ pub struct ExecOptions {
     #[arg(long, value_name = "DIR")]
     pub rootfs: Option<PathBuf>,
 
-    /// Record a failed sample (non-zero exit, a metric not printed) and go on, instead of
-    /// failing the run.
-    #[arg(long)]
-    pub keep_going: bool,
-
     /// The workload name in the results. [default: the program's file name]
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
@@ -159,7 +154,8 @@ impl ExecOptions {
                 output_cap: self.output_cap,
             },
             metrics,
-            keep_going: self.keep_going,
+            // `--keep-going` (a run option): a failed sample is recorded and the command goes on.
+            keep_going: run.keep_going,
             binary: None,
         });
         Ok(plan)

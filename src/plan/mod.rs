@@ -42,6 +42,11 @@ pub enum PlanError {
     EmptyWorkload,
     #[error("--threads {threads} runs on native, container and vm only: the OCI runtime {env} runs the image on one thread; leave it out of --env, or use --threads 1")]
     ThreadsOnOci { threads: u32, env: &'static str },
+    /// `--cpu N` names a CPU this process may not use (checked when the run starts).
+    #[error(
+        "--cpu {cpu}: isobench may only use CPU(s) {allowed}: choose one of them, or --cpu none"
+    )]
+    CpuNotAllowed { cpu: usize, allowed: String },
 }
 
 mod env_options;
@@ -124,6 +129,15 @@ pub struct RunOptions {
     /// Fail when a requested environment cannot run here, instead of skipping it.
     #[arg(long)]
     pub strict: bool,
+
+    /// When a workload fails in an environment (crash, guest fault, deadline, wrong
+    /// checksum, full scratch disk), record the failure, drop that workload from the rest of
+    /// the run (its complete blocks are kept), start the environment again and go on with
+    /// the others; the run still ends failed (exit 1), naming each failure. With `exec`, a
+    /// failed sample of the command (non-zero exit, a metric not printed) is also recorded
+    /// and the command goes on.
+    #[arg(long)]
+    pub keep_going: bool,
 
     /// Longest one invocation may run before it is stopped as a runaway, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 120.0)]
@@ -255,6 +269,8 @@ pub struct Plan {
     pub out: PathBuf,
     pub scratch: Option<PathBuf>,
     pub strict: bool,
+    /// `--keep-going`: a failed workload is dropped and the run goes on.
+    pub keep_going: bool,
     pub deadline: Duration,
     /// `--isa`: resolved to one tier once the environments are known (`session`).
     pub isa: IsaChoice,
@@ -524,6 +540,7 @@ impl RunOptions {
             out: self.out.clone(),
             scratch: self.scratch.clone(),
             strict: self.strict,
+            keep_going: self.keep_going,
             deadline: Duration::from_secs_f64(self.deadline),
             isa: self.isa,
             threads: self.threads,

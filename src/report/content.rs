@@ -264,6 +264,19 @@ pub fn document(
         });
     }
 
+    if !run.failures.is_empty() {
+        doc.heading(1, "Failed workloads");
+        doc.paragraph(
+            "Each failed in one environment and was dropped from the rest of the run \
+             (`--keep-going`); only its blocks completed before the failure are in the results.",
+        );
+        doc.list(
+            run.failures
+                .iter()
+                .map(|f| format!("{} in {}: {}", f.workload, f.env, f.error))
+                .collect(),
+        );
+    }
     if !run.warnings.is_empty() {
         doc.heading(1, "Warnings during the run");
         doc.list(run.warnings.clone());

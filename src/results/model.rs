@@ -357,6 +357,20 @@ pub struct RunFile {
     /// `run --label KEY=VALUE` pairs (node pool, instance type...); absent when none.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// `run --keep-going`: the workloads that failed in an environment and were dropped
+    /// from the rest of the run (their complete blocks are in `samples.csv`); absent when
+    /// none failed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<Failure>,
+}
+
+/// A workload that failed in one environment and was dropped (`run --keep-going`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Failure {
+    pub workload: String,
+    pub env: String,
+    /// The error, with its causes, on one line.
+    pub error: String,
 }
 
 /// How the measurement went: why it stopped, how long it took, how many blocks each

@@ -35,10 +35,12 @@ pub fn resolve(choice: CpuChoice) -> Result<Pinning> {
         CpuChoice::Auto => (allowed.len() >= 2).then(|| *allowed.last().unwrap()),
         CpuChoice::Cpu(n) => {
             if !allowed.contains(&n) {
-                bail!(
-                    "--cpu {n}: isobench may only use CPU(s) {}: choose one of them, or --cpu none",
-                    list(&allowed)
-                );
+                // Bad usage (exit 2), like every other invalid flag.
+                return Err(crate::plan::PlanError::CpuNotAllowed {
+                    cpu: n,
+                    allowed: list(&allowed),
+                }
+                .into());
             }
             Some(n)
         }

@@ -299,6 +299,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         warnings: Vec::new(),
         measurement: None,
         labels: plan.labels.clone(),
+        failures: Vec::new(),
     };
 
     // Start every environment and prove each runs the embedded image; one that fails to
@@ -352,9 +353,34 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             estimator: plan.estimator(),
             inject: plan.inject.as_ref().map(|i| (i.env.clone(), i.fraction)),
             command: command.as_ref(),
+            keep_going: plan.keep_going,
         };
         match measure::run(&mut envs, &protocol, &mut tee, observer, interrupted) {
-            Ok(o) => measured = Some(o),
+            Ok(o) => {
+                // `--keep-going`: the run went on past these, and still ends failed.
+                if !o.failures.is_empty() {
+                    let each: Vec<String> = o
+                        .failures
+                        .iter()
+                        .map(|f| format!("{} in {}: {}", f.workload, f.env, f.error))
+                        .collect();
+                    failure = Some(anyhow::anyhow!(
+                        "{} workload(s) failed and were dropped, the others went on (--keep-going): {}",
+                        o.failures.len(),
+                        each.join("; ")
+                    ));
+                }
+                run.failures = o
+                    .failures
+                    .iter()
+                    .map(|f| results::Failure {
+                        workload: f.workload.clone(),
+                        env: f.env.clone(),
+                        error: f.error.clone(),
+                    })
+                    .collect();
+                measured = Some(o)
+            }
             Err(err) => failure = Some(anyhow::Error::new(err).context("measuring")),
         }
         observer.measured();
@@ -383,7 +409,8 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         elapsed_s: m.elapsed.as_secs_f64(),
         blocks: m.blocks.iter().cloned().collect(),
     });
-    if let Some(err) = &failure {
+    // A `--keep-going` failure is in `run.failures` already, each on its own.
+    if let Some(err) = failure.as_ref().filter(|_| run.failures.is_empty()) {
         run.warnings.push(describe(err));
     }
     write_run(&run_json, &run)?;

@@ -260,6 +260,7 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
         warnings: Vec::new(),
         measurement: None,
         labels: BTreeMap::new(),
+        failures: Vec::new(),
     }
 }
 
