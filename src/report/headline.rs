@@ -4,12 +4,13 @@
 //! output and captions the headline figure. Pure: an [`Analysis`] in, data and text out.
 //!
 //! The representative metric of a workload is the catalogue's `primary` metric for the
-//! run's profile (docs/METHODOLOGY.md, "The headline"); a workload isobench does not know,
-//! or a run that lacks its primary metric, falls back to its first reported metric.
+//! run's profile (docs/METHODOLOGY.md, "The headline"); a user's command (`isobench exec`)
+//! is represented by its first `--metric`; a run that lacks its primary metric, or a command
+//! without one, falls back to its first reported metric.
 
 use crate::analysis::{Analysis, Comparison, MetricAnalysis, Overhead, NATIVE_B};
 use crate::stats::verdict::{format_margin, Verdict};
-use crate::workload::{self, Profile};
+use crate::workload::{self, command, Profile};
 
 use super::content::no_verdict_possible;
 use super::table::fmt_overhead;
@@ -94,9 +95,21 @@ pub fn representatives(analysis: &Analysis, profile: Profile) -> Vec<&MetricAnal
                 .filter(|x| x.workload == m.workload)
         };
         let wanted = representative_metric(&m.workload, profile);
+        let has_overhead = |x: &&MetricAnalysis| x.comparisons.iter().any(|c| c.overhead.is_some());
+        // A user's command (`isobench exec`) is represented by the first metric the user
+        // asked for (`--metric`), not by the wall time every command has: under a CPU quota
+        // `sysbench --time=1` still takes one second, and only its events/s show the cost.
+        let user_metric = || {
+            of_workload().filter(has_overhead).find(|x| {
+                workload::by_name(&x.workload).is_none()
+                    && ![command::WALL_MS, command::CPU_MS, command::PEAK_RSS_MIB]
+                        .contains(&x.metric.as_str())
+            })
+        };
         let chosen = wanted
             .and_then(|p| of_workload().find(|x| x.metric == p))
-            .or_else(|| of_workload().find(|x| x.comparisons.iter().any(|c| c.overhead.is_some())))
+            .or_else(user_metric)
+            .or_else(|| of_workload().find(has_overhead))
             .unwrap_or(m);
         out.push(chosen);
     }
@@ -425,6 +438,30 @@ mod tests {
         assert_eq!(start.marks[1].text, "89× above");
         assert_eq!(h.rows[0].marks[0].text, "within");
         assert!(h.rows[0].aa.is_some());
+    }
+
+    /// A user's command is shown by the metric the user asked for, not by the wall time
+    /// every command has (under a quota `sysbench --time=1` still takes one second).
+    #[test]
+    fn a_command_is_represented_by_the_users_metric() {
+        let mut s = Vec::new();
+        for (metric, better, container) in [
+            ("wall_ms", Better::Lower, 1.0),
+            ("cpu_ms", Better::Lower, 0.5),
+            ("peak_rss_mib", Better::Lower, 1.0),
+            ("eps", Better::Higher, 0.5),
+        ] {
+            s.extend(rows("native", "sysbench", metric, 1.0, better));
+            s.extend(rows("native-b", "sysbench", metric, 1.0, better));
+            s.extend(rows("container", "sysbench", metric, container, better));
+        }
+        let h = headline(
+            &analyze(&s, AnalysisConfig::new(3)).unwrap(),
+            Profile::Quick,
+        );
+        let labels: Vec<String> = h.rows.iter().map(Row::label).collect();
+        assert_eq!(labels, ["sysbench · eps"]);
+        assert_eq!(h.rows[0].marks[0].call, Call::Above);
     }
 
     #[test]
