@@ -618,16 +618,21 @@ fn compare_and_baselines_take_exec_runs() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
+    // 0: nothing regressed; 1: something did. Either way compare read both exec runs; the
+    // shell's peak RSS can differ between two runs by more than the 5% threshold (it did:
+    // 1.60 and 1.75 MiB), so only the printed metric's verdict is checked.
+    assert!(
+        matches!(o.status.code(), Some(0 | 1)),
         "{stdout}{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        stdout.contains("\"sh\"") && stdout.contains("\"v\""),
-        "{stdout}"
-    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let rows = report["rows"].as_array().expect("compare's JSON has rows");
+    let v = rows
+        .iter()
+        .find(|r| r["workload"] == "sh" && r["metric"] == "v" && r["env"] == "native")
+        .unwrap_or_else(|| panic!("no sh/v row for native: {stdout}"));
+    assert_eq!(v["status"], "unchanged", "{v}");
 }
 
 /// The runtime containers, bundles, cgroups and upper layers isobench process `pid` made.
