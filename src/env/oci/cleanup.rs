@@ -126,6 +126,7 @@ pub fn clean_leftovers() -> Result<Vec<Leftover>, String> {
         }
         removed.push(l);
     }
+    super::instance::remove_empty_cgroup_parents();
     Ok(removed)
 }
 

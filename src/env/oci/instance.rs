@@ -171,7 +171,25 @@ impl Launched {
             .bundle
             .remove()
             .map_err(|e| format!("removing {}: {e}", self.bundle.dir.display()));
+        remove_empty_cgroup_parents();
         deleted.and(removed)
+    }
+}
+
+/// Remove the shared `/isobench-oci` parent cgroup from every hierarchy where it is empty
+/// (the runtime creates it with the first container and leaves it behind). `rmdir` of a
+/// cgroup that still holds a child fails, so another run's containers keep theirs; the
+/// runtime creates the parent again for the next container. As the built-in container
+/// does with its `isobench` parent.
+pub fn remove_empty_cgroup_parents() {
+    let parent = CGROUP_PARENT.trim_start_matches('/');
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return;
+    };
+    // cgroup v2 (unified at the root) holds the parent directly; v1 one per controller.
+    let _ = std::fs::remove_dir(Path::new("/sys/fs/cgroup").join(parent));
+    for h in hierarchies.flatten() {
+        let _ = std::fs::remove_dir(h.path().join(parent));
     }
 }
 
