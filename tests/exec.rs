@@ -64,6 +64,14 @@ fn exec(args: &[&str], out: &Path, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// `isobench exec OPTIONS --metric EPS --better higher -- sysbench cpu --time=1 run`.
+fn sysbench(options: &[&str], out: &Path, limit: Duration) -> Output {
+    let mut args = options.to_vec();
+    args.extend(["--metric", EPS, "--better", "higher"]);
+    args.extend(["--", "sysbench", "cpu", "--time=1", "run"]);
+    exec(&args, out, limit)
+}
+
 fn run_dir(out: &Path) -> PathBuf {
     out.join("latest")
         .canonicalize()
@@ -98,7 +106,7 @@ fn sysbench_in_native_and_container_with_a_report() {
     let _one = alone();
     sysbench_installed();
     let out = tempfile::tempdir().unwrap();
-    let o = exec(
+    let o = sysbench(
         &[
             "--env",
             "native,container,vm",
@@ -106,15 +114,6 @@ fn sysbench_in_native_and_container_with_a_report() {
             "5",
             "--warmup",
             "1",
-            "--metric",
-            EPS,
-            "--better",
-            "higher",
-            "--",
-            "sysbench",
-            "cpu",
-            "--time=1",
-            "run",
         ],
         out.path(),
         Duration::from_secs(120),
@@ -528,7 +527,7 @@ fn a_half_cpu_quota_makes_sysbench_worse() {
     let _one = alone();
     sysbench_installed();
     let out = tempfile::tempdir().unwrap();
-    let o = exec(
+    let o = sysbench(
         &[
             "--env",
             "native,container",
@@ -538,15 +537,6 @@ fn a_half_cpu_quota_makes_sysbench_worse() {
             "5",
             "--warmup",
             "1",
-            "--metric",
-            EPS,
-            "--better",
-            "higher",
-            "--",
-            "sysbench",
-            "cpu",
-            "--time=1",
-            "run",
         ],
         out.path(),
         Duration::from_secs(120),
@@ -670,7 +660,7 @@ fn sysbench_in_native_container_and_runc() {
     let _one = alone();
     sysbench_installed();
     let out = tempfile::tempdir().unwrap();
-    let o = exec(
+    let o = sysbench(
         &[
             "--env",
             "native,container,runc",
@@ -679,15 +669,6 @@ fn sysbench_in_native_container_and_runc() {
             "3",
             "--warmup",
             "1",
-            "--metric",
-            EPS,
-            "--better",
-            "higher",
-            "--",
-            "sysbench",
-            "cpu",
-            "--time=1",
-            "run",
         ],
         out.path(),
         Duration::from_secs(180),
