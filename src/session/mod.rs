@@ -201,6 +201,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
     };
     // One ISA tier for every environment (`--isa`), resolved before anything starts.
     let (tier, offers) = isa_tier(plan, &mut envs, observer)?;
+    let mut stream_copy = None;
     let prepared: Vec<_> = plan
         .workloads
         .iter()
@@ -208,7 +209,11 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
             let mut p = (w.prepare)(sizing, plan.seed);
             tier.apply(&mut p.invocation);
             // `--threads`: each thread does one share (the whole for one thread).
-            (*w, threads::share(&p, plan.threads))
+            let mut p = threads::share(&p, plan.threads);
+            if w.name == "mem.stream" {
+                stream_copy = Some(crate::workload::set_stream_copy(&mut p, plan.stream_copy));
+            }
+            (*w, p)
         })
         .collect();
     let spec = InstanceSpec {
@@ -280,11 +285,8 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
                     o.insert("exec.binary_sha256".into(), sha);
                 }
                 o.insert("isa".into(), tier.name().into());
-                if let Some((_, p)) = prepared.iter().find(|(w, _)| w.name == "mem.stream") {
-                    o.insert(
-                        "mem.stream.copy".into(),
-                        crate::workload::mem_stream_copy_kind(p.invocation.flags).into(),
-                    );
+                if let Some(why) = stream_copy {
+                    o.insert("mem.stream.copy".into(), why);
                 }
                 o
             },

@@ -21,10 +21,11 @@
 //! is what lets a one-bit corruption be caught at all.
 //!
 //! Copy: STREAM's copy loop, built as STREAM is usually built (`gcc -O3`), becomes a call
-//! to glibc's `memcpy`, which uses non-temporal stores above a threshold; so above ¾ of the
-//! LLC (every `--full` size) copy uses non-temporal stores too ([`nt_copy`]), and
-//! `run.json` records which ran (`config.options["mem.stream.copy"]`). The other kernels
-//! use cached stores, as gcc compiles them.
+//! to glibc's `memcpy`, whose stores are non-temporal or cached depending on the size it
+//! moves; copy does what `memcpy` would do on this host for the size each thread copies, or
+//! what `--stream-copy` forces ([`super::stream_copy`]), and `run.json` records which ran and
+//! why (`config.options["mem.stream.copy"]`). The other kernels use cached stores, as gcc
+//! compiles them.
 //!
 //! Sizes: `--full` makes each array 4× the last-level cache (read from sysfs at run time,
 //! 480 MiB per array if unreadable); `--quick` uses 16 MiB arrays, which is *not* STREAM's
@@ -34,6 +35,8 @@
 use std::path::Path;
 
 use isobench_abi::{FLAG_STREAM_NT_COPY, WL_MEM_STREAM};
+
+use super::stream_copy::{self, CopyChoice};
 
 use super::gen::fold;
 use super::{
@@ -45,7 +48,7 @@ use crate::image::{Invocation, RawRun};
 pub const WORKLOAD: Workload = Workload {
     name: "mem.stream",
     id: WL_MEM_STREAM,
-    description: "STREAM copy/scale/add/triad in the run's ISA tier, median of the iterations; copy with non-temporal stores when the arrays exceed ¾ of the LLC, as stream.c's copy (gcc turns it into glibc's memcpy) does, else cached stores: run.json's mem.stream.copy says which (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
+    description: "STREAM copy/scale/add/triad in the run's ISA tier, median of the iterations; copy stores as glibc's memcpy (what gcc makes of stream.c's copy) would at this size on this host, non-temporal at or above glibc's threshold, else cached (--stream-copy forces either; run.json's mem.stream.copy says which ran and why) (full: arrays 4× LLC; quick: 16 MiB arrays, below STREAM's rule) (GB/s)",
     prepare,
     interpret,
     primary: |_| "triad".into(),
@@ -110,25 +113,19 @@ fn parse_cache_size(s: &str) -> Option<u64> {
     digits.parse::<u64>().ok().map(|d| d * mult)
 }
 
-/// Whether copy uses non-temporal stores for arrays of `array_bytes`: when they exceed ¾ of
-/// the last-level cache, glibc's `memcpy` (what `gcc -O3` turns STREAM's copy loop into)
-/// switches to non-temporal stores (its `non_temporal_threshold` is at most ¾ of the shared
-/// cache, glibc 2.36), so that is what STREAM's copy figure measures at that size. Without
-/// a readable LLC size, the full profile's fallback arrays count as large.
-pub fn nt_copy(array_bytes: u64, llc_bytes: Option<u64>) -> bool {
-    match llc_bytes {
-        Some(llc) => array_bytes > llc / 4 * 3,
-        None => array_bytes >= FALLBACK_ARRAY_BYTES,
-    }
-}
-
-/// What copy ran with, for `run.json` (`mem.stream.copy`): from the invocation's flags.
-pub fn copy_kind(flags: u64) -> &'static str {
-    if flags & FLAG_STREAM_NT_COPY != 0 {
-        "non-temporal stores (as glibc memcpy above its threshold)"
+/// Make copy's stores what `choice` says for this (per-thread) invocation, and return the
+/// sentence `run.json` records: [`super::stream_copy::decide`] on the bytes each thread
+/// copies (`params[0]` elements) against this host's threshold.
+pub fn set_copy(p: &mut Prepared, choice: CopyChoice) -> String {
+    let per_thread = p.invocation.params[0] * 8;
+    let llc = last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0"));
+    let (nt, why) = stream_copy::decide(choice, per_thread, stream_copy::threshold(llc).as_ref());
+    if nt {
+        p.invocation.flags |= FLAG_STREAM_NT_COPY;
     } else {
-        "cached stores"
+        p.invocation.flags &= !FLAG_STREAM_NT_COPY;
     }
+    why
 }
 
 /// Bytes per array for a profile (full: 4× the LLC, rounded up to a MiB).
@@ -176,7 +173,6 @@ pub fn ntimes(n: u64, span: Span) -> u64 {
 fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
     let bytes = array_bytes(sizing.profile);
     let n = bytes / 8;
-    let llc = last_level_cache_bytes(Path::new("/sys/devices/system/cpu/cpu0"));
     let ntimes = ntimes(n, sizing.span);
     Prepared {
         span: sizing.span,
@@ -184,11 +180,8 @@ fn prepare(sizing: Sizing, _seed: u64) -> Prepared {
             name: WORKLOAD.name,
             workload: WL_MEM_STREAM,
             params: params(&[n, ntimes]),
-            flags: if nt_copy(bytes, llc) {
-                FLAG_STREAM_NT_COPY
-            } else {
-                0
-            },
+            // Cached stores until `set_copy` decides for the run's thread count.
+            flags: 0,
         },
         work_bytes: 3 * n * 8,
         disk_bytes: 0,
@@ -240,16 +233,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn copy_is_non_temporal_above_three_quarters_of_the_llc() {
-        let llc = 32 << 20;
-        assert!(!nt_copy(16 << 20, Some(llc)));
-        assert!(!nt_copy(24 << 20, Some(llc)));
-        assert!(nt_copy((24 << 20) + 8, Some(llc)));
-        assert!(nt_copy(4 * llc, Some(llc)));
-        assert!(nt_copy(FALLBACK_ARRAY_BYTES, None));
-        assert!(!nt_copy(QUICK_ARRAY_BYTES, None));
-        assert!(copy_kind(FLAG_STREAM_NT_COPY).starts_with("non-temporal"));
-        assert_eq!(copy_kind(0), "cached stores");
+    fn set_copy_flags_the_invocation_and_says_why() {
+        let mut p = prepare(
+            Sizing {
+                profile: Profile::Quick,
+                span: Span::Short,
+            },
+            1,
+        );
+        assert_eq!(p.invocation.flags & FLAG_STREAM_NT_COPY, 0);
+        let why = set_copy(&mut p, CopyChoice::Nt);
+        assert_ne!(p.invocation.flags & FLAG_STREAM_NT_COPY, 0, "{why}");
+        let why = set_copy(&mut p, CopyChoice::Cached);
+        assert_eq!(p.invocation.flags & FLAG_STREAM_NT_COPY, 0, "{why}");
+        // 16 MiB arrays: below any glibc threshold seen (and below ¾ of an LLC ≥ 22 MiB).
+        let why = set_copy(&mut p, CopyChoice::Auto);
+        assert!(why.contains("16 MiB"), "{why}");
     }
 
     #[test]

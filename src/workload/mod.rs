@@ -254,8 +254,9 @@ pub mod latency;
 mod mem_latency;
 mod mem_random;
 mod mem_stream;
-pub use mem_stream::copy_kind as mem_stream_copy_kind;
+pub use mem_stream::set_copy as set_stream_copy;
 mod mem_touch;
+pub mod stream_copy;
 mod sys_call;
 pub mod threads;
 
