@@ -107,7 +107,34 @@ pub fn facts() -> HostFacts {
             .unwrap_or_else(|| "unknown".into()),
         tsc_hz: tsc::calibrate(Duration::from_millis(100)),
         tsc_source: "calibrated against CLOCK_MONOTONIC (median of 5 × 100 ms)".into(),
+        free_page_reporting: free_page_reporting(std::path::Path::new("/sys/bus/virtio/devices")),
     }
+}
+
+/// The virtio device id of a memory balloon, and its free page reporting feature bit.
+const VIRTIO_ID_BALLOON: &str = "0x0005";
+const VIRTIO_BALLOON_F_REPORTING: usize = 5;
+
+/// Whether a virtio balloon under `devices` (`/sys/bus/virtio/devices`) negotiated free
+/// page reporting with its hypervisor: its `features` file is one `0`/`1` per feature bit.
+pub fn free_page_reporting(devices: &std::path::Path) -> bool {
+    let Ok(entries) = fs::read_dir(devices) else {
+        return false;
+    };
+    entries.flatten().any(|e| {
+        let read = |f: &str| fs::read_to_string(e.path().join(f)).unwrap_or_default();
+        read("device").trim() == VIRTIO_ID_BALLOON
+            && read("features").as_bytes().get(VIRTIO_BALLOON_F_REPORTING) == Some(&b'1')
+    })
+}
+
+/// The run's warning when IO workloads run on a host that reports free pages.
+pub fn free_page_reporting_warning() -> String {
+    "this host is a VM whose balloon reports free pages to its hypervisor: page-cache pages \
+     reused a few seconds after they were freed cost a hypervisor fault each, so IO throughput \
+     can swing several-fold with timing (docs/METHODOLOGY.md, \"IO on a VM that reports free \
+     pages\"); compare IO figures by their paired intervals, not single samples"
+        .into()
 }
 
 #[cfg(test)]
@@ -129,6 +156,24 @@ mod tests {
             "v1"
         );
         assert_eq!(cgroup_version_from_mountinfo(""), "none");
+    }
+
+    #[test]
+    fn a_balloon_with_the_reporting_bit_is_found() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dev = |name: &str, id: &str, features: &str| {
+            let d = dir.path().join(name);
+            fs::create_dir_all(&d).expect("mkdir");
+            fs::write(d.join("device"), format!("{id}\n")).expect("write");
+            fs::write(d.join("features"), format!("{features}\n")).expect("write");
+        };
+        dev("virtio1", "0x0002", "0000011111");
+        assert!(!free_page_reporting(dir.path()));
+        dev("virtio0", VIRTIO_ID_BALLOON, "0110000000");
+        assert!(!free_page_reporting(dir.path()));
+        dev("virtio0", VIRTIO_ID_BALLOON, "0110010100");
+        assert!(free_page_reporting(dir.path()));
+        assert!(!free_page_reporting(&dir.path().join("missing")));
     }
 
     #[test]

@@ -298,7 +298,9 @@ pub const HC_DISK_READ: u16 = 1;
 pub const HC_DISK_WRITE: u16 = 2;
 /// Make the disk's written data durable. Native: `fsync`.
 pub const HC_DISK_FLUSH: u16 = 3;
-/// Drop the disk's data from the host page cache. Native: `posix_fadvise(DONTNEED)`.
+/// `args = [offset, length, 0, 0]`: drop that range of the disk (length 0: to its end) from
+/// the host page cache, so a workload drops only its own file's pages. Native:
+/// `posix_fadvise(DONTNEED)`. Inside the disk.
 pub const HC_DISK_DROP_CACHE: u16 = 4;
 /// `args = [address, length, 0, 0]`: give working memory back to the host, so that the next
 /// touch is a first touch. Native: `madvise(MADV_DONTNEED)`. Page-aligned, inside work memory.

@@ -87,7 +87,7 @@ pub fn hostcall(cb: &mut ControlBlock, op: u16, args: [u64; 4]) -> i64 {
         HC_DISK_READ => syscall4(nr::PREAD64, fd, args[1], args[2], args[0]),
         HC_DISK_WRITE => syscall4(nr::PWRITE64, fd, args[1], args[2], args[0]),
         HC_DISK_FLUSH => syscall4(nr::FSYNC, fd, 0, 0, 0),
-        HC_DISK_DROP_CACHE => syscall4(nr::FADVISE64, fd, 0, 0, POSIX_FADV_DONTNEED),
+        HC_DISK_DROP_CACHE => syscall4(nr::FADVISE64, fd, args[0], args[1], POSIX_FADV_DONTNEED),
         HC_DISCARD => syscall4(nr::MADVISE, args[0], args[1], MADV_DONTNEED, 0),
         HC_DONE => 0,
         _ => -(HC_ERR_OP),

@@ -409,6 +409,7 @@ pub fn fleet_run(fleet: &Fleet, runs: &[HostRun]) -> (RunFile, Vec<SampleRow>) {
             kernel: distinct(&|h| h.kernel.clone()),
             kvm_flavour: distinct(&|h| h.kvm_flavour.clone()),
             virtualized: runs.iter().any(|r| r.data.run.host.virtualized),
+            free_page_reporting: runs.iter().any(|r| r.data.run.host.free_page_reporting),
             cgroup_version: distinct(&|h| h.cgroup_version.clone()),
             thp: distinct(&|h| h.thp.clone()),
             clocksource: distinct(&|h| h.clocksource.clone()),

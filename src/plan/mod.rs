@@ -53,12 +53,12 @@ pub enum PlanError {
 mod env_options;
 mod exec;
 mod parse;
+pub use env_options::{Caps, ContainerOptions, GuestPageSize, Seccomp, Thp, Upper, VmOptions};
+pub use exec::ExecOptions;
 pub use parse::{
     parse_cpu_choice, parse_duration, parse_injection, parse_isa_tier, parse_label, parse_size,
     parse_threads,
 };
-pub use env_options::{Caps, ContainerOptions, GuestPageSize, Seccomp, Thp, Upper, VmOptions};
-pub use exec::ExecOptions;
 
 /// Everything `isobench run` accepts, as the user typed it (after parsing).
 #[derive(Args, Clone, Debug)]

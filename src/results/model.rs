@@ -230,6 +230,12 @@ pub struct HostFacts {
     /// TSC frequency used to convert cycles, in Hz, and where it came from.
     pub tsc_hz: f64,
     pub tsc_source: String,
+    /// Whether this host is a VM whose balloon reports free pages to its hypervisor
+    /// (virtio-balloon free page reporting): page-cache pages reused after a few seconds
+    /// free cost a fault in the hypervisor each (docs/METHODOLOGY.md, "IO on a VM that
+    /// reports free pages"). Absent in runs before isobench recorded it.
+    #[serde(default)]
+    pub free_page_reporting: bool,
 }
 
 /// The image a run used.

@@ -240,6 +240,12 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         (spec.disk_size + SCRATCH_SLACK) * envs.len() as u64,
     )?;
 
+    let io_warnings =
+        if host.free_page_reporting && plan.workloads.iter().any(|w| w.name.starts_with("io.")) {
+            vec![host::free_page_reporting_warning()]
+        } else {
+            Vec::new()
+        };
     let mut run = RunFile {
         schema_version: results::SCHEMA_VERSION,
         isobench_version: env!("CARGO_PKG_VERSION").into(),
@@ -298,7 +304,7 @@ pub fn run(plan: &Plan, observer: &mut dyn Observer, interrupted: &AtomicBool) -
         },
         environments: Vec::new(),
         summaries: Vec::new(),
-        warnings: Vec::new(),
+        warnings: io_warnings,
         measurement: None,
         labels: plan.labels.clone(),
         failures: Vec::new(),

@@ -17,6 +17,17 @@ pub fn pattern_word(seed: u64, i: u64) -> u64 {
     splitmix64(&mut s)
 }
 
+/// Mixed into the seed of the IO data's per-block stamps (the image's `STAMP`).
+pub const STAMP: u64 = 0x2545_f491_4f6c_dd1d;
+
+/// Word `i` of the IO workloads' disk data (docs/METHODOLOGY.md, "IO: the data"): word
+/// `i mod 512` of a base block seeded `base_seed`, xor the stamp of block `i / 512` seeded
+/// `stamp_seed`. The image makes a block as one base block xor one stamp.
+pub fn disk_word(base_seed: u64, stamp_seed: u64, i: u64) -> u64 {
+    let words = isobench_abi::DISK_BLOCK / 8;
+    pattern_word(base_seed, i % words) ^ pattern_word(stamp_seed ^ STAMP, i / words)
+}
+
 /// The running hash the kernels fold their data into.
 pub fn fold(h: u64, w: u64) -> u64 {
     let h = (h ^ w).wrapping_mul(0x0000_0100_0000_01b3);

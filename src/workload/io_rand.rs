@@ -3,8 +3,9 @@
 //! percentiles.
 //!
 //! Contract with `image/src/kernels/io_rand.rs`: params [file bytes, writes, reads, seed,
-//! fill chunk]; generation 0 of block b is `pattern_word(seed, word index in file)`, write k
-//! writes generation k+1 (`pattern_word(seed ^ (k+1)·GEN, word index)`); block numbers are
+//! fill chunk, disk offset of the file (after io.seq's file, so each workload drops only its
+//! own pages)]; generation 0 of block b is `disk_word(seed, seed, word index in file)`, write
+//! k writes generation k+1 (`disk_word(seed, seed ^ (k+1)·GEN, word index)`); block numbers are
 //! `below(splitmix64(rng), blocks)` with rng = `seed ^ OFFSETS`, writes first, then reads;
 //! records = [write × writes, flush, read × reads] cycles, each IO alone; results[0] = write
 //! phase (fills, writes, fsync), results[1] = read phase (reads and folds), each one elapsed
@@ -25,7 +26,7 @@
 
 use isobench_abi::{DISK_BLOCK, WL_IO_RAND};
 
-use super::gen::{below, fold, pattern_word, splitmix64};
+use super::gen::{below, disk_word, fold, splitmix64};
 use super::latency::percentile_metrics;
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Sizing, Workload,
@@ -70,14 +71,14 @@ pub fn reference(file: u64, writes: u64, reads: u64, seed: u64) -> u64 {
     for _ in 0..reads {
         let b = below(splitmix64(&mut rng), blocks);
         let g = generation[b as usize];
-        let block_seed = if g == 0 {
+        let stamp_seed = if g == 0 {
             seed
         } else {
             seed ^ g.wrapping_mul(GEN)
         };
         h = fold(h, b);
         for i in 0..WORDS {
-            h = fold(h, pattern_word(block_seed, b * WORDS + i));
+            h = fold(h, disk_word(seed, stamp_seed, b * WORDS + i));
         }
     }
     h
@@ -85,16 +86,20 @@ pub fn reference(file: u64, writes: u64, reads: u64, seed: u64) -> u64 {
 
 fn prepare(sizing: Sizing, seed: u64) -> Prepared {
     let (file, writes, reads) = size(sizing.profile);
+    // After io.seq's file on the shared disk, so neither workload's cache drops touch the
+    // other's pages.
+    let at = super::io_seq::file_bytes(sizing.profile);
     Prepared {
         span: sizing.span,
         invocation: Invocation {
             name: WORKLOAD.name,
             workload: WL_IO_RAND,
-            params: params(&[file, writes, reads, seed, FILL_CHUNK]),
+            params: params(&[file, writes, reads, seed, FILL_CHUNK, at]),
             flags: 0,
         },
-        work_bytes: FILL_CHUNK,
-        disk_bytes: file,
+        // The fill chunk, then the data's base block.
+        work_bytes: FILL_CHUNK + DISK_BLOCK,
+        disk_bytes: at + file,
         expected: Expected::Exact(reference(file, writes, reads, seed)),
     }
 }
@@ -139,14 +144,16 @@ mod tests {
     /// A literal simulation with a file image in memory, for tiny sizes.
     fn simulate(file: u64, writes: u64, reads: u64, seed: u64) -> u64 {
         let words = (file / 8) as usize;
-        let mut disk: Vec<u64> = (0..words as u64).map(|i| pattern_word(seed, i)).collect();
+        let mut disk: Vec<u64> = (0..words as u64)
+            .map(|i| disk_word(seed, seed, i))
+            .collect();
         let blocks = file / DISK_BLOCK;
         let mut rng = seed ^ OFFSETS;
         for k in 0..writes {
             let b = below(splitmix64(&mut rng), blocks);
             for i in 0..WORDS {
                 let wi = b * WORDS + i;
-                disk[wi as usize] = pattern_word(seed ^ (k + 1).wrapping_mul(GEN), wi);
+                disk[wi as usize] = disk_word(seed, seed ^ (k + 1).wrapping_mul(GEN), wi);
             }
         }
         let mut h = seed;
@@ -158,6 +165,20 @@ mod tests {
             }
         }
         h
+    }
+
+    #[test]
+    fn the_file_follows_io_seq_s_on_the_disk() {
+        for profile in [Profile::Quick, Profile::Full] {
+            let sizing = Sizing {
+                profile,
+                span: crate::workload::Span::Short,
+            };
+            let p = prepare(sizing, 1);
+            let seq = super::super::io_seq::file_bytes(profile);
+            assert_eq!(p.invocation.params[5], seq);
+            assert_eq!(p.disk_bytes, seq + p.invocation.params[0]);
+        }
     }
 
     #[test]
@@ -174,7 +195,7 @@ mod tests {
         let seed = 2;
         let mut h = fold(seed, 0);
         for i in 0..WORDS {
-            h = fold(h, pattern_word(seed ^ 3u64.wrapping_mul(GEN), i));
+            h = fold(h, disk_word(seed, seed ^ 3u64.wrapping_mul(GEN), i));
         }
         assert_eq!(reference(DISK_BLOCK, 3, 1, seed), h);
     }

@@ -2,13 +2,15 @@
 //! phase and per-chunk latency percentiles.
 //!
 //! Contract with `image/src/kernels/io_seq.rs`: params [file bytes, chunk bytes, seed]; the
-//! file holds `pattern_word(seed, word index)`; records = [write × chunks, flush,
+//! file holds `disk_word(seed, seed, word index)`; records = [write × chunks, flush,
 //! read × chunks] cycles, each IO alone; results[0] = write phase (fills, writes, fsync),
 //! results[1] = read phase (reads and the checksum's folds), each one elapsed span;
 //! results[2] = the fills' cycles, results[3] = the folds' cycles; checksum = per chunk, four
 //! interleaved fold lanes (see [`fold_chunk`]), starting from `seed`.
 //!
-//! Throughput is the file's bytes over the phase's elapsed time, as fio and `dd` count it;
+//! Each invocation first drops the file from the host page cache (untimed, as fio's
+//! `invalidate=1` does before a job), so the write phase starts from the same state whichever
+//! workload ran before. Throughput is the file's bytes over the phase's elapsed time, as fio and `dd` count it;
 //! the per-chunk records are latency alone (docs/METHODOLOGY.md, "IO: bytes over the
 //! phase's elapsed time"). `read_fold_ms` and `write_fill_ms` say how much of each phase
 //! was the kernel's own data work.
@@ -23,7 +25,7 @@
 
 use isobench_abi::WL_IO_SEQ;
 
-use super::gen::{fold, pattern_word};
+use super::gen::{disk_word, fold};
 use super::latency::percentile_metrics;
 use super::{
     check, params, Better, ChecksumMismatch, Expected, Metric, Prepared, Profile, Sizing, Workload,
@@ -42,7 +44,8 @@ pub const WORKLOAD: Workload = Workload {
 
 const CHUNK: u64 = 1 << 20;
 
-fn file_bytes(profile: Profile) -> u64 {
+/// io.seq's file: from the start of the disk (io.rand's follows it).
+pub(super) fn file_bytes(profile: Profile) -> u64 {
     match profile {
         Profile::Quick => 32 << 20,
         Profile::Full => 1 << 30,
@@ -65,7 +68,7 @@ pub fn reference(file: u64, chunk: u64, seed: u64) -> u64 {
     (0..file / chunk).fold(seed, |h, c| {
         fold_chunk(
             h,
-            (c * words..(c + 1) * words).map(|i| pattern_word(seed, i)),
+            (c * words..(c + 1) * words).map(|i| disk_word(seed, seed, i)),
         )
     })
 }
@@ -80,7 +83,8 @@ fn prepare(sizing: Sizing, seed: u64) -> Prepared {
             params: params(&[file, CHUNK, seed]),
             flags: 0,
         },
-        work_bytes: 2 * CHUNK,
+        // Two chunk buffers, then the data's base block.
+        work_bytes: 2 * CHUNK + isobench_abi::DISK_BLOCK,
         disk_bytes: file,
         expected: Expected::Exact(reference(file, CHUNK, seed)),
     }
@@ -144,7 +148,7 @@ mod tests {
 
     #[test]
     fn reference_of_one_chunk_of_four_words_by_hand() {
-        let lane = |k: u64| fold(3 ^ k, pattern_word(3, k));
+        let lane = |k: u64| fold(3 ^ k, disk_word(3, 3, k));
         let h = (0..4).fold(3, |h, k| fold(h, lane(k)));
         assert_eq!(reference(32, 32, 3), h);
         assert_eq!(reference(0, 32, 3), 3);
@@ -158,8 +162,8 @@ mod tests {
         let h = (0..4).fold(7, |h, k| fold(h, lane(k)));
         assert_eq!(fold_chunk(7, w.iter().copied()), h);
         // Two chunks: the second starts from the first's result.
-        let one = fold_chunk(5, (0..4).map(|i| pattern_word(5, i)));
-        let two = fold_chunk(one, (4..8).map(|i| pattern_word(5, i)));
+        let one = fold_chunk(5, (0..4).map(|i| disk_word(5, 5, i)));
+        let two = fold_chunk(one, (4..8).map(|i| disk_word(5, 5, i)));
         assert_eq!(reference(64, 32, 5), two);
     }
 }

@@ -68,8 +68,7 @@ pub fn threshold(llc_bytes: Option<u64>) -> Option<Threshold> {
         }),
         None => llc_bytes.map(|llc| Threshold {
             bytes: llc / 4 * 3,
-            source: "¾ of the LLC (this host's glibc loader did not report its threshold)"
-                .into(),
+            source: "¾ of the LLC (this host's glibc loader did not report its threshold)".into(),
         }),
     }
 }
@@ -134,9 +133,10 @@ fn loader_path(maps: &str) -> Option<&str> {
 
 /// `glibc.cpu.x86_non_temporal_threshold: 0x12000000 (min: 0x4040, max: …)` → 0x12000000.
 fn parse_tunables(text: &str) -> Option<u64> {
-    let line = text
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("glibc.cpu.x86_non_temporal_threshold:"))?;
+    let line = text.lines().find_map(|l| {
+        l.trim()
+            .strip_prefix("glibc.cpu.x86_non_temporal_threshold:")
+    })?;
     let value = line.split_whitespace().next()?;
     let v = match value.strip_prefix("0x") {
         Some(hex) => u64::from_str_radix(hex, 16).ok()?,
@@ -174,7 +174,10 @@ mod tests {
             loader_path(maps),
             Some("/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2")
         );
-        assert_eq!(loader_path("7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n"), None);
+        assert_eq!(
+            loader_path("7ffd-7ffe rw-p 00000000 00:00 0 [stack]\n"),
+            None
+        );
     }
 
     /// isobench is built against glibc on every machine it is developed and tested on (and
@@ -195,7 +198,10 @@ mod tests {
         let (nt, why) = decide(CopyChoice::Auto, 128 << 20, Some(&t));
         assert!(!nt);
         assert!(why.starts_with("cached stores"), "{why}");
-        assert!(why.contains("128 MiB, below") && why.contains("288 MiB"), "{why}");
+        assert!(
+            why.contains("128 MiB, below") && why.contains("288 MiB"),
+            "{why}"
+        );
         let (nt, why) = decide(CopyChoice::Auto, 288 << 20, Some(&t));
         assert!(nt, "{why}");
         assert!(why.starts_with("non-temporal"), "{why}");

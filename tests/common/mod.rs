@@ -234,6 +234,7 @@ pub fn synthetic_run(envs: &[&str], rounds: u32, seed: u64) -> RunFile {
             clocksource: "tsc".into(),
             tsc_hz: 2.5e9,
             tsc_source: "calibrated".into(),
+            free_page_reporting: false,
         },
         config: RunConfig {
             environments: {

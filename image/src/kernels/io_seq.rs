@@ -1,20 +1,24 @@
 //! `io.seq`: sequential write + fsync, then sequential read, through the disk hostcalls.
 //!
 //! params: [0] file bytes (multiple of the chunk, ≤ disk_size), [1] chunk bytes (multiple of
-//! 4096), [2] seed. Work memory: two chunk buffers (write at 0, read at chunk).
-//! Write phase, timed as one span from before the first fill to the end of the fsync: per
-//! chunk, fill the buffer with `pattern_word(seed, word index in file)`, then
-//! `HC_DISK_WRITE`; then `HC_DISK_FLUSH`. `HC_DISK_DROP_CACHE` (untimed). Read phase, timed
-//! as one span from the first read's start to the last fold's end: per chunk `HC_DISK_READ`,
-//! then fold the chunk into the checksum with [`fold_chunk`]. Nothing between two IOs is
-//! left out of a phase, so the host's readahead or writeback cannot run in untimed gaps
-//! (docs/METHODOLOGY.md, "IO: bytes over the phase's elapsed time").
+//! 4096), [2] seed. Work memory: two chunk buffers (write at 0, read at chunk), then the
+//! base block of the data (at 2 × chunk). The file holds the IO data of [`fill_blocks`] with
+//! both seeds `seed`. `HC_DISK_DROP_CACHE` of the file (untimed, as fio's `invalidate=1`
+//! before a job), so every write phase starts with none of it cached.
+//! Write phase, timed as one span from before the first fill to the end
+//! of the fsync: per chunk, fill the buffer with its blocks, then `HC_DISK_WRITE`; then
+//! `HC_DISK_FLUSH`. `HC_DISK_DROP_CACHE` (untimed). Read phase, timed as one span from the
+//! first read's start to the last fold's end: per chunk `HC_DISK_READ`, then fold the chunk
+//! into the checksum with [`fold_chunk`]. Nothing between two IOs is left out of a phase, so
+//! the host's readahead or writeback cannot run in untimed gaps (docs/METHODOLOGY.md, "IO:
+//! bytes over the phase's elapsed time").
 //! records: [write cycles × chunks, flush cycles, read cycles × chunks] (each IO alone).
 //! results: [0] write-phase cycles, [1] read-phase cycles, [2] fill cycles (inside [0]),
 //! [3] fold cycles (inside [1]).
 //! checksum: [`fold_chunk`] over every chunk read back. cycles: both phases.
 use super::{
-    disk_io, flush_then_drop_cache, fold_chunk, hostcall_failed, pattern_word, work_words,
+    disk_base, disk_io, fill_blocks, flush_then_drop_cache, fold_chunk, hostcall_failed,
+    work_words, BLOCK_WORDS,
 };
 use crate::abi::*;
 use crate::rt;
@@ -34,22 +38,30 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
         return STATUS_BAD_PARAMS;
     }
     let words = chunk / 8;
-    let (Some(wbuf), Some(rbuf)) = (work_words(cb, 0, words), work_words(cb, chunk, words)) else {
+    let (Some(wbuf), Some(rbuf), Some(base)) = (
+        work_words(cb, 0, words),
+        work_words(cb, chunk, words),
+        work_words(cb, 2 * chunk, BLOCK_WORDS as u64),
+    ) else {
         return STATUS_BAD_PARAMS;
     };
+    disk_base(base, seed);
+    let blocks_per_chunk = chunk / DISK_BLOCK;
     let (waddr, raddr) = (wbuf.as_ptr() as u64, rbuf.as_ptr() as u64);
     let rec = rt::records(cb);
     let (wrec, rest) = rec.split_at_mut(chunks as usize);
     let (frec, rest) = rest.split_at_mut(1);
     let rrec = &mut rest[..chunks as usize];
 
+    let st = rt::hostcall(cb, HC_DISK_DROP_CACHE, [0, file, 0, 0]);
+    if st < 0 {
+        return hostcall_failed(cb, st);
+    }
     let mut fill_cycles = 0u64;
     let write_start = rt::rdtsc();
     for (c, slot) in (0..chunks).zip(wrec.iter_mut()) {
         let f0 = rt::rdtsc();
-        for (i, w) in wbuf.iter_mut().enumerate() {
-            *w = pattern_word(seed, c * words + i as u64);
-        }
+        fill_blocks(wbuf, base, seed, c * blocks_per_chunk);
         let t0 = rt::rdtsc();
         fill_cycles += t0 - f0;
         let r = disk_io(cb, HC_DISK_WRITE, c * chunk, waddr, chunk);
@@ -58,7 +70,7 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
             return hostcall_failed(cb, st);
         }
     }
-    let dt = match flush_then_drop_cache(cb) {
+    let dt = match flush_then_drop_cache(cb, 0, file) {
         Ok(dt) => dt,
         Err(st) => return hostcall_failed(cb, st),
     };

@@ -35,6 +35,34 @@ pub fn pattern_word(seed: u64, i: u64) -> u64 {
     splitmix64(&mut s)
 }
 
+/// Mixed into the seed of the per-block stamps of the disk data.
+pub const STAMP: u64 = 0x2545_f491_4f6c_dd1d;
+/// Words per disk block.
+pub const BLOCK_WORDS: usize = (DISK_BLOCK / 8) as usize;
+
+/// The IO workloads' data (docs/METHODOLOGY.md, "IO: the data"): word j of disk block b is
+/// `base[j] ^ pattern_word(stamp_seed ^ STAMP, b)`, where `base[j] = pattern_word(base_seed,
+/// j)` is one block computed once ([`disk_base`]). Every block differs from every other by
+/// its stamp, so a block written, read or placed wrongly changes the checksum, while making
+/// a block costs one stamp and one xor per word: a write phase is the IO, as fio's is, not
+/// the generation of its data. Fill `dst` (whole blocks) with blocks `first_block`, … .
+#[inline(always)]
+pub fn fill_blocks(dst: &mut [u64], base: &[u64], stamp_seed: u64, first_block: u64) {
+    for (k, block) in dst.chunks_exact_mut(BLOCK_WORDS).enumerate() {
+        let stamp = pattern_word(stamp_seed ^ STAMP, first_block + k as u64);
+        for (d, b) in block.iter_mut().zip(base) {
+            *d = b ^ stamp;
+        }
+    }
+}
+
+/// The base block of [`fill_blocks`]: `base[j] = pattern_word(base_seed, j)`.
+pub fn disk_base(base: &mut [u64], base_seed: u64) {
+    for (j, w) in base.iter_mut().enumerate() {
+        *w = pattern_word(base_seed, j as u64);
+    }
+}
+
 /// The running hash over data words that IO checksums use.
 #[inline(always)]
 pub fn fold(h: u64, w: u64) -> u64 {
@@ -179,16 +207,16 @@ pub struct Flushed {
     pub flush_end: u64,
 }
 
-/// End a write phase: fsync the disk (timed), then drop the disk from the host page cache
-/// (untimed) so the read phase reads from the device.
-pub fn flush_then_drop_cache(cb: &mut ControlBlock) -> Result<Flushed, i64> {
+/// End a write phase: fsync the disk (timed), then drop the file `[offset, offset + len)`
+/// from the host page cache (untimed) so the read phase reads from the device.
+pub fn flush_then_drop_cache(cb: &mut ControlBlock, offset: u64, len: u64) -> Result<Flushed, i64> {
     let t0 = crate::rt::rdtsc();
     let st = crate::rt::hostcall(cb, HC_DISK_FLUSH, [0; 4]);
     let flush_end = crate::rt::rdtsc();
     if st < 0 {
         return Err(st);
     }
-    let st = crate::rt::hostcall(cb, HC_DISK_DROP_CACHE, [0; 4]);
+    let st = crate::rt::hostcall(cb, HC_DISK_DROP_CACHE, [offset, len, 0, 0]);
     if st < 0 {
         return Err(st);
     }

@@ -40,10 +40,20 @@ pub struct GuestRange {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hostcall {
     Null,
-    DiskRead { offset: u64, buf: GuestRange },
-    DiskWrite { offset: u64, buf: GuestRange },
+    DiskRead {
+        offset: u64,
+        buf: GuestRange,
+    },
+    DiskWrite {
+        offset: u64,
+        buf: GuestRange,
+    },
     DiskFlush,
-    DiskDropCache,
+    /// Drop `[offset, offset + len)` (len 0: to the end) from the host page cache.
+    DiskDropCache {
+        offset: u64,
+        len: u64,
+    },
     Discard(GuestRange),
     Done,
 }
@@ -204,7 +214,17 @@ pub fn decode_request(
             })
         }
         HC_DISK_FLUSH => Ok(Hostcall::DiskFlush),
-        HC_DISK_DROP_CACHE => Ok(Hostcall::DiskDropCache),
+        HC_DISK_DROP_CACHE => {
+            let (offset, len) = (args[0], args[1]);
+            // Length 0 means "to the end", as for posix_fadvise.
+            let checked = if len == 0 {
+                bounds.disk_size.saturating_sub(offset)
+            } else {
+                len
+            };
+            disk(op_name(op), offset, checked)?;
+            Ok(Hostcall::DiskDropCache { offset, len })
+        }
         HC_DISCARD => {
             let (addr, len) = (args[0], args[1]);
             if addr % HOST_PAGE != 0 || !inside(addr, len, bounds.work) {
@@ -246,12 +266,12 @@ pub fn serve(call: &Hostcall, mem: &GuestMemory, disk: Option<&File>) -> i64 {
             Some(f) => f.sync_all().map_or_else(neg, |()| 0),
             None => -(libc::EBADF as i64),
         },
-        Hostcall::DiskDropCache => match disk_fd() {
+        Hostcall::DiskDropCache { offset, len } => match disk_fd() {
             Ok(fd) => {
                 match nix::fcntl::posix_fadvise(
                     fd,
-                    0,
-                    0,
+                    offset as libc::off_t,
+                    len as libc::off_t,
                     nix::fcntl::PosixFadviseAdvice::POSIX_FADV_DONTNEED,
                 ) {
                     Ok(()) => 0,
@@ -297,6 +317,37 @@ mod tests {
             STATUS_OFFSET
         );
         assert_eq!(std::mem::offset_of!(HostcallRequest, args), 8);
+    }
+
+    #[test]
+    fn cache_drops_take_a_range_inside_the_disk() {
+        let v = HOSTCALL_VERSION;
+        let decode = |args| decode_request(&request(v, HC_DISK_DROP_CACHE, args), &BOUNDS);
+        assert_eq!(
+            decode([0, 0, 0, 0]),
+            Ok(Hostcall::DiskDropCache { offset: 0, len: 0 })
+        );
+        assert_eq!(
+            decode([4096, 8192, 0, 0]),
+            Ok(Hostcall::DiskDropCache {
+                offset: 4096,
+                len: 8192
+            })
+        );
+        // To the end of the disk, from inside it; nothing past it.
+        assert!(decode([BOUNDS.disk_size - 4096, 0, 0, 0]).is_ok());
+        assert!(matches!(
+            decode([BOUNDS.disk_size - 4096, 8192, 0, 0]),
+            Err(HostcallError::DiskRange { .. })
+        ));
+        assert!(matches!(
+            decode([BOUNDS.disk_size + 4096, 0, 0, 0]),
+            Err(HostcallError::DiskRange { .. })
+        ));
+        assert!(matches!(
+            decode([u64::MAX, 2, 0, 0]),
+            Err(HostcallError::DiskRange { .. })
+        ));
     }
 
     #[test]
