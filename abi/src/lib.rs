@@ -13,7 +13,9 @@
 /// checksum folds four lanes per chunk; IO phases are elapsed spans.
 /// 4: threads (`ControlBlock::thread`..`ran`, per-thread control pages, the barrier page);
 /// a hostcall's request sits one page above its control block.
-pub const ABI_VERSION: u32 = 4;
+/// 5: `HC_DISK_DROP_CACHE` takes `[offset, length]`; `io.rand` params[5] places its file on
+/// the disk; the IO data is a base block xor a per-block stamp.
+pub const ABI_VERSION: u32 = 5;
 
 /// `ControlBlock::magic`: "ISOBENCH" in little-endian ASCII.
 pub const CONTROL_MAGIC: u64 = u64::from_le_bytes(*b"ISOBENCH");

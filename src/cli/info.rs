@@ -65,6 +65,9 @@ pub fn info() -> Result<ExitCode> {
     println!("  cgroups       {}", h.cgroup_version);
     println!("  THP           {}", h.thp);
     println!("  clocksource   {}", h.clocksource);
+    if h.free_page_reporting {
+        println!("  balloon       reports free pages to the hypervisor: page-cache IO throughput swings with timing (docs/METHODOLOGY.md, \"IO on a VM that reports free pages\")");
+    }
     println!(
         "  TSC           {:.3} GHz ({})",
         h.tsc_hz / 1e9,
