@@ -61,7 +61,10 @@ pub fn run(cb: &mut ControlBlock) -> u32 {
             return hostcall_failed(cb, st);
         }
     }
-    for (op, args) in [(HC_DISK_FLUSH, [0; 4]), (HC_DISK_DROP_CACHE, [at, file, 0, 0])] {
+    for (op, args) in [
+        (HC_DISK_FLUSH, [0; 4]),
+        (HC_DISK_DROP_CACHE, [at, file, 0, 0]),
+    ] {
         let st = rt::hostcall(cb, op, args);
         if st < 0 {
             return hostcall_failed(cb, st);
