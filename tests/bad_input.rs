@@ -7,15 +7,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use assert_cmd::prelude::*;
 use common::{catalogue, store_run, synthetic_run, synthetic_samples};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 
-fn isobench() -> Command {
-    Command::cargo_bin("isobench").expect("the isobench binary is built")
-}
+mod support;
+use support::isobench;
 
 /// Run isobench, expecting it to refuse with exit code `code`; its stderr.
 fn refused(args: &[&str], code: i32) -> String {

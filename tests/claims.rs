@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use assert_cmd::Command;
@@ -15,16 +14,12 @@ use isobench::measure::Progress;
 use isobench::session::Observer;
 use predicates::prelude::*;
 
-/// Tests that measure CPU time hold this exclusively (a concurrent test would take CPU from
-/// the hog, the frozen process or the run's instances); the others share it.
-static MEASURING: RwLock<()> = RwLock::new(());
+mod support;
+use support::{exclusive, shared};
 
-fn shared() -> RwLockReadGuard<'static, ()> {
-    MEASURING.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    MEASURING.write().unwrap_or_else(|e| e.into_inner())
+/// assert_cmd's command (this file uses its `timeout`), not `support::isobench`'s.
+fn isobench() -> Command {
+    Command::cargo_bin("isobench").expect("the isobench binary is built")
 }
 
 /// An observer that prints the session's notes (visible with --nocapture).
@@ -289,10 +284,6 @@ fn claims_1_2_and_6_judge_every_axis_and_environment_from_one_run() {
         serde_json::from_str(&std::fs::read_to_string(r.dir.join("claims.json")).unwrap()).unwrap();
     assert_eq!(json["claims"].as_array().unwrap().len(), 3);
     assert!(r.run_dir.as_ref().unwrap().join("run.json").is_file());
-}
-
-fn isobench() -> Command {
-    Command::cargo_bin("isobench").expect("the isobench binary is built")
 }
 
 #[test]

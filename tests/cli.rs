@@ -1,51 +1,15 @@
 //! Black-box tests of the `isobench` binary: the files a run writes, bad input, and
 //! interruption.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
 use isobench::results::{read_run, read_samples, RUN_JSON, SAMPLES_CSV, SUMMARY_CSV};
 use predicates::prelude::*;
 
-/// Tests that measure a difference hold this exclusively: every run pins its instances to
-/// the same CPU, so a run of another test at the same time would take half of that CPU from
-/// native and container alike (and hide a CPU quota). Tests that only run isobench share it.
-static MEASURING: RwLock<()> = RwLock::new(());
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    MEASURING.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    MEASURING.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn isobench() -> Command {
-    Command::cargo_bin("isobench").expect("the isobench binary is built")
-}
-
-/// The single run directory inside `out`.
-fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_dir()
-                && !p.is_symlink()
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .collect();
-    assert_eq!(
-        dirs.len(),
-        1,
-        "expected one run directory in {}: {dirs:?}",
-        out.display()
-    );
-    dirs[0].clone()
-}
+mod support;
+use support::{exclusive, isobench, run_dir, shared};
 
 #[test]
 fn native_quick_run_writes_complete_results() {

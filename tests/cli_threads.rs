@@ -3,11 +3,13 @@
 //! validates, reports the vm's overhead against native on two threads, and records the
 //! threads and their CPUs in run.json. Needs two CPUs and /dev/kvm (CI has them).
 
-use std::path::{Path, PathBuf};
-
 use assert_cmd::Command;
 use predicates::prelude::*;
 
+mod support;
+use support::run_dir;
+
+/// assert_cmd's command (this file uses its `timeout`), not `support::isobench`'s.
 fn isobench() -> Command {
     Command::cargo_bin("isobench").expect("the isobench binary is built")
 }
@@ -17,25 +19,6 @@ fn allowed_cpus() -> usize {
     (0..nix::sched::CpuSet::count())
         .filter(|c| set.is_set(*c).unwrap_or(false))
         .count()
-}
-
-fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_dir()
-                && !p.is_symlink()
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .collect();
-    assert_eq!(
-        dirs.len(),
-        1,
-        "one run directory in {}: {dirs:?}",
-        out.display()
-    );
-    dirs[0].clone()
 }
 
 #[test]

@@ -2,18 +2,16 @@
 //! verdicts, thresholds, direction, bad input (exit 2), determinism and exit codes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use assert_cmd::prelude::*;
 use isobench::results::{Outcome, RunFile, SampleRow, SCHEMA_VERSION};
 use isobench::stats::Better;
 use isobench::workload::Profile;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn isobench() -> Command {
-    Command::cargo_bin("isobench").expect("the isobench binary is built")
-}
+mod support;
+use support::isobench;
 
 /// (workload, metric, unit, better, native value, container value)
 const METRICS: &[(&str, &str, &str, &str, f64, f64)] = &[

@@ -9,13 +9,15 @@ use std::process::{Command, Output};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use assert_cmd::prelude::*;
 use isobench::env::container::exec::ExecContainer;
 use isobench::env::oci::exec::OciExec;
 use isobench::env::{Environment, InstanceSpec};
 use isobench::plan::ContainerOptions;
 use isobench::results::{read_run, read_samples, RUN_JSON, SAMPLES_CSV};
 use isobench::workload::command::{CommandSpec, Exit, DEFAULT_OUTPUT_CAP};
+
+mod support;
+use support::isobench;
 
 /// Every run pins to the same CPU: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -25,10 +27,6 @@ fn alone() -> MutexGuard<'static, ()> {
 }
 
 const EPS: &str = r"eps=events per second:\s*([0-9.]+)";
-
-fn isobench() -> Command {
-    Command::cargo_bin("isobench").expect("the isobench binary is built")
-}
 
 fn sysbench_installed() {
     let ok = Command::new("sysbench")

@@ -5,40 +5,13 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use assert_cmd::prelude::*;
 use isobench::results::{read_run, read_samples, EnvStatus, RUN_JSON, SAMPLES_CSV};
 
-/// The quota test measures a share of one CPU: it runs alone (as in tests/cli.rs).
-static MEASURING: RwLock<()> = RwLock::new(());
-
-fn shared() -> RwLockReadGuard<'static, ()> {
-    MEASURING.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive() -> RwLockWriteGuard<'static, ()> {
-    MEASURING.write().unwrap_or_else(|e| e.into_inner())
-}
-
-fn isobench() -> Command {
-    Command::cargo_bin("isobench").expect("the isobench binary is built")
-}
-
-fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| {
-            p.is_dir()
-                && !p.is_symlink()
-                && !p.file_name().unwrap().to_string_lossy().starts_with('.')
-        })
-        .collect();
-    assert_eq!(dirs.len(), 1, "one run directory in {}", out.display());
-    dirs[0].clone()
-}
+mod support;
+use support::{exclusive, isobench, run_dir, shared};
 
 /// The container ids in a runtime's isobench state root (`<rt> --root ... list`).
 fn listed(runtime: &str) -> Vec<String> {
