@@ -146,6 +146,23 @@ fn info_names_image_and_host() {
     );
 }
 
+/// `isobench info | head -1`: a reader that is gone is no panic, but the quiet exit status
+/// a shell shows for SIGPIPE.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let _g = shared();
+    let (read, write) = nix::unistd::pipe().expect("pipe");
+    drop(read);
+    let out = isobench()
+        .arg("info")
+        .stdout(std::process::Stdio::from(write))
+        .output()
+        .expect("isobench info runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
 #[test]
 fn ctrl_c_keeps_what_was_measured() {
     let _run = shared();
