@@ -267,6 +267,72 @@ fn has_runsc_samples(out: &Path) -> bool {
         })
 }
 
+/// `/proc/<pid>/status` of the runner in each of run `pid`'s runc containers (the runtime
+/// writes the container process's host PID to `<bundle>/pid`).
+fn runc_runner_status(pid: u32) -> Vec<String> {
+    let tag = format!("isobench-{pid}-");
+    std::fs::read_dir("/run/isobench/bundles")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with(&tag) && n.ends_with("-runc")
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("pid")).ok())
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{}/status", p.trim())).ok())
+        .collect()
+}
+
+/// As under Docker: runc installs Docker's profile from config.json (libseccomp) and the
+/// runner holds Docker's 14 capabilities, the same as the built-in container's.
+#[test]
+fn runcs_runner_runs_under_dockers_seccomp_profile_and_capabilities() {
+    let _run = shared();
+    let out = tempfile::tempdir().unwrap();
+    let run = long_runtime_run(out.path());
+    let status = runc_runner_status(run.pid());
+    assert!(!status.is_empty(), "no live runc runner of the run found");
+    for s in &status {
+        let field = |k: &str| {
+            s.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            field("Seccomp:"),
+            "2",
+            "the runner is not in filter mode:\n{s}"
+        );
+        assert!(
+            field("Seccomp_filters:").parse::<u32>().unwrap_or(0) >= 1,
+            "no seccomp filter installed:\n{s}"
+        );
+        assert_eq!(field("CapEff:"), "00000000a80425fb", "{s}");
+        assert_eq!(field("NoNewPrivs:"), "1", "{s}");
+    }
+    // Stop the run (SIGINT): its run.json keeps the facts, which say who installed it.
+    drop(run);
+    let run = read_run(&run_dir(out.path()).join(RUN_JSON)).unwrap();
+    let runc = run.environments.iter().find(|e| e.label == "runc").unwrap();
+    assert!(
+        runc.facts["seccomp"].contains("installed by runc"),
+        "{:?}",
+        runc.facts["seccomp"]
+    );
+    let runsc = run
+        .environments
+        .iter()
+        .find(|e| e.label == "runsc")
+        .unwrap();
+    assert!(
+        runsc.facts["seccomp"].contains("not applied"),
+        "{:?}",
+        runsc.facts["seccomp"]
+    );
+}
+
 #[test]
 fn ctrl_c_during_a_runtime_run_leaves_nothing_behind() {
     let _run = shared();

@@ -35,11 +35,38 @@ const SYS_FUTEX_WAKE: i64 = 454;
 const SYS_FUTEX_WAIT: i64 = 455;
 const SYS_FUTEX_REQUEUE: i64 = 456;
 
+/// A system call of the profile: its number, and the path of its `SYS_` constant, whose
+/// tail is the call's name (for the OCI form of the profile, which names calls).
+#[derive(Clone, Copy, Debug)]
+pub struct Call {
+    pub nr: i64,
+    path: &'static str,
+}
+
+impl Call {
+    /// The call's name as seccomp profiles write it (`libc::SYS_openat` → `openat`).
+    pub fn name(&self) -> String {
+        self.path
+            .rsplit("SYS_")
+            .next()
+            .unwrap_or(self.path)
+            .trim()
+            .to_ascii_lowercase()
+    }
+}
+
+/// `calls![libc::SYS_read, SYS_CACHESTAT]`: the calls with their numbers and names.
+macro_rules! calls {
+    ($($c:path),* $(,)?) => {
+        &[$(Call { nr: $c, path: stringify!($c) }),*]
+    };
+}
+
 /// Docker's default profile, x86-64: the calls allowed whatever the capabilities (its first,
 /// unconditional group, less the names that exist only on 32-bit ABIs; `ptrace` and
 /// `process_vm_*` are in its kernel >= 4.8 group). The io_uring calls are not here: current
 /// Docker (25 and later) removed them from the default profile.
-const ALWAYS: &[i64] = &[
+const ALWAYS: &[Call] = calls![
     libc::SYS_accept,
     libc::SYS_accept4,
     libc::SYS_access,
@@ -342,11 +369,11 @@ const ALWAYS: &[i64] = &[
 
 /// The profile's capability groups: calls allowed only when the container holds the
 /// capability.
-const BY_CAPABILITY: &[(u32, &[i64])] = &[
-    (CAP_DAC_READ_SEARCH, &[libc::SYS_open_by_handle_at]),
+const BY_CAPABILITY: &[(u32, &[Call])] = &[
+    (CAP_DAC_READ_SEARCH, calls![libc::SYS_open_by_handle_at]),
     (
         CAP_SYS_ADMIN,
-        &[
+        calls![
             libc::SYS_bpf,
             libc::SYS_clone,
             libc::SYS_clone3,
@@ -371,43 +398,43 @@ const BY_CAPABILITY: &[(u32, &[i64])] = &[
             libc::SYS_unshare,
         ],
     ),
-    (CAP_SYS_BOOT, &[libc::SYS_reboot]),
-    (CAP_SYS_CHROOT, &[libc::SYS_chroot]),
+    (CAP_SYS_BOOT, calls![libc::SYS_reboot]),
+    (CAP_SYS_CHROOT, calls![libc::SYS_chroot]),
     (
         CAP_SYS_MODULE,
-        &[
+        calls![
             libc::SYS_delete_module,
             libc::SYS_init_module,
             libc::SYS_finit_module,
         ],
     ),
-    (CAP_SYS_PACCT, &[libc::SYS_acct]),
+    (CAP_SYS_PACCT, calls![libc::SYS_acct]),
     (
         CAP_SYS_PTRACE,
-        &[
+        calls![
             libc::SYS_kcmp,
             libc::SYS_pidfd_getfd,
             libc::SYS_process_madvise,
         ],
     ),
-    (CAP_SYS_RAWIO, &[libc::SYS_iopl, libc::SYS_ioperm]),
+    (CAP_SYS_RAWIO, calls![libc::SYS_iopl, libc::SYS_ioperm]),
     (
         CAP_SYS_TIME,
-        &[libc::SYS_settimeofday, libc::SYS_clock_settime],
+        calls![libc::SYS_settimeofday, libc::SYS_clock_settime],
     ),
-    (CAP_SYS_TTY_CONFIG, &[libc::SYS_vhangup]),
+    (CAP_SYS_TTY_CONFIG, calls![libc::SYS_vhangup]),
     (
         CAP_SYS_NICE,
-        &[
+        calls![
             libc::SYS_get_mempolicy,
             libc::SYS_mbind,
             libc::SYS_set_mempolicy,
             libc::SYS_set_mempolicy_home_node,
         ],
     ),
-    (CAP_SYSLOG, &[libc::SYS_syslog]),
-    (CAP_BPF, &[libc::SYS_bpf]),
-    (CAP_PERFMON, &[libc::SYS_perf_event_open]),
+    (CAP_SYSLOG, calls![libc::SYS_syslog]),
+    (CAP_BPF, calls![libc::SYS_bpf]),
+    (CAP_PERFMON, calls![libc::SYS_perf_event_open]),
 ];
 
 /// `personality(2)` values the profile allows (Linux, READ_IMPLIES_EXEC-free variants, query).
@@ -420,41 +447,80 @@ const CLONE_NAMESPACE_MASK: u64 = 0x7E02_0000;
 /// `AF_VSOCK`: the one socket family the profile refuses.
 const AF_VSOCK: u64 = 40;
 
-/// The rules of the profile for a container holding the capabilities in `mask`: syscall
-/// number → rules (an empty list allows the call whatever its arguments).
-pub fn profile_rules(mask: u64) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SecurityError> {
+/// A condition on a call's first argument, as Docker's profile writes them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arg0 {
+    Eq(u64),
+    Ne(u64),
+    /// `arg & mask == value`.
+    MaskedEq {
+        mask: u64,
+        value: u64,
+    },
+}
+
+/// The profile for a container holding the capabilities in `mask`, as data: syscall number →
+/// the call, and the conditions on its first argument of which one must hold (none: the call
+/// is allowed whatever its arguments). Everything else fails with EPERM. The one source of
+/// both the built-in container's filter ([`compile`]) and the OCI runtimes' (`linux.seccomp`,
+/// `env/oci/seccomp.rs`).
+pub fn allowed(mask: u64) -> BTreeMap<i64, (Call, Vec<Arg0>)> {
     let holds = |cap: u32| mask & (1u64 << cap) != 0;
-    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = BTreeMap::new();
-    for &nr in ALWAYS {
-        rules.insert(nr, Vec::new());
+    let mut calls: BTreeMap<i64, (Call, Vec<Arg0>)> = BTreeMap::new();
+    let mut allow = |call: &Call, when: Vec<Arg0>| {
+        calls.insert(call.nr, (*call, when));
+    };
+    for call in ALWAYS {
+        allow(call, Vec::new());
     }
-    for &(cap, calls) in BY_CAPABILITY {
+    for &(cap, group) in BY_CAPABILITY {
         if holds(cap) {
-            for &nr in calls {
-                rules.insert(nr, Vec::new());
+            for call in group {
+                allow(call, Vec::new());
             }
         }
     }
-    let arg0 = |op, value| SeccompCondition::new(0, SeccompCmpArgLen::Qword, op, value);
-    rules.insert(
-        libc::SYS_personality,
-        PERSONALITIES
-            .iter()
-            .map(|&p| SeccompRule::new(vec![arg0(SeccompCmpOp::Eq, p)?]))
-            .collect::<Result<_, _>>()?,
+    allow(
+        &calls![libc::SYS_personality][0],
+        PERSONALITIES.iter().map(|&p| Arg0::Eq(p)).collect(),
     );
-    rules.insert(
-        libc::SYS_socket,
-        vec![SeccompRule::new(vec![arg0(SeccompCmpOp::Ne, AF_VSOCK)?])?],
-    );
+    allow(&calls![libc::SYS_socket][0], vec![Arg0::Ne(AF_VSOCK)]);
     if !holds(CAP_SYS_ADMIN) {
-        rules.insert(
-            libc::SYS_clone,
-            vec![SeccompRule::new(vec![arg0(
-                SeccompCmpOp::MaskedEq(CLONE_NAMESPACE_MASK),
-                0,
-            )?])?],
+        allow(
+            &calls![libc::SYS_clone][0],
+            vec![Arg0::MaskedEq {
+                mask: CLONE_NAMESPACE_MASK,
+                value: 0,
+            }],
         );
+    }
+    calls
+}
+
+/// Whether `clone3` fails with ENOSYS for a container holding `mask` (without CAP_SYS_ADMIN,
+/// as Docker's profile does, so that glibc falls back to `clone`, whose flags it can check).
+pub fn clone3_enosys(mask: u64) -> bool {
+    mask & (1u64 << CAP_SYS_ADMIN) == 0
+}
+
+/// The `seccompiler` rules of [`allowed`]: syscall number → rules (an empty list allows the
+/// call whatever its arguments).
+pub fn profile_rules(mask: u64) -> Result<BTreeMap<i64, Vec<SeccompRule>>, SecurityError> {
+    let arg0 = |op, value| SeccompCondition::new(0, SeccompCmpArgLen::Qword, op, value);
+    let mut rules = BTreeMap::new();
+    for (nr, (_, when)) in allowed(mask) {
+        let any_of = when
+            .iter()
+            .map(|c| {
+                let cond = match *c {
+                    Arg0::Eq(v) => arg0(SeccompCmpOp::Eq, v),
+                    Arg0::Ne(v) => arg0(SeccompCmpOp::Ne, v),
+                    Arg0::MaskedEq { mask, value } => arg0(SeccompCmpOp::MaskedEq(mask), value),
+                }?;
+                SeccompRule::new(vec![cond])
+            })
+            .collect::<Result<_, _>>()?;
+        rules.insert(nr, any_of);
     }
     Ok(rules)
 }
@@ -472,7 +538,7 @@ pub fn compile(mask: u64) -> Result<Vec<BpfProgram>, SecurityError> {
         arch,
     )?;
     let mut filters = vec![BpfProgram::try_from(main)?];
-    if mask & (1u64 << CAP_SYS_ADMIN) == 0 {
+    if clone3_enosys(mask) {
         let clone3 = SeccompFilter::new(
             BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
             SeccompAction::Allow,

@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use oci_spec::runtime::{
-    LinuxBlockIoBuilder, LinuxBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, ProcessBuilder, RootBuilder,
-    Spec, SpecBuilder, UserBuilder,
+    Capabilities, LinuxBlockIoBuilder, LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxResourcesBuilder,
+    LinuxSeccomp, Mount, MountBuilder, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 
 /// The directories of the root filesystem's skeleton: the built-in container's (proc, dev,
@@ -44,6 +44,15 @@ pub struct Bind {
     pub read_only: bool,
 }
 
+/// The container process's privileges as Docker sets them (`--caps`, `--seccomp`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Privileges {
+    /// Capability names (`CAP_CHOWN`, …): its bounding, effective and permitted sets.
+    pub capabilities: Vec<String>,
+    /// `linux.seccomp`, which the runtime installs (None: no filter).
+    pub seccomp: Option<LinuxSeccomp>,
+}
+
 /// What a bundle runs and with what.
 #[derive(Clone, Debug, PartialEq)]
 pub struct BundleSpec {
@@ -56,6 +65,9 @@ pub struct BundleSpec {
     /// `linux.cgroupsPath` (runtimes create it and remove it on `delete`).
     pub cgroups_path: Option<String>,
     pub hostname: String,
+    /// The process's capabilities and seccomp filter; None leaves oci-spec's defaults (the
+    /// probe; the exec init sets its own and drops them itself).
+    pub privileges: Option<Privileges>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +82,8 @@ pub enum BundleError {
     Program { path: PathBuf },
     #[error("building the OCI config.json: {0}")]
     Spec(#[from] oci_spec::OciSpecError),
+    #[error("building the OCI config.json: {0} is not a capability this oci-spec knows")]
+    Capability(String),
 }
 
 /// A bundle on disk. Dropping it does not remove it: call [`Bundle::remove`] once the
@@ -103,14 +117,25 @@ fn bind(host: &Path, container: &Path, read_only: bool) -> Result<Mount, BundleE
 pub fn config(spec: &BundleSpec, program_in_container: &Path) -> Result<Spec, BundleError> {
     let mut args = vec![program_in_container.display().to_string()];
     args.extend(spec.args.iter().cloned());
-    let process = ProcessBuilder::default()
+    let mut process = ProcessBuilder::default()
         .terminal(false)
         .user(UserBuilder::default().uid(0u32).gid(0u32).build()?)
         .args(args)
         .env(vec!["PATH=/usr/bin:/bin".to_string()])
         .cwd("/")
-        .no_new_privileges(true)
-        .build()?;
+        .no_new_privileges(true);
+    if let Some(p) = &spec.privileges {
+        let caps: Capabilities = serde_json::from_value(serde_json::json!(p.capabilities))
+            .map_err(|e| BundleError::Capability(e.to_string()))?;
+        process = process.capabilities(
+            LinuxCapabilitiesBuilder::default()
+                .bounding(caps.clone())
+                .effective(caps.clone())
+                .permitted(caps)
+                .build()?,
+        );
+    }
+    let process = process.build()?;
     let mut mounts = vec![
         MountBuilder::default()
             .destination("/proc")
@@ -181,6 +206,9 @@ pub fn config(spec: &BundleSpec, program_in_container: &Path) -> Result<Spec, Bu
         .readonly_paths(Vec::<String>::new());
     if let Some(p) = &spec.cgroups_path {
         linux = linux.cgroups_path(PathBuf::from(p));
+    }
+    if let Some(s) = spec.privileges.as_ref().and_then(|p| p.seccomp.clone()) {
+        linux = linux.seccomp(s);
     }
     Ok(SpecBuilder::default()
         .version("1.0.2")
@@ -291,7 +319,43 @@ mod tests {
             },
             cgroups_path: Some("/isobench-oci/isobench-1-runc-0".into()),
             hostname: "isobench".into(),
+            privileges: None,
         }
+    }
+
+    #[test]
+    fn privileges_set_capabilities_and_the_runtimes_seccomp_filter() {
+        let mask = crate::env::container::security::DOCKER_DEFAULT_CAP_MASK;
+        let mut s = spec();
+        s.privileges = Some(Privileges {
+            capabilities: crate::env::container::security::caps_of(mask)
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            seccomp: Some(super::super::seccomp::linux_seccomp(mask).unwrap()),
+        });
+        let json = serde_json::to_value(config(&s, Path::new("/isobench")).unwrap()).unwrap();
+        let caps = &json["process"]["capabilities"];
+        for set in ["bounding", "effective", "permitted"] {
+            let mut names: Vec<&str> = caps[set]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_str().unwrap())
+                .collect();
+            names.sort_unstable();
+            assert_eq!(names.len(), 14, "{set}: {names:?}");
+            assert!(names.contains(&"CAP_NET_BIND_SERVICE"), "{names:?}");
+            assert!(!names.contains(&"CAP_SYS_ADMIN"), "{names:?}");
+        }
+        assert_eq!(json["linux"]["seccomp"]["defaultAction"], "SCMP_ACT_ERRNO");
+        // A bad capability name is a clear error, not a config without it.
+        s.privileges.as_mut().unwrap().capabilities = vec!["CAP_NOPE".into()];
+        let e = config(&s, Path::new("/isobench")).unwrap_err().to_string();
+        assert!(e.contains("capability"), "{e}");
+        // Without privileges, no filter.
+        let json = serde_json::to_value(config(&spec(), Path::new("/isobench")).unwrap()).unwrap();
+        assert!(json["linux"]["seccomp"].is_null());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use super::runtime::{self, Runtime, CGROUP_PARENT, PRESERVED_FD};
 use crate::env::container::exec::{
     request, wait_ready, InitPlan, RootMounts, SecurityPlan, INIT_SUBCOMMAND,
 };
-use crate::env::container::security::{own_cap_eff, Security};
+use crate::env::container::security::{caps_of, own_cap_eff, Security};
 use crate::env::exec::{self as cmdexec, Ended, Spawn};
 use crate::env::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
 use crate::plan::{ContainerOptions, Upper};
@@ -41,67 +41,11 @@ const MERGED: &str = "/merged";
 /// killed.
 const QUIT_GRACE: Duration = Duration::from_secs(3);
 
-/// The capability names of Linux 6.x, by number: the init starts with all isobench has (it
-/// mounts the overlay and pivots) and drops to `--caps` itself before any command runs.
-const ALL_CAPS: [&str; 41] = [
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_DAC_READ_SEARCH",
-    "CAP_FOWNER",
-    "CAP_FSETID",
-    "CAP_KILL",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETPCAP",
-    "CAP_LINUX_IMMUTABLE",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST",
-    "CAP_NET_ADMIN",
-    "CAP_NET_RAW",
-    "CAP_IPC_LOCK",
-    "CAP_IPC_OWNER",
-    "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO",
-    "CAP_SYS_CHROOT",
-    "CAP_SYS_PTRACE",
-    "CAP_SYS_PACCT",
-    "CAP_SYS_ADMIN",
-    "CAP_SYS_BOOT",
-    "CAP_SYS_NICE",
-    "CAP_SYS_RESOURCE",
-    "CAP_SYS_TIME",
-    "CAP_SYS_TTY_CONFIG",
-    "CAP_MKNOD",
-    "CAP_LEASE",
-    "CAP_AUDIT_WRITE",
-    "CAP_AUDIT_CONTROL",
-    "CAP_SETFCAP",
-    "CAP_MAC_OVERRIDE",
-    "CAP_MAC_ADMIN",
-    "CAP_SYSLOG",
-    "CAP_WAKE_ALARM",
-    "CAP_BLOCK_SUSPEND",
-    "CAP_AUDIT_READ",
-    "CAP_PERFMON",
-    "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-];
-
 /// The capabilities isobench itself has (`CapEff`; a sandboxed host may lack some, and a
 /// runtime cannot give what its caller has not): what the init starts with.
 fn own_caps() -> Vec<&'static str> {
     let eff = own_cap_eff().unwrap_or(crate::env::container::security::DOCKER_DEFAULT_CAP_MASK);
     caps_of(eff)
-}
-
-/// The names of the capabilities in `mask`.
-fn caps_of(mask: u64) -> Vec<&'static str> {
-    ALL_CAPS
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| mask & (1u64 << i) != 0)
-        .map(|(_, n)| *n)
-        .collect()
 }
 
 /// The changes to the image bundle's `config.json` for the exec init (pure, testable):
@@ -282,6 +226,8 @@ impl OciExec {
             resources: self.resources(spec.cpu),
             cgroups_path: Some(format!("{CGROUP_PARENT}/{id}")),
             hostname: id.clone(),
+            // The init drops to `--caps` and installs the filter itself, after its mounts.
+            privileges: None,
         };
         let bundle = Bundle::write(&bundles_dir().join(&id), &bspec)
             .map_err(|x| e("writing the OCI bundle", x.to_string()))?;

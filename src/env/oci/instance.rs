@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use isobench_abi::*;
 use nix::unistd::Pid;
 
-use super::bundle::{Bind, Bundle, BundleSpec, Resources};
+use super::bundle::{Bind, Bundle, BundleSpec, Privileges, Resources};
 use super::runner::{self, ServeArgs, CMD_IMAGE, CONTROL_BYTES};
 use super::runtime::{self, last_message, Runtime, CGROUP_PARENT, STATE_PARENT};
 use crate::env::process::{self, ANS_DONE, ANS_ERROR, ANS_READY, CMD_RUN};
@@ -41,6 +41,8 @@ pub struct Plan {
     /// The isobench binary, bind-mounted read-only as the runner.
     pub program: PathBuf,
     pub resources: Resources,
+    /// `--caps` and `--seccomp`, as Docker hands them to the runtime.
+    pub privileges: Privileges,
 }
 
 /// A container started with `<runtime> run` in the foreground: its id, its bundle, the
@@ -210,6 +212,7 @@ pub fn probe(runtime: &Runtime, program: &Path) -> Result<(), String> {
         resources: Resources::default(),
         cgroups_path: Some(format!("{CGROUP_PARENT}/{id}")),
         hostname: "isobench".into(),
+        privileges: None,
     };
     let mut l = Launched::spawn(runtime, &id, &spec, Stdio::null(), Stdio::piped(), || {})
         .map_err(|e| format!("{}: {e}", runtime.name))?;
@@ -248,6 +251,7 @@ fn bundle_spec(plan: &Plan, args: Vec<String>, binds: Vec<Bind>, id: &str) -> Bu
         resources: plan.resources.clone(),
         cgroups_path: Some(format!("{CGROUP_PARENT}/{id}")),
         hostname: "isobench".into(),
+        privileges: Some(plan.privileges.clone()),
     }
 }
 

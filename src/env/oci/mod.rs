@@ -11,6 +11,7 @@ pub mod exec;
 pub mod instance;
 pub mod runner;
 pub mod runtime;
+pub mod seccomp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,8 @@ pub use bundle::{Bind, Bundle, BundleError, BundleSpec, Resources};
 pub use runtime::{Runtime, RuntimeError};
 
 use super::{EnvError, EnvKind, Environment, InstanceSpec, Invocation, RawRun};
-use crate::plan::ContainerOptions;
+use crate::env::container::security::{caps_of, Security};
+use crate::plan::{ContainerOptions, Seccomp};
 use instance::Instance;
 
 /// The runtime name of an OCI kind (`oci` for a binary given by path).
@@ -166,6 +168,42 @@ impl Oci {
             || Path::new("/sys/fs/cgroup/blkio/blkio.weight").exists()
     }
 
+    /// The runner's privileges, as Docker gives a container's process: the capabilities of
+    /// `--caps`, and with `--seccomp default` Docker's profile for them in `linux.seccomp`,
+    /// which the runtime installs (the same calls as the built-in container's filter).
+    fn privileges(&self) -> Result<bundle::Privileges, EnvError> {
+        let sec = Security::new(self.opts.seccomp, self.opts.caps)
+            .map_err(|e| self.err("building the seccomp profile", e))?;
+        let seccomp = match self.opts.seccomp {
+            Seccomp::Default => Some(
+                seccomp::linux_seccomp(sec.cap_mask())
+                    .map_err(|e| self.err("building the OCI seccomp profile", e))?,
+            ),
+            Seccomp::Off => None,
+        };
+        Ok(bundle::Privileges {
+            capabilities: caps_of(sec.cap_mask())
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            seccomp,
+        })
+    }
+
+    /// What `run.json` says of the seccomp filter: who installs it, or why none is.
+    fn seccomp_fact(&self) -> String {
+        match (self.opts.seccomp, self.runtime.name.as_str()) {
+            (Seccomp::Off, _) => "off".into(),
+            // Debian's runsc reads linux.seccomp only with --oci-seccomp, which Docker does
+            // not pass to it either.
+            (_, "runsc") => "docker-default profile in config.json, not applied: runsc installs OCI seccomp filters only with --oci-seccomp (as under Docker)".into(),
+            _ => format!(
+                "docker-default profile in config.json (linux.seccomp), installed by {} (libseccomp)",
+                self.runtime.name
+            ),
+        }
+    }
+
     fn plan(&self, spec: &InstanceSpec) -> Result<instance::Plan, EnvError> {
         super::runner::check_cpu(&self.label, spec)?;
         let program = runner_program().map_err(|e| self.err("finding the runner", e))?;
@@ -174,6 +212,7 @@ impl Oci {
             runtime: self.runtime.clone(),
             program,
             resources: self.resources(spec.cpu),
+            privileges: self.privileges()?,
         })
     }
 }
@@ -265,6 +304,9 @@ impl Environment for Oci {
             w => show(w.map(|w| w.to_string())),
         };
         f.insert("io_weight".into(), io_weight);
+        f.insert("caps".into(), self.opts.caps.name().into());
+        f.insert("no_new_privs".into(), "1".into());
+        f.insert("seccomp".into(), self.seccomp_fact());
         if let Some(i) = &self.instance {
             f.extend(i.facts());
         }
