@@ -11,7 +11,9 @@ use crate::stats::bootstrap::DEFAULT_RESAMPLES;
 
 const AFTER: &str = "What the fleet report says, per (workload, metric, environment):
   per host  the host's overhead against native with its 95% interval, from its own run
-  pooled    a DerSimonian–Laird random-effects estimate across hosts, its 95% interval,
+  pooled    a DerSimonian–Laird random-effects estimate across hosts, its 95% interval
+            (Hartung–Knapp: Student's t with hosts − 1 degrees of freedom, so few hosts
+            give a wide interval),
             τ (the between-host spread of the true overhead, ≈ a fraction) and I² (the share
             of the hosts' spread that is not measurement noise: ~0% = they agree), and the
             fleet verdict against ±MARGIN (within: the pooled 90% interval inside ±MARGIN)

@@ -153,7 +153,8 @@ fn document(fleet: &Fleet, figures: &[(String, Figure)]) -> Document {
         "{} runs of the same workload image merged by isobench {}. Each host's overhead \
          against native comes from its own run (paired per-block log ratios, bootstrap \
          interval); the pooled overhead is a DerSimonian–Laird random-effects estimate \
-         across hosts. Verdicts against ±{}.",
+         across hosts, with Hartung–Knapp intervals (Student's t with hosts − 1 degrees of \
+         freedom). Verdicts against ±{}.",
         fleet.hosts.len(),
         fleet.isobench_version,
         format_margin(fleet.margin)

@@ -6,6 +6,7 @@ pub mod meta;
 pub mod outliers;
 pub mod paired;
 pub mod sequential;
+pub mod student;
 pub mod summary;
 pub mod verdict;
 

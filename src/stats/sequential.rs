@@ -101,7 +101,7 @@ pub fn half_width_of(estimator: Estimator, values: &[f64]) -> Option<f64> {
     let grand = mean(&batch_means);
     let ss: f64 = batch_means.iter().map(|m| (m - grand) * (m - grand)).sum();
     let long_run_variance = b as f64 * ss / (a - 1) as f64;
-    Some(t975(a - 1) * (long_run_variance / n as f64).sqrt())
+    Some(super::student::t975(a - 1) * (long_run_variance / n as f64).sqrt())
 }
 
 /// How many values a series with the spread of `values` would need for a 95% half-width
@@ -119,71 +119,11 @@ pub fn n_needed(values: &[f64], target_half_width: f64) -> Option<u64> {
     Some(n.ceil() as u64)
 }
 
-/// The 0.975 quantile of Student's t with `df` ≥ 1 degrees of freedom: a table to 30,
-/// then the expansion in powers of 1/df of Abramowitz & Stegun (1964, 26.7.5), whose
-/// error is below 10⁻⁷ beyond 30.
-fn t975(df: usize) -> f64 {
-    const TABLE: [f64; 30] = [
-        12.706204736,
-        4.302652730,
-        3.182446305,
-        2.776445105,
-        2.570581836,
-        2.446911851,
-        2.364624252,
-        2.306004135,
-        2.262157163,
-        2.228138852,
-        2.200985160,
-        2.178812830,
-        2.160368656,
-        2.144786688,
-        2.131449546,
-        2.119905299,
-        2.109815578,
-        2.100922040,
-        2.093024054,
-        2.085963447,
-        2.079613845,
-        2.073873068,
-        2.068657610,
-        2.063898562,
-        2.059538553,
-        2.055529439,
-        2.051830516,
-        2.048407142,
-        2.045229642,
-        2.042272456,
-    ];
-    if (1..=30).contains(&df) {
-        return TABLE[df - 1];
-    }
-    let z: f64 = 1.959_963_984_540_054;
-    let v = df.max(1) as f64;
-    let z2 = z * z;
-    z + z * (z2 + 1.0) / (4.0 * v)
-        + z * ((5.0 * z2 + 16.0) * z2 + 3.0) / (96.0 * v * v)
-        + z * (((3.0 * z2 + 19.0) * z2 + 17.0) * z2 - 15.0) / (384.0 * v.powi(3))
-        + z * ((((79.0 * z2 + 776.0) * z2 + 1482.0) * z2 - 1920.0) * z2 - 945.0)
-            / (92160.0 * v.powi(4))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     use crate::stats::series::ar1;
-
-    #[test]
-    fn t_quantiles() {
-        assert_eq!(t975(1), 12.706204736);
-        assert_eq!(t975(30), 2.042272456);
-        // Expansion against reference values (numerical integration of the density).
-        for (df, t) in [(31, 2.039513446), (40, 2.021075390), (100, 1.983971519)] {
-            assert!((t975(df) - t).abs() < 1e-7, "{df}");
-        }
-        assert!((t975(1_000_000) - 1.959966357).abs() < 1e-8);
-    }
 
     #[test]
     fn edge_cases() {
