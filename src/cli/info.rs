@@ -98,5 +98,20 @@ pub fn info() -> Result<ExitCode> {
         "  {:<12} launch of a fresh instance to the image's first instruction (µs)",
         crate::workload::START
     );
+    println!("  {}", stream_copy_line());
     Ok(ExitCode::Success)
+}
+
+/// How `mem.stream --full`'s copy stores here by default (`--stream-copy auto`), and why.
+fn stream_copy_line() -> String {
+    use crate::workload::stream_copy;
+    let llc =
+        workload::last_level_cache_bytes(std::path::Path::new("/sys/devices/system/cpu/cpu0"));
+    let full = workload::stream_array_bytes(workload::Profile::Full);
+    let (_, why) = stream_copy::decide(
+        stream_copy::CopyChoice::Auto,
+        full,
+        stream_copy::threshold(llc).as_ref(),
+    );
+    format!("(mem.stream --full copy, one thread: {why})")
 }

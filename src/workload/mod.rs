@@ -254,6 +254,8 @@ pub mod latency;
 mod mem_latency;
 mod mem_random;
 mod mem_stream;
+pub use mem_stream::array_bytes as stream_array_bytes;
+pub use mem_stream::last_level_cache_bytes;
 pub use mem_stream::set_copy as set_stream_copy;
 mod mem_touch;
 pub mod stream_copy;
