@@ -36,16 +36,6 @@ fn bad_thread_counts_are_refused_clearly() {
             .code(2)
             .stderr(predicate::str::contains(needle));
     }
-    // The OCI runtimes' runner runs one thread: named, they are refused with the fix.
-    isobench()
-        .args(["run", "--env", "native,runc", "--threads", "2", "--out"])
-        .arg(out.path())
-        .assert()
-        .code(2)
-        .stderr(
-            predicate::str::contains("the OCI runtime runc runs the image on one thread")
-                .and(predicate::str::contains("--threads 1")),
-        );
     let more = (allowed_cpus() + 1).to_string();
     isobench()
         .args([
@@ -126,6 +116,64 @@ fn two_threads_in_native_and_vm_validate_and_are_recorded() {
         stderr.contains("threads: 2 for cpu.int, cpu.fp, mem.stream"),
         "the run names its threads:\n{stderr}"
     );
+}
+
+/// The OCI runtimes' runner runs the splitting workloads on two threads too: every thread's
+/// checksum validates (a run fails otherwise), runc's container gets both thread CPUs as its
+/// cpuset, and runsc's sandbox both as well.
+#[test]
+fn two_threads_under_runc_and_runsc_validate() {
+    assert!(allowed_cpus() >= 2, "this test needs two CPUs");
+    let out = tempfile::tempdir().unwrap();
+    isobench()
+        .args([
+            "run",
+            "--env",
+            "native,runc,runsc",
+            "--strict",
+            "--workload",
+            "cpu.int,mem.stream",
+            "--threads",
+            "2",
+            "--rounds",
+            "3",
+            "--warmup",
+            "1",
+            "--out",
+        ])
+        .arg(out.path())
+        .timeout(std::time::Duration::from_secs(600))
+        .assert()
+        .success();
+    let dir = run_dir(out.path());
+    let run: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let thread_cpus = run["config"]["options"]["thread_cpus"].as_str().unwrap();
+    for rt in ["runc", "runsc"] {
+        let env = run["environments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["label"] == rt)
+            .unwrap_or_else(|| panic!("no {rt} environment: {run}"));
+        let cpuset = env["facts"]["cpuset"].as_str().unwrap();
+        assert_eq!(cpuset.split(',').count(), 2, "{rt}'s cpuset {cpuset}");
+        for c in thread_cpus.split(',') {
+            assert!(
+                cpuset.split(',').any(|x| x == c),
+                "{rt}: {cpuset} lacks {c}"
+            );
+        }
+    }
+    let overhead = std::fs::read_to_string(dir.join("overhead.csv")).unwrap();
+    for rt in ["runc", "runsc"] {
+        for w in ["cpu.int", "mem.stream"] {
+            assert!(
+                overhead.lines().any(|l| l.starts_with(w) && l.contains(rt)),
+                "{w}: no {rt} overhead row:\n{overhead}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -365,7 +365,7 @@ fn a_pattern_that_does_not_match_names_the_metric_and_keeps_the_samples() {
 #[test]
 fn bad_exec_flags_say_what_to_do() {
     let out = tempfile::tempdir().unwrap();
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
         (&["--metric", EPS, "--", "true"], "--better higher"),
         (
             &["--metric", "x=[0-9]+", "--better", "lower", "--", "true"],
@@ -378,6 +378,10 @@ fn bad_exec_flags_say_what_to_do() {
         (
             &["--workload", "cpu.int", "--", "true"],
             "the command is the workload",
+        ),
+        (
+            &["--threads", "2", "--", "true"],
+            "leave --threads out of exec",
         ),
     ];
     for (args, want) in cases {

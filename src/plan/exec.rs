@@ -76,6 +76,12 @@ impl ExecOptions {
                 "--workload does not apply to exec: the command is the workload".into(),
             ));
         }
+        if run.threads > 1 {
+            return Err(bad(format!(
+                "--threads {} splits the image's kernels; a command runs as itself (give it its own thread option, e.g. sysbench --threads=2): leave --threads out of exec",
+                run.threads
+            )));
+        }
         if run.out.as_os_str() == "-" {
             return Err(bad("exec cannot write its run to stdout (--out -) yet: give --out DIR, then `isobench pack DIR/latest`".into()));
         }

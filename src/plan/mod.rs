@@ -41,8 +41,6 @@ pub enum PlanError {
     EmptyEnv,
     #[error("--workload was given but names no workload: give names or globs (e.g. cpu.int,'mem.*'; see `isobench info`), or leave --workload out for all")]
     EmptyWorkload,
-    #[error("--threads {threads} runs on native, container and vm only: the OCI runtime {env} runs the image on one thread; leave it out of --env, or use --threads 1")]
-    ThreadsOnOci { threads: u32, env: &'static str },
     /// `--cpu N` names a CPU this process may not use (checked when the run starts).
     #[error(
         "--cpu {cpu}: isobench may only use CPU(s) {allowed}: choose one of them, or --cpu none"
@@ -163,10 +161,11 @@ pub struct RunOptions {
     #[arg(long, value_name = "KIND", value_parser = stream_copy::parse_choice, default_value = "auto")]
     pub stream_copy: CopyChoice,
 
-    /// Run cpu.int, cpu.fp and mem.stream on N threads natively and in the container (one
-    /// per CPU, pinned), on N vCPUs in the vm: the work is split between them and timed from
-    /// the first thread's start to the last one's end. The other workloads run on one
-    /// thread. At most the CPUs isobench may use.
+    /// Run cpu.int, cpu.fp and mem.stream on N threads natively, in the container and under
+    /// the OCI runtimes (one per CPU, pinned; gVisor's sandbox gets the CPUs as its cpuset),
+    /// on N vCPUs in the vm: the work is split between them and timed from the first
+    /// thread's start to the last one's end. The other workloads run on one thread. At most
+    /// the CPUs isobench may use.
     #[arg(long, value_name = "N", value_parser = parse_threads, default_value_t = 1)]
     pub threads: u32,
 
@@ -379,25 +378,6 @@ impl RunOptions {
         }
         if !envs_explicit {
             envs = EnvKind::defaults().collect();
-        }
-        // `--threads`: the OCI runtimes' runner takes one control block (docs/METHODOLOGY.md,
-        // "Threads"); named ones are refused, the default set goes without them.
-        let oci = |k: &EnvKind| {
-            matches!(
-                k,
-                EnvKind::Runc | EnvKind::Crun | EnvKind::Oci | EnvKind::Runsc
-            )
-        };
-        if self.threads > 1 {
-            match envs.iter().find(|k| oci(k)) {
-                Some(k) if envs_explicit => {
-                    return Err(PlanError::ThreadsOnOci {
-                        threads: self.threads,
-                        env: k.name(),
-                    })
-                }
-                _ => envs.retain(|k| !oci(k)),
-            }
         }
         envs.sort();
         let (workloads, start) = select_workloads(&self.workload)?;

@@ -18,7 +18,7 @@ use super::bundle::{Bind, Bundle, BundleSpec, Privileges, Resources};
 use super::runner::{self, ServeArgs, CMD_IMAGE, CONTROL_BYTES};
 use super::runtime::{self, last_message, Runtime, CGROUP_PARENT, STATE_PARENT};
 use crate::env::process::{self, ANS_DONE, ANS_ERROR, ANS_READY, CMD_RUN};
-use crate::env::{interference, EnvError, InstanceSpec, Invocation, RawRun};
+use crate::env::{interference, threads, EnvError, InstanceSpec, Invocation, RawRun};
 use crate::{image, tsc};
 
 /// How long a runtime may take to start the runner and have it say it is ready.
@@ -236,10 +236,12 @@ pub fn probe(runtime: &Runtime, program: &Path) -> Result<(), String> {
 /// CPUs itself (a one-CPU cpuset is its CPU 0), so there the pinning is the cpuset of the
 /// sandbox's cgroup alone ([`Resources::cpuset`]), which holds the Sentry too.
 fn inner_cpu(plan: &Plan, cpu: Option<usize>) -> Option<usize> {
-    match plan.runtime.name.as_str() {
-        "runsc" => None,
-        _ => cpu,
-    }
+    cpu.filter(|_| pins_inside(plan))
+}
+
+/// Whether the runner pins itself (and its threads) inside the container: not under gVisor.
+fn pins_inside(plan: &Plan) -> bool {
+    plan.runtime.name != "runsc"
 }
 
 /// The bundle of one of the environment's containers; its cgroup is `/isobench-oci/<id>`.
@@ -278,6 +280,9 @@ pub struct Instance {
     /// The scratch directory bind-mounted at `/scratch` (on the native scratch filesystem).
     scratch: ScratchDir,
     interference: Option<interference::Reader>,
+    /// Whether the runner pins itself and its threads inside the container (not under
+    /// gVisor: [`inner_cpu`]).
+    pins_inside: bool,
 }
 
 impl Instance {
@@ -330,6 +335,7 @@ impl Instance {
             spec: spec.clone(),
             scratch,
             interference: None,
+            pins_inside: pins_inside(plan),
         };
         let mut b = [0u8; 1];
         match runner::read_exact_until(&inst.ans, &mut b, Instant::now() + READY_TIMEOUT) {
@@ -376,14 +382,17 @@ impl Instance {
 
     /// Run one invocation over the pipes.
     pub fn invoke(&mut self, inv: &Invocation) -> Result<RawRun, EnvError> {
-        let mut cb = ControlBlock::new(MODE_SYSCALL, inv.workload);
-        cb.params = inv.params;
-        cb.flags = inv.flags;
-        cb.work_size = self.spec.work_size;
-        cb.disk_size = self.spec.disk_size;
-        let mut msg = Vec::with_capacity(1 + CONTROL_BYTES);
-        msg.push(CMD_RUN);
-        msg.extend_from_slice(&runner::control_to_bytes(&cb));
+        // One block per thread (`--threads`), as the forked runner gets them; under gVisor
+        // the threads are not pinned inside (the sandbox numbers its CPUs itself).
+        let mut blocks = threads::blocks(&self.spec, inv, MODE_SYSCALL);
+        let mut msg = vec![CMD_RUN];
+        for cb in &mut blocks {
+            cb.disk_size = self.spec.disk_size;
+            if !self.pins_inside {
+                cb.host_cpu = u64::MAX;
+            }
+            msg.extend_from_slice(&runner::control_to_bytes(cb));
+        }
         let id = self.launched.id.clone();
         let cpu_before = cgroup_cpu_ns(&id);
         let before = self.interference.as_mut().map(|r| r.read());
@@ -392,9 +401,9 @@ impl Instance {
             return Err(self.crashed(inv, "the runner's stdin closed"));
         }
         let end = t0 + self.spec.deadline;
-        let mut head = [0u8; 1 + CONTROL_BYTES];
-        match runner::read_exact_until(&self.ans, &mut head, end) {
-            Ok(()) if head[0] == ANS_DONE => {}
+        let mut done = [0u8; 1];
+        match runner::read_exact_until(&self.ans, &mut done, end) {
+            Ok(()) if done[0] == ANS_DONE => {}
             Ok(()) => return Err(self.crashed(inv, "the runner answered out of protocol")),
             Err(true) => {
                 return Err(EnvError::Deadline {
@@ -405,11 +414,29 @@ impl Instance {
             }
             Err(false) => return Err(self.crashed(inv, "the runner ended")),
         }
-        let out = runner::control_from_bytes(head[1..].try_into().expect("sized"));
-        let n = out.records.min(RECORD_CAPACITY) as usize;
-        let mut raw = vec![0u8; n * 8];
-        if runner::read_exact_until(&self.ans, &mut raw, end + Duration::from_secs(10)).is_err() {
-            return Err(self.crashed(inv, "the runner ended while sending its records"));
+        let mut outs = Vec::with_capacity(blocks.len());
+        for sent in &blocks {
+            let mut head = [0u8; CONTROL_BYTES];
+            let late = end + Duration::from_secs(10);
+            if runner::read_exact_until(&self.ans, &mut head, late).is_err() {
+                return Err(self.crashed(inv, "the runner ended while sending its results"));
+            }
+            let out = runner::control_from_bytes(&head);
+            let (n_rec, n_st) = runner::output_counts(sent, &out);
+            let mut raw = vec![0u8; ((n_rec + n_st) * 8) as usize];
+            if runner::read_exact_until(&self.ans, &mut raw, late).is_err() {
+                return Err(self.crashed(inv, "the runner ended while sending its records"));
+            }
+            let mut words: Vec<u64> = raw
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            let stamps = words.split_off(n_rec as usize);
+            outs.push(threads::ThreadOutput {
+                cb: out,
+                records: words,
+                stamps,
+            });
         }
         let wall_ns = t0.elapsed().as_nanos() as u64;
         let mut counters = BTreeMap::new();
@@ -419,17 +446,20 @@ impl Instance {
         if let (Some(a), Some(b)) = (cgroup_cpu_ns(&id), cpu_before) {
             counters.insert("cgroup.cpu_usage_ns".into(), a.saturating_sub(b));
         }
-        process::check_status(&self.env, inv, &out)?;
+        for o in &outs {
+            process::check_status(&self.env, inv, &o.cb)?;
+        }
+        if outs.len() > 1 {
+            return threads::join(&self.env, inv, &blocks, outs, wall_ns, counters);
+        }
+        let o = outs.pop().expect("one thread");
         Ok(RawRun {
-            status: out.status,
-            checksum: out.checksum,
-            cycles: out.cycles,
-            results: out.results,
-            records: raw
-                .chunks_exact(8)
-                .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
-                .collect(),
-            hostcalls: out.hostcalls,
+            status: o.cb.status,
+            checksum: o.cb.checksum,
+            cycles: o.cb.cycles,
+            results: o.cb.results,
+            records: o.records,
+            hostcalls: o.cb.hostcalls,
             wall_ns,
             counters,
             threads: Vec::new(),

@@ -110,6 +110,16 @@ pub fn probe(runtime: &Runtime) -> Result<(), String> {
     instance::probe(runtime, &program)
 }
 
+/// The CPUs an instance of `spec` runs on: one per thread with `--threads`, else the
+/// measured CPU (none when not pinned).
+fn instance_cpus(spec: &InstanceSpec) -> Vec<usize> {
+    if spec.threads > 1 && !spec.thread_cpus.is_empty() {
+        spec.thread_cpus.clone()
+    } else {
+        spec.cpu.into_iter().collect()
+    }
+}
+
 /// One OCI runtime environment.
 pub struct Oci {
     label: String,
@@ -117,7 +127,9 @@ pub struct Oci {
     runtime: Runtime,
     opts: ContainerOptions,
     instance: Option<Instance>,
-    cpu: Option<usize>,
+    /// The CPUs the measured instance runs on: the pinned CPU, or with `--threads` one per
+    /// thread (empty: not pinned).
+    cpus: Vec<usize>,
     version: String,
     platform: Option<String>,
 }
@@ -134,7 +146,7 @@ impl Oci {
             runtime,
             opts,
             instance: None,
-            cpu: None,
+            cpus: Vec::new(),
             version,
             platform,
         }
@@ -144,9 +156,14 @@ impl Oci {
         EnvError::setup(&self.label, op, e)
     }
 
-    /// The bundle's limits: the container options', and the pinned CPU as the cpuset when
-    /// no `--cpuset` is given (so that gVisor's Sentry runs on the measured CPU too).
-    fn resources(&self, cpu: Option<usize>) -> Resources {
+    /// The bundle's limits: the container options', and the pinned CPUs (the measured one,
+    /// or one per `--threads` thread) as the cpuset when no `--cpuset` is given (so that
+    /// gVisor's Sentry runs on them too).
+    fn resources(&self, cpus: &[usize]) -> Resources {
+        let mut set = cpus.to_vec();
+        set.sort_unstable();
+        set.dedup();
+        let list = set.iter().map(usize::to_string).collect::<Vec<_>>();
         Resources {
             cpus: self.opts.cpus,
             memory: self.opts.memory,
@@ -154,7 +171,7 @@ impl Oci {
                 .opts
                 .cpuset
                 .clone()
-                .or_else(|| cpu.map(|c| c.to_string())),
+                .or_else(|| (!list.is_empty()).then(|| list.join(","))),
             io_weight: self.opts.io_weight.filter(|_| self.io_weight_applies()),
         }
     }
@@ -211,7 +228,7 @@ impl Oci {
             env: self.label.clone(),
             runtime: self.runtime.clone(),
             program,
-            resources: self.resources(spec.cpu),
+            resources: self.resources(&instance_cpus(spec)),
             privileges: self.privileges()?,
         })
     }
@@ -228,7 +245,7 @@ impl Environment for Oci {
 
     fn start(&mut self, spec: &InstanceSpec) -> Result<(), EnvError> {
         self.stop()?;
-        self.cpu = spec.cpu;
+        self.cpus = instance_cpus(spec);
         let plan = self.plan(spec)?;
         self.instance = Some(Instance::start(&plan, spec)?);
         Ok(())
@@ -295,8 +312,8 @@ impl Environment for Oci {
             "memory_bytes".into(),
             show(self.opts.memory.map(|m| m.to_string())),
         );
-        f.insert("cpuset".into(), show(self.resources(self.cpu).cpuset));
-        f.insert("cpu".into(), super::cpu_fact(self.cpu));
+        f.insert("cpuset".into(), show(self.resources(&self.cpus).cpuset));
+        f.insert("cpu".into(), super::cpu_fact(self.cpus.first().copied()));
         let io_weight = match self.opts.io_weight {
             Some(w) if !self.io_weight_applies() => {
                 format!("{w} (not applied: runsc writes blkio.weight, absent on this host)")

@@ -7,7 +7,9 @@
 //! container's stdin and stdout (docs/RUNTIMES.md, "Protocol"):
 //!
 //! - runner → harness, once: `r` (ready) or `E` and a message until EOF;
-//! - harness → runner: `R` + control block → runner: `D` + control block + records;
+//! - harness → runner: `R` + thread 0's control block, then threads 1..n's when its
+//!   `threads` is n > 1 (`--threads`) → runner: `D`, then per thread its control block,
+//!   records and stamps (as many as its block says, up to the capacities it was sent);
 //! - harness → runner: `I` → runner: `I` + the image bytes read at `IMAGE_BASE`;
 //! - anything else, or EOF: the runner exits 0.
 #![allow(unsafe_code)]
@@ -239,20 +241,32 @@ fn serve(a: &ServeArgs) -> ! {
     loop {
         match process::raw_read_byte(CMD_FD) {
             Some(process::CMD_RUN) => {
-                if !read_exact_fd(CMD_FD, &mut cb_bytes) {
-                    std::process::exit(3)
+                let mut blocks = Vec::new();
+                loop {
+                    if !read_exact_fd(CMD_FD, &mut cb_bytes) {
+                        std::process::exit(3)
+                    }
+                    let mut cb = control_from_bytes(&cb_bytes);
+                    cb.disk_fd = disk_fd;
+                    blocks.push(cb);
+                    let threads = (blocks[0].threads as u64).clamp(1, MAX_THREADS) as usize;
+                    if blocks.len() >= threads {
+                        break;
+                    }
                 }
-                let mut cb = control_from_bytes(&cb_bytes);
-                cb.disk_fd = disk_fd;
-                mem.write_control(&cb);
-                process::child_enter_image();
-                let out = mem.read_control();
-                let records = mem.read_records(out.records);
-                let mut msg = Vec::with_capacity(1 + CONTROL_BYTES + records.len() * 8);
-                msg.push(process::ANS_DONE);
-                msg.extend_from_slice(&control_to_bytes(&out));
-                for r in &records {
-                    msg.extend_from_slice(&r.to_le_bytes());
+                // Threads 1.. first: writing thread 0's block resets the threads' barrier.
+                for (t, cb) in blocks.iter().enumerate().rev() {
+                    mem.write_thread_control(t as u32, cb);
+                }
+                process::run_invocation();
+                let mut msg = vec![process::ANS_DONE];
+                for (t, sent) in blocks.iter().enumerate() {
+                    let out = mem.read_thread_control(t as u32);
+                    msg.extend_from_slice(&control_to_bytes(&out));
+                    let (records, stamps) = outputs(&mem, sent, &out);
+                    for r in records.iter().chain(&stamps) {
+                        msg.extend_from_slice(&r.to_le_bytes());
+                    }
                 }
                 if !write_all(ANS_FD, &msg) {
                     std::process::exit(4)
@@ -271,6 +285,25 @@ fn serve(a: &ServeArgs) -> ! {
             _ => std::process::exit(0),
         }
     }
+}
+
+/// How many records and stamps a thread sends back: as many as its block says, up to the
+/// capacities the harness sent (the image may have written anything into its own block).
+pub fn output_counts(sent: &ControlBlock, out: &ControlBlock) -> (u64, u64) {
+    let cap = sent.record_capacity.min(RECORD_CAPACITY);
+    (out.records.min(cap), out.stamps.min(sent.stamp_capacity))
+}
+
+/// A thread's records and stamps, read where its block put them.
+fn outputs(mem: &RunnerMemory, sent: &ControlBlock, out: &ControlBlock) -> (Vec<u64>, Vec<u64>) {
+    let (n_rec, n_st) = output_counts(sent, out);
+    let records = mem.read_records_at(sent.record_addr.saturating_sub(RECORD_ADDR), n_rec);
+    let stamps = if n_st > 0 {
+        mem.read_records_at(sent.stamp_addr.saturating_sub(RECORD_ADDR), n_st)
+    } else {
+        Vec::new()
+    };
+    (records, stamps)
 }
 
 /// Harness side: read exactly `buf.len()` bytes from `fd` before `end`. `Err(true)` the

@@ -168,6 +168,7 @@ mod workers;
 
 pub use child::*;
 pub use handle::*;
+pub(crate) use workers::run_invocation;
 
 #[cfg(test)]
 mod tests {
