@@ -3,6 +3,8 @@
 //! validates, reports the vm's overhead against native on two threads, and records the
 //! threads and their CPUs in run.json. Needs two CPUs and /dev/kvm (CI has them).
 
+use std::path::{Path, PathBuf};
+
 use assert_cmd::Command;
 use predicates::prelude::*;
 
@@ -68,34 +70,43 @@ fn bad_thread_counts_are_refused_clearly() {
     assert_eq!(runs, 0, "a refused run writes no run directory");
 }
 
-#[test]
-fn two_threads_in_native_and_vm_validate_and_are_recorded() {
-    assert!(allowed_cpus() >= 2, "this test needs two CPUs");
-    let out = tempfile::tempdir().unwrap();
+/// A strict `--threads 2` run of cpu.int and mem.stream in `envs` (one warm-up block, then
+/// `rounds`), which must succeed: what it said, its run directory and its run.json.
+fn two_thread_run(envs: &str, rounds: &str, out: &Path) -> (String, PathBuf, serde_json::Value) {
     let assert = isobench()
         .args([
             "run",
             "--env",
-            "native,vm",
+            envs,
             "--strict",
             "--workload",
             "cpu.int,mem.stream",
+        ])
+        .args([
             "--threads",
             "2",
             "--rounds",
-            "5",
+            rounds,
             "--warmup",
             "1",
             "--out",
         ])
-        .arg(out.path())
+        .arg(out)
         .timeout(std::time::Duration::from_secs(600))
         .assert()
         .success();
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
-    let dir = run_dir(out.path());
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let dir = run_dir(out);
+    let run = serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap())
+        .expect("run.json parses");
+    (stderr, dir, run)
+}
+
+#[test]
+fn two_threads_in_native_and_vm_validate_and_are_recorded() {
+    assert!(allowed_cpus() >= 2, "this test needs two CPUs");
+    let out = tempfile::tempdir().unwrap();
+    let (stderr, dir, run) = two_thread_run("native,vm", "5", out.path());
     let o = &run["config"]["options"];
     assert_eq!(o["threads"], "2", "{o}");
     assert_eq!(o["threaded_workloads"], "cpu.int,cpu.fp,mem.stream", "{o}");
@@ -125,29 +136,7 @@ fn two_threads_in_native_and_vm_validate_and_are_recorded() {
 fn two_threads_under_runc_and_runsc_validate() {
     assert!(allowed_cpus() >= 2, "this test needs two CPUs");
     let out = tempfile::tempdir().unwrap();
-    isobench()
-        .args([
-            "run",
-            "--env",
-            "native,runc,runsc",
-            "--strict",
-            "--workload",
-            "cpu.int,mem.stream",
-            "--threads",
-            "2",
-            "--rounds",
-            "3",
-            "--warmup",
-            "1",
-            "--out",
-        ])
-        .arg(out.path())
-        .timeout(std::time::Duration::from_secs(600))
-        .assert()
-        .success();
-    let dir = run_dir(out.path());
-    let run: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let (_, dir, run) = two_thread_run("native,runc,runsc", "3", out.path());
     let thread_cpus = run["config"]["options"]["thread_cpus"].as_str().unwrap();
     for rt in ["runc", "runsc"] {
         let env = run["environments"]
