@@ -1,7 +1,8 @@
 //! `--threads` through the CLI: bad counts are usage errors naming the fix, more threads than
-//! CPUs is refused before anything is measured, and a real two-thread run in native and vm
+//! CPUs is refused before anything is measured, a real two-thread run in native and vm
 //! validates, reports the vm's overhead against native on two threads, and records the
-//! threads and their CPUs in run.json. Needs two CPUs and /dev/kvm (CI has them).
+//! threads and their CPUs in run.json, and runc and runsc run two threads in a cpuset of
+//! both CPUs. Needs two CPUs, /dev/kvm, runc and runsc (CI has them).
 
 use std::path::{Path, PathBuf};
 
