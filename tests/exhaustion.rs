@@ -5,7 +5,6 @@
 //! `env::container::tests::a_memory_limit_kill_is_a_clear_error_and_the_harness_goes_on`
 //! and `tests/vm.rs` `a_runaway_guest_is_stopped_at_its_deadline`.)
 
-use std::io::{Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -68,6 +67,48 @@ fn shrink_to_used(dir: &Path) -> u64 {
     );
 }
 
+/// Wait until the run `child` has put a file other than its owner marker in its scratch
+/// directory under `scratch` (its first environment's disk): the up-front space check is
+/// behind it then. Panics (ending the run) when that takes a minute or the run ends first.
+fn wait_for_a_disk_file(scratch: &Path, child: &mut std::process::Child) {
+    let t0 = Instant::now();
+    loop {
+        let started = std::fs::read_dir(scratch)
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| e.file_name() != "ballast")
+                    .filter_map(|e| std::fs::read_dir(e.path()).ok())
+                    .any(|mut d| d.any(|f| f.is_ok_and(|f| f.file_name() != OWNER_FILE)))
+            })
+            .unwrap_or(false);
+        if started {
+            return;
+        }
+        if t0.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run never created its scratch directory");
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Wait for the run `child` to end on its own; a run still going after `limit` hung.
+fn wait_for_exit(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if t0.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the run hung on a full scratch filesystem");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Free bytes on the filesystem at `dir`.
 fn free_bytes(dir: &Path) -> u64 {
     let s = nix::sys::statvfs::statvfs(dir).unwrap();
@@ -84,35 +125,6 @@ fn fill_leaving(dir: &Path, name: &str, leave: u64) -> u64 {
         assert_eq!(r, 0, "fallocate of {len} bytes in {}", dir.display());
     }
     len
-}
-
-/// Fill the filesystem at `dir` completely, while a run is using it: allocate most of the free
-/// space at once (retrying smaller when the run took some meanwhile), then write the rest
-/// until ENOSPC.
-fn fill_all(dir: &Path) -> u64 {
-    let mut f = std::fs::File::create(dir.join("filler")).unwrap();
-    let mut total = 0u64;
-    for _ in 0..20 {
-        let len = free_bytes(dir).saturating_sub(1 << 20) & !0xfff;
-        if len == 0 {
-            break;
-        }
-        // SAFETY: fallocate on a file this test just created, after what it holds.
-        let r =
-            unsafe { libc::fallocate(f.as_raw_fd(), 0, total as libc::off_t, len as libc::off_t) };
-        if r == 0 {
-            total += len;
-            break;
-        }
-    }
-    f.seek(SeekFrom::Start(total)).unwrap();
-    let page = [0x5au8; 4096];
-    loop {
-        match f.write(&page) {
-            Ok(n) if n > 0 => total += n as u64,
-            _ => return total,
-        }
-    }
 }
 
 fn isobench_io_run(scratch: &Path, out: &Path) -> Command {
@@ -161,43 +173,13 @@ fn a_scratch_filesystem_that_fills_up_during_io_is_a_clear_error_and_no_hang() {
     assert!(said.contains("--scratch"), "the fix is named: {said}");
     std::fs::remove_file(scratch.join("ballast")).unwrap();
     // Just enough to pass the check; once the first environment has put its disk file in the
-    // run's scratch directory (after the check), take the rest, so the disk writes of
+    // run's scratch directory (after the check), take the rest by shrinking the tmpfs (instant), so the disk writes of
     // `io.seq` (after every environment has started) find the filesystem full.
     fill_leaving(&scratch, "ballast", (needed_mib + 1) << 20);
     let mut child = isobench_io_run(&scratch, &out).spawn().unwrap();
-    let t0 = Instant::now();
-    loop {
-        let started = std::fs::read_dir(&scratch)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.file_name() != "ballast")
-                    .filter_map(|e| std::fs::read_dir(e.path()).ok())
-                    .any(|mut d| d.any(|f| f.is_ok_and(|f| f.file_name() != OWNER_FILE)))
-            })
-            .unwrap_or(false);
-        if started {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the run never created its scratch directory");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let filled = fill_all(&scratch);
-    let t1 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t1.elapsed() > Duration::from_secs(120) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the run hung on a full scratch filesystem");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    wait_for_a_disk_file(&scratch, &mut child);
+    let filled = shrink_to_used(&scratch);
+    let status = wait_for_exit(&mut child, Duration::from_secs(120));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     println!(
@@ -305,39 +287,9 @@ fn io_and_cpu_run_on_a_filling_scratch(
     std::fs::remove_file(scratch.join("ballast")).unwrap();
     fill_leaving(&scratch, "ballast", (needed_mib + 1) << 20);
     let mut child = c.spawn().unwrap();
-    let t0 = Instant::now();
-    loop {
-        let started = std::fs::read_dir(&scratch)
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| e.file_name() != "ballast")
-                    .filter_map(|e| std::fs::read_dir(e.path()).ok())
-                    .any(|mut d| d.any(|f| f.is_ok_and(|f| f.file_name() != OWNER_FILE)))
-            })
-            .unwrap_or(false);
-        if started {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(60) || child.try_wait().unwrap().is_some() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the run never created its scratch directory");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    wait_for_a_disk_file(&scratch, &mut child);
     let filled = shrink_to_used(&scratch);
-    let t1 = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if t1.elapsed() > Duration::from_secs(300) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("the run hung on a full scratch filesystem");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_for_exit(&mut child, Duration::from_secs(300));
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
     println!(
