@@ -173,8 +173,9 @@ fn a_scratch_filesystem_that_fills_up_during_io_is_a_clear_error_and_no_hang() {
     assert!(said.contains("--scratch"), "the fix is named: {said}");
     std::fs::remove_file(scratch.join("ballast")).unwrap();
     // Just enough to pass the check; once the first environment has put its disk file in the
-    // run's scratch directory (after the check), take the rest by shrinking the tmpfs (instant), so the disk writes of
-    // `io.seq` (after every environment has started) find the filesystem full.
+    // run's scratch directory (after the check), take the rest by shrinking the tmpfs
+    // (instant), so the disk writes of `io.seq` (after every environment has started) find
+    // the filesystem full.
     fill_leaving(&scratch, "ballast", (needed_mib + 1) << 20);
     let mut child = isobench_io_run(&scratch, &out).spawn().unwrap();
     wait_for_a_disk_file(&scratch, &mut child);
