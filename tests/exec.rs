@@ -17,7 +17,7 @@ use isobench::results::{read_run, read_samples, RUN_JSON, SAMPLES_CSV};
 use isobench::workload::command::{CommandSpec, Exit, DEFAULT_OUTPUT_CAP};
 
 mod support;
-use support::isobench;
+use support::{isobench, tagged_entries};
 
 /// Every run pins to the same CPU: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -430,13 +430,7 @@ fn leftovers_of(pid: u32) -> Vec<String> {
         dirs.push(h.path().join("isobench"));
         dirs.push(h.path());
     }
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&tag) {
-                found.push(e.path().display().to_string());
-            }
-        }
-    }
+    found.extend(tagged_entries(&dirs, &tag));
     found
 }
 
@@ -647,13 +641,7 @@ fn runtime_leftovers_of(pid: u32) -> Vec<String> {
     {
         dirs.push(h.path().join("isobench-oci"));
     }
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&tag) {
-                found.push(e.path().display().to_string());
-            }
-        }
-    }
+    found.extend(tagged_entries(&dirs, &tag));
     found
 }
 

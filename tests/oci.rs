@@ -11,7 +11,7 @@ use assert_cmd::prelude::*;
 use isobench::results::{read_run, read_samples, EnvStatus, RUN_JSON, SAMPLES_CSV};
 
 mod support;
-use support::{exclusive, isobench, run_dir, shared};
+use support::{exclusive, isobench, run_dir, shared, tagged_entries};
 
 /// The container ids in a runtime's isobench state root (`<rt> --root ... list`).
 fn listed(runtime: &str) -> Vec<String> {
@@ -60,13 +60,7 @@ fn leftovers_of(pid: u32) -> Vec<String> {
     for e in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
         dirs.push(e.path().join("isobench-oci"));
     }
-    for d in dirs {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().starts_with(&tag) {
-                found.push(e.path().display().to_string());
-            }
-        }
-    }
+    found.extend(tagged_entries(&dirs, &tag));
     found
 }
 

@@ -48,3 +48,13 @@ pub fn run_dir(out: &Path) -> PathBuf {
     );
     dirs[0].clone()
 }
+
+/// The entries of `dirs` whose names start with `tag` (an isobench process's
+/// `isobench-<pid>-` prefix), as paths: what a run left behind there.
+pub fn tagged_entries(dirs: &[PathBuf], tag: &str) -> Vec<String> {
+    dirs.iter()
+        .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(tag))
+        .map(|e| e.path().display().to_string())
+        .collect()
+}
